@@ -1,0 +1,28 @@
+"""The velora-robot command: benchmarks run and report; mistakes get one clear line."""
+
+import json
+import subprocess
+import sys
+
+from velora_robot.cli import main
+
+
+def test_unknown_benchmark_is_a_clear_error(capsys):
+    assert main(["bench", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown benchmark 'nope'" in err and "ltc" in err and "Traceback" not in err
+
+
+def test_bench_ltc_reports_every_case_against_ncps(tmp_path):
+    out = tmp_path / "ltc.json"
+    run = subprocess.run([sys.executable, "-m", "velora_robot.cli", "bench", "ltc", "--quick",
+                          "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    assert [r["case"] for r in result["rows"]] == ["a", "b", "c"]
+    for row in result["rows"]:
+        for name in ("ncps 1.0.1", "ours (eager)", "ours (compiled)"):
+            assert row[name] > 0
+    assert result["model"] == {"neurons": 100, "motor": 24, "inputs": 48, "synapses": 304,
+                               "sensory_synapses": 192, "ode_unfolds": 6}
+    assert "x ncps, compiled" in run.stdout

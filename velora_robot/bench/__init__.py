@@ -1,0 +1,1 @@
+"""Benchmarks behind `velora-robot bench NAME`: each prints a table and writes JSON."""

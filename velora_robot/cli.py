@@ -1,0 +1,100 @@
+"""The `velora-robot` command. Heavy imports happen inside each subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+BENCHMARKS = ("ltc",)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, never as a traceback."""
+
+
+def _write_json(result: dict, path: Path | None) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+        print(f"wrote {path}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Run one benchmark, print its table and write its JSON."""
+    if args.name not in BENCHMARKS:
+        raise UserError(f"unknown benchmark {args.name!r}; available: {', '.join(BENCHMARKS)}")
+    from velora_robot.bench import ltc
+
+    result = ltc.run(quick=args.quick)
+    print(ltc.table(result))
+    _write_json(result, args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """The most complete path that exists today: the default Spot controller's wiring, the
+    cell stepping through a 2 s control sequence at 50 Hz, its diagram, and the benchmark."""
+    import torch
+
+    from velora_robot.bench import ltc
+    from velora_robot.liquid import LTCCell, NCPWiring
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    joints = [f"{leg}_{part}" for leg in ("fl", "fr", "hl", "hr")
+              for part in ("hip", "thigh", "calf")]
+    wiring = NCPWiring(n_dof=12, neurons_per_dof=2, seed=0, n_inputs=48, joint_names=joints)
+    print(wiring.describe())
+    wiring.to_json(out / "spot_wiring.json")
+    png = wiring.plot(out / "spot_wiring.png")
+
+    cell = LTCCell(wiring, 48)
+    t = torch.arange(100, dtype=torch.float32) * 0.02
+    x = torch.sin(2 * torch.pi * t[:, None] * torch.linspace(0.2, 2.0, 48)).unsqueeze(0)
+    with torch.no_grad():
+        y, h = cell(x, dt=0.02)
+    actions = cell.joint_actions(y)[0]
+    print(f"\nLTC cell: {cell.n_parameters} trainable parameters; 100 steps of 20 ms -> "
+          f"joint actions in [{actions.min():.3f}, {actions.max():.3f}], "
+          f"hidden state range [{h.min():.3f}, {h.max():.3f}]")
+    print(f"wrote {out / 'spot_wiring.json'} and {png}\n")
+    print("benchmark (quick): ours vs ncps, one thread")
+    result = ltc.run(quick=True)
+    print(ltc.table(result))
+    _write_json(result, out / "bench_ltc.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="velora-robot",
+        description="Liquid neural controllers for robots: train in MuJoCo, run on the robot.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the main demo")
+    demo.add_argument("--out", default="out/demo", help="folder for the demo's files")
+    demo.set_defaults(func=cmd_demo)
+    bench = sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCHMARKS))
+    bench.add_argument("name", help="benchmark name")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench.add_argument("--json", type=Path, default=None, help="write the result here")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `velora-robot`; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (UserError, ValueError) as exc:
+        print(f"velora-robot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"velora-robot {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
