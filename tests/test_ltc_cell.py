@@ -163,3 +163,66 @@ def test_bad_construction_arguments_say_what_is_wrong(make, message):
 def test_bad_inputs_say_what_is_wrong(call, message):
     with pytest.raises(ValueError, match=message):
         call(spot_cell())
+
+
+def test_c_kernel_matches_eager_with_per_sample_dt_and_resets():
+    eager = spot_cell()
+    fast = spot_cell(compiled=True)
+    fast.load_state_dict(eager.state_dict())
+    x = torch.randn(3, 40, 48)
+    dt = torch.rand(3, 40) + 0.05
+    resets = torch.rand(3, 40) < 0.1
+    h0 = torch.randn(3, 100) * 0.1
+    with torch.no_grad():
+        expected = eager(x, h0, dt=dt, resets=resets)
+        got = fast(x, h0, dt=dt, resets=resets)
+        single = fast(x[:, 0], h0, dt=dt[:, 0])
+    torch.testing.assert_close(got[0], expected[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got[1], expected[1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(single[0], eager(x[:, 0], h0, dt=dt[:, 0])[0], atol=1e-5, rtol=0)
+    assert torch.equal(h0, h0.clone())  # the caller's state is not written in place
+
+
+def test_c_kernel_refuses_nan_input_and_follows_parameter_updates():
+    cell = spot_cell(compiled=True)
+    with torch.no_grad(), pytest.raises(ValueError, match="NaN or inf"):
+        cell(torch.full((1, 48), float("inf")))
+    x = torch.randn(1, 48)
+    with torch.no_grad():
+        before = cell(x)[0]
+        cell.output_b.add_(1.0)
+        torch.testing.assert_close(cell(x)[0], before + 1.0)
+
+
+def test_kernel_and_wiring_load_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from velora_robot.liquid import NCPWiring\n"
+            "from velora_robot.liquid.kernel import library\n"
+            "NCPWiring(n_inputs=4); library()\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_without_a_c_compiler_compiled_cells_warn_and_use_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import warnings, torch\n"
+            "from velora_robot.liquid import LTCCell, NCPWiring\n"
+            "cell = LTCCell(NCPWiring(n_dof=1, n_neurons=8), 4, compiled=True)\n"
+            "ref = LTCCell(NCPWiring(n_dof=1, n_neurons=8), 4)\n"
+            "x = torch.randn(2, 4)\n"
+            "with warnings.catch_warnings(record=True) as caught, torch.no_grad():\n"
+            "    warnings.simplefilter('always')\n"
+            "    y = cell(x)[0]\n"
+            "assert any('kernel unavailable' in str(w.message) for w in caught), caught\n"
+            "torch.testing.assert_close(y, ref(x)[0].detach(), atol=1e-5, rtol=0)\n")
+    env = {**__import__("os").environ, "CC": str(tmp_path / "no-such-cc"),
+           "XDG_CACHE_HOME": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr

@@ -14,6 +14,7 @@ the solver the state is kept as (n_neurons, batch) so the gather reads whole row
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from velora_robot.liquid.kernel import KernelUnavailableError, LtcKernel
 from velora_robot.liquid.wiring import NCPWiring
 
 # Initial ranges of the effective (positive) values, as in Hasani et al. / ncps.
@@ -32,6 +34,11 @@ INIT_RANGES = {
     "sigma": (3.0, 8.0),
     "mu": (0.3, 0.8),
 }
+
+
+# Up to this batch size the C kernel beats the compiled torch step (measured: ~6 us per
+# sample-step in C; torch.compile costs ~30 us per call but vectorizes across the batch).
+KERNEL_MAX_BATCH = 16
 
 
 class _Layout(NamedTuple):
@@ -137,9 +144,10 @@ class LTCCell(nn.Module):
     for per-sample times. `resets` (B, T) zeroes a sample's state before that step (episode
     boundaries). `y` holds the motor outputs (B, n_motor) or (B, T, n_motor).
 
-    `residual=False` drops the input-to-output projection (to measure its effect);
-    `compiled=True` runs the same step function through torch.compile (needs a C++
-    compiler; the first call of each batch size compiles for a few seconds).
+    `residual=False` drops the input-to-output projection (to measure its effect).
+    `compiled=True` (needs a C compiler) runs inference calls of small batches in the C
+    kernel of `kernel.py` and everything else, training included, through torch.compile
+    of the same step function (the first call of each batch size compiles for seconds).
     """
 
     def __init__(
@@ -209,6 +217,9 @@ class LTCCell(nn.Module):
             self.register_buffer(f"_{name}_src", lay.src.reshape(-1), persistent=False)
             setattr(self, f"_{name}_start", lay.start)
         self._cache: tuple[tuple[int, ...], _Derived] | None = None
+        self._kernel_cache: tuple[tuple[int, ...], LtcKernel] | None = None
+        self._kernel_error: str | None = None
+        self._param_names = [name for name, _ in self.named_parameters()]
 
     # ------------------------------------------------------------------ helpers
     def _synapses(self, name: str, w: Tensor, sigma: Tensor, mu: Tensor, erev: Tensor
@@ -222,12 +233,59 @@ class LTCCell(nn.Module):
                          rows[3].unsqueeze(-1), getattr(self, f"_{name}_src"),
                          (0, 0, 0, 0, start, after))
 
+    def _tracking(self) -> bool:
+        """True when this call must record autograd history."""
+        return torch.is_grad_enabled() and any(q.requires_grad for q in self._params())
+
+    def _version_key(self) -> tuple[int, ...]:
+        """Changes whenever a parameter is replaced or modified in place."""
+        params = self._params()
+        return tuple(q._version for q in params) + tuple(id(q) for q in params)
+
+    def _params(self) -> list[Tensor]:
+        # Faster than self.parameters(), which matters on the batch-1 inference path.
+        return [self._parameters[name] for name in self._param_names]
+
+    def _kernel(self) -> LtcKernel | None:
+        """The C inference kernel with the current parameters (rebuilt when they change),
+        or None when no C compiler is available (then the torch path runs)."""
+        key = self._version_key()
+        if self._kernel_cache is not None and self._kernel_cache[0] == key:
+            return self._kernel_cache[1]
+        if self._kernel_error is not None:
+            return None
+        with torch.no_grad():
+            arrays = {}
+            for prefix, name, edges in (("", "", self.wiring.synapses),
+                                        ("s_", "sensory_", self.wiring.sensory_synapses)):
+                w = F.softplus(getattr(self, name + "w"))
+                sigma = getattr(self, name + "sigma")
+                arrays.update({
+                    f"{prefix}src": edges[:, 0], f"{prefix}dst": edges[:, 1],
+                    f"{prefix}w": w, f"{prefix}werev": w * getattr(self, name + "erev"),
+                    f"{prefix}sigma": sigma, f"{prefix}bias": -sigma * getattr(self, name + "mu"),
+                })
+            gleak = F.softplus(self.gleak)
+            arrays.update(gleak=gleak, leak=gleak * self.vleak, cm=F.softplus(self.cm),
+                          in_w=self.input_w, in_b=self.input_b, out_w=self.output_w,
+                          out_b=self.output_b, residual=self.residual)
+            arrays = {k: v.detach().cpu().numpy() if isinstance(v, Tensor) else v
+                      for k, v in arrays.items()}
+        try:
+            kernel = LtcKernel(arrays, self.n_motor, self.ode_unfolds, self.epsilon)
+        except KernelUnavailableError as exc:
+            self._kernel_error = str(exc)
+            warnings.warn(f"LTCCell: C inference kernel unavailable ({exc}); "
+                          "using the torch path", RuntimeWarning, stacklevel=3)
+            return None
+        self._kernel_cache = (key, kernel)
+        return kernel
+
     def _derive(self) -> _Derived:
         """Effective parameters. Without autograd they are cached until a parameter changes
         (optimizer steps and load_state_dict bump the tensors' version counters)."""
-        params = list(self.parameters())
-        tracking = torch.is_grad_enabled() and any(q.requires_grad for q in params)
-        key = tuple(q._version for q in params) + tuple(id(q) for q in params)
+        tracking = self._tracking()
+        key = self._version_key()
         if not tracking and self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         gleak = F.softplus(self.gleak).unsqueeze(-1)
@@ -278,8 +336,6 @@ class LTCCell(nn.Module):
                 f"LTCCell input has {x.shape[-1]} features but the cell was built for "
                 f"{self.in_features} (input shape {tuple(x.shape)})"
             )
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("LTCCell input contains NaN or inf")
         batch, steps = x.shape[0], 1 if single else x.shape[1]
         if h is None:
             h = x.new_zeros(batch, self.n_neurons)
@@ -287,13 +343,20 @@ class LTCCell(nn.Module):
             raise ValueError(
                 f"hidden state must have shape ({batch}, {self.n_neurons}), got {tuple(h.shape)}"
             )
-        keep = None
-        if resets is not None:
-            if resets.shape != (batch, steps):
-                raise ValueError(f"resets must have shape ({batch}, {steps}), "
-                                 f"got {tuple(resets.shape)}")
-            keep = (~resets.bool()).to(x.dtype).t().unsqueeze(1)  # (T, 1, B)
-        scale = self._dt_scale(dt, batch, steps, single)
+        if resets is not None and resets.shape != (batch, steps):
+            raise ValueError(f"resets must have shape ({batch}, {steps}), "
+                             f"got {tuple(resets.shape)}")
+        dt = self._check_dt(dt, batch, steps, single)
+        if (self.compiled and batch <= KERNEL_MAX_BATCH and x.dtype == torch.float32
+                and x.device.type == "cpu" and not self._tracking()):
+            kernel = self._kernel()
+            if kernel is not None:
+                return self._forward_kernel(kernel, x, h, dt, resets, single)
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("LTCCell input contains NaN or inf")
+        keep = None if resets is None else (~resets.bool()).to(x.dtype).t().unsqueeze(1)
+        scale = (self.ode_unfolds / dt if isinstance(dt, float)
+                 else (self.ode_unfolds / dt).t().unsqueeze(1))  # (T, 1, B)
         step = _compiled() if self.compiled else ltc_step
         p = self._derive()
         v = h.t()
@@ -306,14 +369,30 @@ class LTCCell(nn.Module):
             ys.append(y)
         return (ys[0] if single else torch.stack(ys, dim=1)), v.t().contiguous()
 
-    def _dt_scale(self, dt: float | Tensor, batch: int, steps: int, single: bool
+    def _forward_kernel(self, kernel: LtcKernel, x: Tensor, h: Tensor, dt: float | Tensor,
+                        resets: Tensor | None, single: bool) -> tuple[Tensor, Tensor]:
+        """The same step in the C kernel: no autograd, float32 on the CPU."""
+        batch, steps = x.shape[0], 1 if single else x.shape[1]
+        x = x.contiguous()
+        h = h.to(torch.float32, copy=True).contiguous()
+        y = x.new_empty((batch, self.n_motor) if single else (batch, steps, self.n_motor))
+        dt_t = None if isinstance(dt, float) else dt.to(torch.float32).contiguous()
+        res = None if resets is None else resets.to(torch.uint8).contiguous()
+        kernel.forward_into(batch, steps, x.data_ptr(),
+                            None if dt_t is None else dt_t.data_ptr(),
+                            dt if dt_t is None else 1.0,
+                            None if res is None else res.data_ptr(), h.data_ptr(),
+                            y.data_ptr())
+        return y, h
+
+    def _check_dt(self, dt: float | Tensor, batch: int, steps: int, single: bool
                   ) -> float | Tensor:
-        """unfolds / elapsed time: a float when shared, else a (T, 1, B) tensor."""
+        """Elapsed time per step: a float when shared, else a (B, T) tensor."""
         if not isinstance(dt, Tensor) or dt.dim() == 0:
             value = float(dt)
             if not value > 0 or value == float("inf"):
                 raise ValueError(f"elapsed time dt must be positive and finite, got {dt!r}")
-            return self.ode_unfolds / value
+            return value
         if single and dt.shape == (batch,):
             dt = dt.unsqueeze(1)
         if dt.shape != (batch, steps):
@@ -321,7 +400,7 @@ class LTCCell(nn.Module):
             raise ValueError(f"dt must be a float or have shape {want}, got {tuple(dt.shape)}")
         if not bool(((dt > 0) & torch.isfinite(dt)).all()):
             raise ValueError("elapsed time dt must be positive and finite for every sample")
-        return (self.ode_unfolds / dt.to(torch.get_default_dtype())).t().unsqueeze(1)
+        return dt.to(torch.get_default_dtype())
 
     def extra_repr(self) -> str:
         return (f"neurons={self.n_neurons}, motor={self.n_motor}, in_features={self.in_features}, "
