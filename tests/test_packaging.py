@@ -26,3 +26,14 @@ def test_source_is_ruff_clean():
     run = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout
+
+
+def test_every_subpackage_and_data_file_is_installed():
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "velora_robot").rglob("__init__.py")}
+    assert found | {"velora_robot.scenes"} == set(config["packages"])
+    assert config["package-dir"] == {"velora_robot.scenes": "sim"}
+    assert list((ROOT / "sim").glob("*.xml")), "sim/ holds the project's MJCF scenes"

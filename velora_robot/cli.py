@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("ltc",)
+BENCHMARKS = ("ltc", "env")
 
 
 class UserError(Exception):
@@ -25,10 +25,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
     """Run one benchmark, print its table and write its JSON."""
     if args.name not in BENCHMARKS:
         raise UserError(f"unknown benchmark {args.name!r}; available: {', '.join(BENCHMARKS)}")
-    from velora_robot.bench import ltc
+    import importlib
 
-    result = ltc.run(quick=args.quick)
-    print(ltc.table(result))
+    bench = importlib.import_module(f"velora_robot.bench.{args.name}")
+    result = bench.run(quick=args.quick)
+    print(bench.table(result))
     _write_json(result, args.json)
 
 

@@ -1,0 +1,1 @@
+"""MuJoCo scene files written by the project, installed as the `velora_robot.scenes` package."""

@@ -1,0 +1,168 @@
+"""The gymnasium environments: API, determinism, standing, falling, randomization, config
+errors, vectorization, rendering, and a Stable-Baselines3 PPO run."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import velora_robot.envs  # noqa: F401  (registers the ids)
+from velora_robot.envs import ENV_IDS, SpotWalkEnv, SpotWalkTask
+from velora_robot.envs.vector import BatchedEnv
+from velora_robot.errors import ConfigError
+
+
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_each_env_passes_gymnasiums_checker(env_id):
+    env = gym.make(env_id, disable_env_checker=True).unwrapped
+    check_env(env, skip_render_check=True)
+
+
+def _rollout(env, seed, steps=60):
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(steps):
+        obs, reward, terminated, truncated, _ = env.step(rng.uniform(-0.3, 0.3, 12))
+        out.append(np.concatenate([obs, [reward]]))
+        if terminated or truncated:
+            break
+    return np.array(out)
+
+
+def test_same_seed_gives_the_identical_trajectory_with_randomization_on():
+    env = SpotWalkEnv(randomization={"enabled": True})
+    first, second = _rollout(env, 7), _rollout(env, 7)
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, _rollout(env, 8))
+
+
+def test_spot_stands_for_10_s_under_zero_action():
+    env = SpotWalkEnv()
+    env.reset(seed=0)
+    heights = []
+    for _ in range(500):
+        _, _, terminated, _truncated, _ = env.step(np.zeros(12))
+        assert not terminated
+        heights.append(env.robot.measure().base_pos[2])
+    assert np.max(np.abs(np.array(heights) - env.robot_spec.base_height)) < 0.05
+
+
+def test_a_random_policy_falls_and_the_episode_terminates():
+    env = SpotWalkEnv()
+    env.reset(seed=3)
+    rng = np.random.default_rng(3)
+    for _ in range(1000):
+        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 12))
+        if terminated or truncated:
+            break
+    assert terminated and not truncated
+
+
+def test_info_reports_every_weighted_reward_term_and_they_sum_to_the_reward():
+    env = SpotWalkEnv()
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(np.zeros(12))
+    assert set(info["reward_terms"]) == set(SpotWalkTask.REWARDS)
+    assert reward == pytest.approx(sum(info["reward_terms"].values()))
+
+
+def test_actor_sees_only_onboard_measurements_and_critics_get_privileged_state():
+    env = SpotWalkEnv()
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (45,)  # gyro, gravity, q - q0, dq, last action, command
+    priv = env.privileged()
+    np.testing.assert_allclose(priv[3], env.robot.measure().base_pos[2], rtol=1e-6)
+    assert priv.shape == (3 + 1 + 4 + 5,)
+
+
+def test_randomization_is_off_by_default_and_draws_within_its_ranges():
+    plain = SpotWalkEnv()
+    plain.reset(seed=0)
+    assert plain.robot.draw is None
+    env = SpotWalkEnv(randomization={"enabled": True, "latency_s": (0.01, 0.02)})
+    for seed in range(5):
+        env.reset(seed=seed)
+        d = env.robot.draw
+        assert 0.4 <= d.friction <= 1.0 and 0.9 <= d.motor_strength <= 1.1
+        assert 2 <= d.latency_steps <= 5
+        assert env.robot.model.geom_friction[0, 0] == d.friction
+    env.reset(seed=0)
+    mass = env.robot.model.body_mass.copy()
+    plain_mass = plain.robot.model.body_mass
+    assert not np.allclose(mass, plain_mass)
+
+
+def test_latency_delays_the_new_target():
+    slow = SpotWalkEnv(randomization={"enabled": True, "latency_s": (0.02, 0.02),
+                                      "obs_noise_scale": 0.0})
+    slow.reset(seed=0)
+    assert slow.robot.draw.latency_steps == slow.robot_spec.substeps
+    q_before = slow.robot.measure().state.q.copy()
+    slow.step(np.ones(12))  # the whole period still runs on the old (default) target
+    moved = np.abs(slow.robot.measure().state.q - q_before).max()
+    fast = SpotWalkEnv()
+    fast.reset(seed=0)
+    fast.step(np.ones(12))
+    assert moved < 0.5 * np.abs(fast.robot.measure().state.q - q_before).max()
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"robot": "atlas"}, "field 'robot': unknown robot 'atlas'"),
+    ({"randomization": {"friction": (1.0, 0.4)}}, "field 'randomization.friction': inverted"),
+    ({"randomization": {"latency_s": (-0.01, 0.02)}}, "latency cannot be negative"),
+    ({"command_ranges": {"vx": (1.0, -1.0)}}, "inverted range"),
+    ({"episode_seconds": 3}, "field 'episode_seconds': unknown field"),
+    ({"reward_weights": {"speed": 1.0}}, "unknown term"),
+    ({"source": "menagerie"}, "MENAGERIE_ROOT"),
+])
+def test_bad_config_is_a_clear_error_naming_the_field(settings, message, monkeypatch):
+    monkeypatch.delenv("MENAGERIE_ROOT", raising=False)
+    with pytest.raises(ConfigError, match=message):
+        SpotWalkEnv(**settings)
+
+
+def test_batched_env_matches_single_envs_and_resets_in_the_same_step():
+    single = [SpotWalkEnv() for _ in range(3)]
+    with BatchedEnv("velora_robot/SpotWalk-v0", 3, n_workers=2) as batch:
+        obs = batch.reset(seed=10)
+        for i, env in enumerate(single):
+            np.testing.assert_array_equal(env.reset(seed=10 + i)[0], obs[i])
+        actions = np.random.default_rng(0).uniform(-1, 1, (300, 3, 12)).astype(np.float32)
+        ended = []
+        for a in actions:
+            result = batch.step(a)
+            for i, env in enumerate(single):
+                o, r, te, tr, _ = env.step(a[i])
+                if te or tr:
+                    np.testing.assert_array_equal(result.final_obs[i], o)
+                    o, _ = env.reset()
+                np.testing.assert_array_equal(result.obs[i], o)
+                assert result.reward[i] == pytest.approx(r, rel=1e-5, abs=1e-6)
+            ended += result.episodes
+    assert ended  # random actions make some Spots fall
+
+
+def test_gymnasium_vector_envs_work_too():
+    envs = gym.make_vec("velora_robot/JointTrack-v0", num_envs=2, vectorization_mode="sync")
+    obs, _ = envs.reset(seed=0)
+    obs, reward, *_ = envs.step(np.zeros((2, 1), dtype=np.float32))
+    assert obs.shape == (2, 5) and reward.shape == (2,)
+
+
+def test_rgb_array_rendering_works_off_screen():
+    env = gym.make("velora_robot/SpotWalk-v0", render_mode="rgb_array", variant="full")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (360, 480, 3) and frame.dtype == np.uint8 and frame.std() > 5
+    env.close()
+
+
+def test_stable_baselines3_ppo_runs_on_spotwalk_unchanged():
+    from stable_baselines3 import PPO
+
+    env = gym.make("velora_robot/SpotWalk-v0")
+    model = PPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=128)
+    action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
+    assert action.shape == (12,)

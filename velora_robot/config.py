@@ -1,0 +1,49 @@
+"""Validated settings from dicts and YAML files, with errors that name the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from velora_robot.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def describe_validation_error(exc: ValidationError, where: str) -> str:
+    """One line per problem: `where: field 'a.b': reason`."""
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        reason = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            reason = "unknown field (check the spelling)"
+        lines.append(f"{where}: field {field!r}: {reason}")
+    return "\n".join(lines)
+
+
+def parse(model: type[M], data: M | dict[str, Any] | None, where: str) -> M:
+    """`data` validated as `model`; a ConfigError naming each bad field otherwise."""
+    if isinstance(data, model):
+        return data
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, where)) from None
+
+
+def load_yaml(model: type[M], path: str | Path) -> M:
+    """A YAML file validated as `model`."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse(model, data, str(path))

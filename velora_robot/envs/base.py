@@ -1,0 +1,247 @@
+"""Tasks and their gymnasium environments.
+
+A `VecTask` holds a batch of simulated robots and computes commands, observations, rewards
+and terminations for all of them at once with numpy, so the Python cost per robot and step
+is little more than MuJoCo's. `RobotEnv` is the gymnasium environment: a batch of one.
+
+The actor sees only what the real robot measures (the spec's observation layout, built by
+the shared `RobotIO`); `privileged()` offers simulator truth for critics. Rewards are
+weighted terms times the control period; each weighted term is reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import gymnasium as gym
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from velora_robot.config import parse
+from velora_robot.errors import ConfigError
+from velora_robot.robots.sources import get_spec
+from velora_robot.simulation.randomization import Randomization, Range, add_noise, noise_widths
+from velora_robot.simulation.robot import Measurement, RobotBatch
+
+
+class EnvConfig(BaseModel):
+    """Every setting of an environment; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    robot: str
+    source: str = "default"
+    variant: Literal["fast", "full"] = "fast"
+    episode_s: float = Field(default=20.0, gt=0)
+    command_ranges: dict[str, Range] = {}
+    command_resample_s: float = Field(default=4.0, gt=0)
+    reward_weights: dict[str, float] = {}
+    min_base_height: float | None = None
+    min_upright: float = Field(default=-1.0, ge=-1, le=1)
+    randomization: Randomization = Randomization()
+
+    @field_validator("robot")
+    @classmethod
+    def _known_robot(cls, name: str) -> str:
+        get_spec(name)
+        return name
+
+    @model_validator(mode="after")
+    def _commands(self) -> EnvConfig:
+        names = get_spec(self.robot).commands
+        for name, (lo, hi) in self.command_ranges.items():
+            if name not in names:
+                raise ValueError(f"command_ranges: {self.robot} has no command {name!r}; its "
+                                 f"commands are {list(names)}")
+            if lo > hi:
+                raise ValueError(f"command_ranges.{name}: inverted range {(lo, hi)}")
+        return self
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` updated by `extra`, merging nested mappings."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class VecTask:
+    """A task over `n` robots. Subclasses set DEFAULTS (config) and REWARDS (term ->
+    weight), implement `_reward_terms`, and may override the command hooks."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+    REWARDS: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
+                 **settings: Any) -> None:
+        given = config.model_dump() if isinstance(config, EnvConfig) else dict(config or {})
+        where = f"{type(self).__name__} config"
+        self.config = parse(EnvConfig, _merge(_merge(self.DEFAULTS, given), settings), where)
+        unknown = sorted(set(self.config.reward_weights) - set(self.REWARDS))
+        if unknown:
+            raise ConfigError(f"{where}: field 'reward_weights': unknown term(s) {unknown}; "
+                              f"terms are {sorted(self.REWARDS)}")
+        self.weights = {**self.REWARDS, **self.config.reward_weights}
+        self.spec = get_spec(self.config.robot)
+        self.batch = RobotBatch(self.spec, n, source=self.config.source,
+                                variant=self.config.variant,
+                                randomization=self.config.randomization)
+        self.io = self.batch.robots[0].io
+        self.n = n
+        dt = self.spec.control_dt
+        self.dt = dt
+        self.max_steps = round(self.config.episode_s / dt)
+        self._resample_steps = max(1, round(self.config.command_resample_s / dt))
+        self._push_steps = max(1, round(self.config.randomization.push_interval_s / dt))
+        rand = self.config.randomization
+        self._noise = (noise_widths(self.spec.n_joints, rand.obs_noise_scale)
+                       if rand.enabled and rand.obs_noise_scale > 0 else None)
+        self.rngs = [np.random.default_rng(i) for i in range(n)]
+        self.command = np.zeros((n, len(self.spec.commands)))
+        self.last_action = np.zeros((n, self.spec.n_joints))
+        self.steps = np.zeros(n, dtype=int)
+        self._physics = np.tile([1.0, 0.0, 1.0, 1.0, 0.0], (n, 1))  # privileged, per episode
+        self._measured: Measurement | None = None
+
+    # ------------------------------------------------------------ control
+    def reset(self, i: int, seed: int | None = None) -> None:
+        """Start a new episode for robot `i` (reseeding its generator when `seed` is given)."""
+        if seed is not None:
+            self.rngs[i] = np.random.default_rng(seed)
+        self.batch.reset(i, self.rngs[i])
+        draw = self.batch.robots[i].draw
+        if draw is not None:
+            self._physics[i] = [draw.friction, draw.payload_kg, draw.motor_strength,
+                                draw.kp_scale, draw.latency_steps * self.spec.physics_dt]
+        self.steps[i] = 0
+        self.last_action[i] = 0.0
+        self._measured = None
+        self._reset_task(i)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                 dict[str, np.ndarray]]:
+        """Apply actions (n, n_joints) for one control period; returns reward, terminated,
+        truncated (each (n,)) and the weighted reward terms."""
+        actions = np.clip(actions, -1.0, 1.0)
+        self.batch.step(self.io.targets(actions))
+        self.steps += 1
+        rand = self.config.randomization
+        if rand.enabled:
+            for i in np.nonzero(self.steps % self._push_steps == 0)[0]:
+                self.batch.robots[i].push(self.rngs[i].uniform(*rand.push_velocity, size=2))
+        m = self._measured = self.batch.measure()
+        terms = {k: self.weights[k] * v * self.dt
+                 for k, v in self._reward_terms(m, actions).items()}
+        self.last_action = actions
+        terminated = self._terminated(m)
+        truncated = self.steps >= self.max_steps
+        resample = np.nonzero(self.steps % self._resample_steps == 0)[0]
+        if len(resample):
+            self._update_command(resample)
+        self._advance_command()
+        return sum(terms.values()), terminated, truncated, terms
+
+    def observe(self) -> np.ndarray:
+        """Actor observations (n, obs_dim), with sensor noise when randomization is on."""
+        if self._measured is None:
+            self._measured = self.batch.measure()
+        state = self._measured.state
+        if self._noise is not None:
+            draw = np.stack([rng.uniform(-self._noise, self._noise) for rng in self.rngs])
+            state = add_noise(state, draw)
+        return self.io.observation(state, self.last_action, self.command)
+
+    def privileged(self) -> np.ndarray:
+        """Simulator truth for critics (n, 13 + feet): base velocity and height, foot
+        contacts, and each episode's friction, payload, motor strength, kp scale, latency."""
+        if self._measured is None:
+            self._measured = self.batch.measure()
+        m = self._measured
+        return np.concatenate([m.base_lin_vel, m.base_pos[:, 2:], m.contacts, self._physics],
+                              axis=1).astype(np.float32)
+
+    def info(self) -> dict[str, np.ndarray]:
+        """Task-specific per-robot values for `info` (none by default)."""
+        return {}
+
+    # ------------------------------------------------------------- hooks
+    def _reset_task(self, i: int) -> None:
+        """Start of robot i's episode: draw its first command."""
+        self._update_command(np.array([i]))
+
+    def _update_command(self, ids: np.ndarray) -> None:
+        """Draw new commands for robots `ids` from the configured ranges."""
+        ranges = self.config.command_ranges
+        for i in ids:
+            self.command[i] = [self.rngs[i].uniform(*ranges.get(name, (0.0, 0.0)))
+                               for name in self.spec.commands]
+
+    def _advance_command(self) -> None:
+        """Move time-varying commands forward one control step (constant by default)."""
+
+    def _terminated(self, m: Measurement) -> np.ndarray:
+        """Fallen: the base tilted past `min_upright` or sank below `min_base_height`."""
+        fallen = -m.state.gravity[:, 2] < self.config.min_upright
+        if self.config.min_base_height is not None:
+            fallen |= m.base_pos[:, 2] < self.config.min_base_height
+        return fallen
+
+    def _reward_terms(self, m: Measurement, action: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class RobotEnv(gym.Env[np.ndarray, np.ndarray]):
+    """The gymnasium environment of a task: a batch of one robot."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
+    TASK: ClassVar[type[VecTask]]
+
+    def __init__(self, config: EnvConfig | dict[str, Any] | None = None,
+                 render_mode: str | None = None, **settings: Any) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"{type(self).__name__}: render_mode must be None or "
+                              f"'rgb_array', got {render_mode!r}")
+        self.task = self.TASK(1, config, **settings)
+        self.render_mode = render_mode
+        self.config, self.robot_spec = self.task.config, self.task.spec
+        self.robot = self.task.batch.robots[0]
+        self.metadata = {**self.metadata, "render_fps": round(self.robot_spec.control_hz)}
+        n = self.robot_spec.n_joints
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (n,), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.task.io.obs_dim,),
+                                                dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.task.rngs[0] = self.np_random  # gymnasium's seeding drives the task
+        self.task.reset(0)
+        return self.task.observe()[0], {"command": self.task.command[0].copy()}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action, dtype=float)
+        if action.shape != self.action_space.shape or not np.isfinite(action).all():
+            raise ValueError(f"{type(self).__name__}: action must be {self.action_space.shape} "
+                             f"finite values, got shape {action.shape}: {action}")
+        reward, terminated, truncated, terms = self.task.step(action[None])
+        info: dict[str, Any] = {"reward_terms": {k: float(v[0]) for k, v in terms.items()},
+                                "command": self.task.command[0].copy()}
+        info.update({k: float(v[0]) for k, v in self.task.info().items()})
+        return (self.task.observe()[0], float(reward[0]), bool(terminated[0]),
+                bool(truncated[0]), info)
+
+    def privileged(self) -> np.ndarray:
+        """Simulator truth for critics (see `VecTask.privileged`)."""
+        return self.task.privileged()[0]
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode == "rgb_array":
+            return self.robot.render()
+        return None
+
+    def close(self) -> None:
+        self.robot.close()

@@ -1,0 +1,67 @@
+"""Walking on flat ground at a commanded velocity: the reward terms shared by SpotWalk and
+HumanoidWalk (in the spirit of legged_gym and MuJoCo Playground's joystick tasks)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from velora_robot.envs.base import EnvConfig, VecTask
+from velora_robot.simulation.robot import Measurement
+
+TRACKING_SIGMA = 0.25
+AIR_TIME_TARGET_S = 0.1
+
+
+class LocomotionTask(VecTask):
+    """Track (vx, vy, yaw rate) in the base frame; commands a robot lacks count as zero."""
+
+    REWARDS: ClassVar[dict[str, float]] = {
+        "tracking_lin_vel": 1.0, "tracking_ang_vel": 0.5, "orientation": -5.0,
+        "lin_vel_z": -0.5, "ang_vel_xy": -0.05, "torques": -2e-4, "action_rate": -0.01,
+        "energy": -1e-3, "feet_air_time": 0.1,
+    }
+
+    def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
+                 **settings: Any) -> None:
+        super().__init__(n, config, **settings)
+        self._air_time = np.zeros((n, len(self.batch.index.feet)))
+        columns = {"vx": 0, "vy": 1, "yaw_rate": 2}
+        self._command_columns = [columns[name] for name in self.spec.commands]
+
+    def _reset_task(self, i: int) -> None:
+        super()._reset_task(i)
+        self._air_time[i] = 0.0
+
+    def velocity_command(self) -> np.ndarray:
+        """Commands as (n, 3): vx, vy, yaw rate."""
+        full = np.zeros((self.n, 3))
+        full[:, self._command_columns] = self.command
+        return full
+
+    def _reward_terms(self, m: Measurement, action: np.ndarray) -> dict[str, np.ndarray]:
+        cmd = self.velocity_command()
+        v, s = m.base_lin_vel, m.state
+        lin_err = np.sum((cmd[:, :2] - v[:, :2]) ** 2, axis=1)
+        yaw_err = (cmd[:, 2] - s.gyro[:, 2]) ** 2
+        return {
+            "tracking_lin_vel": np.exp(-lin_err / TRACKING_SIGMA),
+            "tracking_ang_vel": np.exp(-yaw_err / TRACKING_SIGMA),
+            "orientation": np.sum(s.gravity[:, :2] ** 2, axis=1),
+            "lin_vel_z": v[:, 2] ** 2,
+            "ang_vel_xy": np.sum(s.gyro[:, :2] ** 2, axis=1),
+            "torques": np.sum(m.tau**2, axis=1),
+            "action_rate": np.sum((action - self.last_action) ** 2, axis=1),
+            "energy": np.sum(np.abs(m.tau * s.dq), axis=1),
+            "feet_air_time": self._feet_air_time(m.contacts, cmd),
+        }
+
+    def _feet_air_time(self, contact: np.ndarray, cmd: np.ndarray) -> np.ndarray:
+        """On touchdown, reward each swing longer than the target (only when asked to
+        move), so the robot steps instead of shuffling."""
+        first_contact = contact & (self._air_time > 0)
+        self._air_time += self.dt
+        reward = np.sum((self._air_time - AIR_TIME_TARGET_S) * first_contact, axis=1)
+        self._air_time[contact] = 0.0
+        return reward * (np.linalg.norm(cmd, axis=1) > 0.1)

@@ -1,0 +1,28 @@
+"""SpotWalk: Boston Dynamics Spot tracks a commanded forward, lateral and yaw velocity on
+flat ground; the command is redrawn every 4 s."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from velora_robot.envs.base import RobotEnv
+from velora_robot.envs.locomotion import LocomotionTask
+
+
+class SpotWalkTask(LocomotionTask):
+    """The task over a batch of Spots."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "robot": "spot",
+        "episode_s": 20.0,
+        "command_ranges": {"vx": (-1.0, 1.0), "vy": (-0.5, 0.5), "yaw_rate": (-1.0, 1.0)},
+        "command_resample_s": 4.0,
+        "min_base_height": 0.2,
+        "min_upright": 0.85,
+    }
+
+
+class SpotWalkEnv(RobotEnv):
+    """`velora_robot/SpotWalk-v0`."""
+
+    TASK = SpotWalkTask

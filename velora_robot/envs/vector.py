@@ -1,0 +1,201 @@
+"""`BatchedEnv`: many copies of an environment stepped in a few worker processes.
+
+Each worker owns a contiguous slice of the envs and steps them in a loop; observations,
+actions, rewards and flags live in shared memory, so one short pipe message per worker per
+step is all the traffic. Episodes reset in the same step they end: the observation returned
+is the first of the new episode and the last one of the old episode is in `final_obs`.
+(Gymnasium's own vector envs work too: `gym.make_vec(id, num_envs, vectorization_mode=...)`.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import itertools
+import multiprocessing as mp
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from velora_robot.envs.base import RobotEnv, VecTask
+
+_CTX = mp.get_context("spawn")  # forking a process that holds torch or MuJoCo state is unsafe
+
+
+@dataclass
+class StepResult:
+    """One step of all envs; `episodes` lists (return, length) of episodes that ended."""
+
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_obs: np.ndarray
+    privileged: np.ndarray
+    episodes: list[tuple[float, int]] = field(default_factory=list)
+
+
+class _Buffers:
+    """Shared arrays for n envs, viewed as numpy."""
+
+    def __init__(self, n: int, obs_dim: int, act_dim: int, priv_dim: int,
+                 raw: dict[str, Any] | None = None) -> None:
+        shapes = {"obs": (n, obs_dim), "final_obs": (n, obs_dim), "action": (n, act_dim),
+                  "reward": (n,), "terminated": (n,), "truncated": (n,),
+                  "privileged": (n, priv_dim)}
+        self.raw = raw or {k: _CTX.RawArray("f", int(np.prod(s))) for k, s in shapes.items()}
+        for k, s in shapes.items():
+            setattr(self, k, np.frombuffer(self.raw[k], dtype=np.float32).reshape(s))
+
+
+def _task(env_id: str, n: int, kwargs: dict[str, Any]) -> VecTask:
+    import velora_robot.envs  # noqa: F401  (registers the ids in a fresh process)
+
+    env_cls = gym.spec(env_id).entry_point
+    if isinstance(env_cls, str):
+        module, _, name = env_cls.partition(":")
+        env_cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(env_cls, type) and issubclass(env_cls, RobotEnv)):
+        raise ValueError(f"{env_id} is not a velora_robot environment; use gym.make_vec")
+    return env_cls.TASK(n, **kwargs)
+
+
+class _Slice:
+    """The robots of one worker, stepped as one vectorized task, with episode statistics."""
+
+    def __init__(self, env_id: str, kwargs: dict[str, Any], lo: int, hi: int,
+                 buffers: _Buffers) -> None:
+        self.task = _task(env_id, hi - lo, kwargs)
+        self.lo, self.hi, self.b = lo, hi, buffers
+        self.returns = np.zeros(hi - lo)
+        self.lengths = np.zeros(hi - lo, dtype=int)
+
+    def reset(self, seed: int) -> None:
+        for i in range(self.hi - self.lo):
+            self.task.reset(i, seed=seed + self.lo + i)
+        self._write_obs()
+        self.returns[:] = 0
+        self.lengths[:] = 0
+
+    def _write_obs(self) -> None:
+        self.b.obs[self.lo:self.hi] = self.task.observe()
+        self.b.privileged[self.lo:self.hi] = self.task.privileged()
+
+    def step(self) -> list[tuple[float, int]]:
+        b, lo, hi = self.b, self.lo, self.hi
+        reward, terminated, truncated, _ = self.task.step(b.action[lo:hi].astype(float))
+        b.reward[lo:hi], b.terminated[lo:hi], b.truncated[lo:hi] = reward, terminated, truncated
+        self.returns += reward
+        self.lengths += 1
+        done = np.nonzero(terminated | truncated)[0]
+        ended = []
+        if len(done):
+            b.final_obs[lo + done] = self.task.observe()[done]
+            for i in done:
+                ended.append((float(self.returns[i]), int(self.lengths[i])))
+                self.task.reset(int(i))
+            self.returns[done], self.lengths[done] = 0.0, 0
+        self._write_obs()
+        return ended
+
+
+def _worker(pipe: Any, env_id: str, kwargs: dict[str, Any], lo: int, hi: int,
+            dims: tuple[int, int, int, int], raw: dict[str, Any]) -> None:
+    try:
+        part = _Slice(env_id, kwargs, lo, hi, _Buffers(*dims, raw=raw))
+        pipe.send(("ready", None))
+        while True:
+            command, arg = pipe.recv()
+            if command == "step":
+                pipe.send(("ok", part.step()))
+            elif command == "reset":
+                part.reset(arg)
+                pipe.send(("ok", None))
+            else:
+                break
+    except Exception as exc:  # report to the parent instead of dying silently
+        pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        pipe.close()
+
+
+class BatchedEnv:
+    """`n_envs` copies of `env_id` stepped by `n_workers` processes, this one included
+    (1 or 0: all in this process)."""
+
+    def __init__(self, env_id: str, n_envs: int, n_workers: int = 2, **env_kwargs: Any) -> None:
+        if n_envs < 1 or n_workers < 0:
+            raise ValueError(f"need n_envs >= 1 and n_workers >= 0, got {n_envs}, {n_workers}")
+        probe = _task(env_id, 1, env_kwargs)
+        n_act = probe.spec.n_joints
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (probe.io.obs_dim,),
+                                                       dtype=np.float32)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (n_act,), dtype=np.float32)
+        dims = (n_envs, probe.io.obs_dim, n_act, probe.privileged().shape[1])
+        self.n_envs = n_envs
+        self.buffers = _Buffers(*dims)
+        self._pipes: list[Any] = []
+        self._procs: list[Any] = []
+        # This process steps the first slice itself while the other workers step theirs,
+        # so n_workers processes share the cores with no idle parent in between.
+        bounds = np.linspace(0, n_envs, max(1, min(n_workers, n_envs)) + 1).astype(int)
+        self._local = _Slice(env_id, env_kwargs, 0, int(bounds[1]), self.buffers)
+        for lo, hi in itertools.pairwise(bounds):
+            parent, child = _CTX.Pipe()
+            proc = _CTX.Process(target=_worker, daemon=True,
+                                args=(child, env_id, env_kwargs, int(lo), int(hi), dims,
+                                      self.buffers.raw))
+            proc.start()
+            child.close()
+            self._pipes.append(parent)
+            self._procs.append(proc)
+        self._gather()
+
+    def _gather(self) -> list[Any]:
+        out = []
+        for pipe in self._pipes:
+            status, payload = pipe.recv()
+            if status == "error":
+                self.close()
+                raise RuntimeError(f"BatchedEnv worker failed: {payload}")
+            out.append(payload)
+        return out
+
+    def reset(self, seed: int = 0) -> np.ndarray:
+        """Reset every env (env i gets seed + i); returns observations (n_envs, obs_dim)."""
+        for pipe in self._pipes:
+            pipe.send(("reset", seed))
+        self._local.reset(seed)
+        self._gather()
+        return self.buffers.obs.copy()
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Step all envs with `actions` (n_envs, act_dim)."""
+        b = self.buffers
+        b.action[:] = actions
+        for pipe in self._pipes:
+            pipe.send(("step", None))
+        episodes = self._local.step()
+        episodes += [e for part in self._gather() for e in part]
+        return StepResult(b.obs.copy(), b.reward.copy(), b.terminated.astype(bool),
+                          b.truncated.astype(bool), b.final_obs.copy(), b.privileged.copy(),
+                          episodes)
+
+    def close(self) -> None:
+        """Stop the workers."""
+        for pipe in self._pipes:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                pipe.send(("close", None))
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+        self._pipes, self._procs = [], []
+
+    def __enter__(self) -> BatchedEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,5 @@
+"""Errors a user can fix. Each message says what was wrong, where, and what to do."""
+
+
+class ConfigError(ValueError):
+    """A setting, file or environment variable is invalid; the message names it."""

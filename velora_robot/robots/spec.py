@@ -1,0 +1,132 @@
+"""`RobotSpec`: the one source of truth for a robot — joints and their order, default pose,
+PD gains, limits, action scale, rates and the observation layout. The env, the model card,
+the runtime and the firmware configuration all read it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ObsName = Literal["gyro", "gravity", "joint_pos", "joint_vel", "last_action", "command"]
+
+
+class JointSpec(BaseModel):
+    """One actuated joint: PD gains, limits and default position (SI units, radians)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    default_pos: float
+    kp: float = Field(gt=0, description="position gain, N*m/rad")
+    kd: float = Field(ge=0, description="velocity gain, N*m*s/rad")
+    torque_limit: float = Field(gt=0, description="N*m")
+    pos_limit: tuple[float, float]
+    vel_limit: float = Field(gt=0, description="rad/s")
+
+    @model_validator(mode="after")
+    def _check(self) -> JointSpec:
+        lo, hi = self.pos_limit
+        if not lo < hi:
+            raise ValueError(f"joint {self.name!r}: pos_limit {self.pos_limit} must be (low, high)")
+        if not lo <= self.default_pos <= hi:
+            raise ValueError(f"joint {self.name!r}: default_pos {self.default_pos} is outside "
+                             f"pos_limit {self.pos_limit}")
+        return self
+
+
+class ObsTerm(BaseModel):
+    """One block of the actor observation, multiplied by `scale`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ObsName
+    scale: float = 1.0
+
+
+class ModelSource(BaseModel):
+    """Where an MJCF comes from and what the robot's parts are called in it.
+
+    `path` is ``package:relative/path.xml`` for a file shipped in an installed package
+    (found without importing the package), or a path relative to ``$MENAGERIE_ROOT`` when
+    `menagerie` is true. `joints` lists the MJCF joint names in the spec's joint order.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    menagerie: bool = False
+    joints: tuple[str, ...]
+    base_body: str | None = None
+    feet: tuple[str, ...] = ()
+
+
+class RobotSpec(BaseModel):
+    """A robot as the controller sees it. Joint order here is the order of every joint
+    vector: observations, actions, targets, firmware frames."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    joints: tuple[JointSpec, ...]
+    action_scale: float = Field(gt=0, description="rad per unit action")
+    control_hz: float = Field(gt=0)
+    physics_hz: float = Field(gt=0)
+    observation: tuple[ObsTerm, ...]
+    commands: tuple[str, ...] = ()
+    base_height: float | None = Field(default=None, description="standing base height, m")
+    sources: dict[str, ModelSource]
+
+    @model_validator(mode="after")
+    def _check(self) -> RobotSpec:
+        ratio = self.physics_hz / self.control_hz
+        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+            raise ValueError(f"physics_hz {self.physics_hz} must be a whole multiple of "
+                             f"control_hz {self.control_hz}")
+        names = [j.name for j in self.joints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"joint names repeat: {names}")
+        for key, src in self.sources.items():
+            if len(src.joints) != len(self.joints):
+                raise ValueError(f"source {key!r} names {len(src.joints)} joints, the spec has "
+                                 f"{len(self.joints)}")
+        if "default" not in self.sources:
+            raise ValueError("sources needs a 'default' entry")
+        return self
+
+    @property
+    def n_joints(self) -> int:
+        """Actuated joints (degrees of freedom)."""
+        return len(self.joints)
+
+    @property
+    def joint_names(self) -> list[str]:
+        """Joint names in order."""
+        return [j.name for j in self.joints]
+
+    @property
+    def substeps(self) -> int:
+        """Physics steps per control step."""
+        return round(self.physics_hz / self.control_hz)
+
+    @property
+    def control_dt(self) -> float:
+        """Control period, s."""
+        return 1.0 / self.control_hz
+
+    @property
+    def physics_dt(self) -> float:
+        """Physics time step, s."""
+        return 1.0 / self.physics_hz
+
+    def obs_sizes(self) -> dict[str, int]:
+        """Size of each observation block, in layout order."""
+        n = self.n_joints
+        size = {"gyro": 3, "gravity": 3, "joint_pos": n, "joint_vel": n, "last_action": n,
+                "command": len(self.commands)}
+        return {t.name: size[t.name] for t in self.observation}
+
+    @property
+    def obs_dim(self) -> int:
+        """Length of the actor observation vector."""
+        return sum(self.obs_sizes().values())

@@ -1,0 +1,126 @@
+"""Domain randomization for sim-to-real: the ranges (validated config), one seeded draw per
+episode, and applying a draw to a compiled model. Off unless `enabled`; evaluation runs
+with it off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from velora_robot.robots.observation import RobotState
+from velora_robot.simulation.model import ModelIndex
+
+Range = tuple[float, float]
+
+# Uniform noise half-widths at obs_noise_scale 1 (MuJoCo Playground's Go1 values).
+NOISE = {"q": 0.03, "dq": 1.5, "gyro": 0.2, "gravity": 0.05}
+
+
+def noise_widths(n_joints: int, scale: float) -> np.ndarray:
+    """Half-widths for one draw of sensor noise laid out as [q, dq, gyro, gravity]."""
+    sizes = {"q": n_joints, "dq": n_joints, "gyro": 3, "gravity": 3}
+    return np.concatenate([np.full(sizes[k], v * scale) for k, v in NOISE.items()])
+
+
+def add_noise(state: RobotState, draw: np.ndarray) -> RobotState:
+    """`state` plus a noise draw (..., 2 n + 6) laid out as in `noise_widths`."""
+    n = state.q.shape[-1]
+    return RobotState(q=state.q + draw[..., :n], dq=state.dq + draw[..., n:2 * n],
+                      gyro=state.gyro + draw[..., 2 * n:2 * n + 3],
+                      gravity=state.gravity + draw[..., 2 * n + 3:])
+
+
+class Randomization(BaseModel):
+    """Ranges drawn once per episode (pushes: every `push_interval_s`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    friction: Range = (0.4, 1.0)
+    mass_scale: Range = (0.9, 1.1)
+    payload_kg: Range = (-1.0, 1.0)
+    com_shift_m: Range = (-0.05, 0.05)
+    motor_strength: Range = (0.9, 1.1)
+    kp_scale: Range = (0.9, 1.1)
+    kd_scale: Range = (0.9, 1.1)
+    latency_s: Range = (0.0, 0.02)
+    obs_noise_scale: float = Field(default=1.0, ge=0)
+    push_interval_s: float = Field(default=15.0, gt=0)
+    push_velocity: Range = (-1.0, 1.0)
+
+    @field_validator("*")
+    @classmethod
+    def _ordered(cls, value: object, info: object) -> object:
+        if isinstance(value, tuple) and len(value) == 2 and value[0] > value[1]:
+            raise ValueError(f"inverted range {value}: write it as (low, high)")
+        return value
+
+    @model_validator(mode="after")
+    def _physical(self) -> Randomization:
+        if self.latency_s[0] < 0:
+            raise ValueError(f"latency_s {self.latency_s}: latency cannot be negative")
+        for name in ("friction", "mass_scale", "motor_strength", "kp_scale", "kd_scale"):
+            if getattr(self, name)[0] <= 0:
+                raise ValueError(f"{name} {getattr(self, name)} must stay above 0")
+        return self
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One episode's randomized physical parameters."""
+
+    friction: float
+    mass_scale: np.ndarray  # per body
+    payload_kg: float
+    com_shift_m: np.ndarray  # (3,)
+    motor_strength: float
+    kp_scale: float
+    kd_scale: float
+    latency_steps: int  # physics steps the new target waits
+
+
+class Randomizer:
+    """Draws and applies randomization to one model, always from its nominal values."""
+
+    def __init__(self, model: mujoco.MjModel, index: ModelIndex, config: Randomization) -> None:
+        self.model, self.index, self.config = model, index, config
+        self._nominal = {name: getattr(model, name).copy() for name in (
+            "geom_friction", "body_mass", "body_inertia", "body_ipos", "actuator_gainprm",
+            "actuator_biasprm", "actuator_forcerange")}
+
+    def draw(self, rng: np.random.Generator) -> Draw:
+        """A seeded draw from the configured ranges."""
+        c = self.config
+        u = lambda r: float(rng.uniform(*r))  # noqa: E731
+        latency = u(c.latency_s)
+        return Draw(
+            friction=u(c.friction),
+            mass_scale=rng.uniform(*c.mass_scale, size=self.model.nbody),
+            payload_kg=u(c.payload_kg),
+            com_shift_m=rng.uniform(*c.com_shift_m, size=3),
+            motor_strength=u(c.motor_strength), kp_scale=u(c.kp_scale), kd_scale=u(c.kd_scale),
+            latency_steps=round(latency / self.model.opt.timestep),
+        )
+
+    def apply(self, draw: Draw | None) -> None:
+        """Set the model to `draw`, or back to nominal when `draw` is None."""
+        m, nominal = self.model, self._nominal
+        for name, value in nominal.items():
+            getattr(m, name)[:] = value
+        if draw is None:
+            return
+        m.geom_friction[:, 0] = draw.friction
+        m.body_mass[:] *= draw.mass_scale
+        m.body_inertia[:] *= draw.mass_scale[:, None]
+        base = self.index.base_body
+        if base is not None:
+            m.body_mass[base] += draw.payload_kg
+            m.body_ipos[base] += draw.com_shift_m
+        kp = nominal["actuator_gainprm"][:, 0] * draw.kp_scale * draw.motor_strength
+        m.actuator_gainprm[:, 0] = kp
+        m.actuator_biasprm[:, 1] = -kp
+        m.actuator_biasprm[:, 2] *= draw.kd_scale * draw.motor_strength
+        m.actuator_forcerange[:] *= draw.motor_strength

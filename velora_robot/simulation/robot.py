@@ -1,0 +1,165 @@
+"""`SimRobot`: a robot simulated in MuJoCo as its controller sees it — joint targets in,
+measurements out — with PD servos at the physics rate, actuation latency, domain
+randomization and pushes. `RobotBatch` steps several and measures them as arrays. The
+training envs and the simulated hardware both use these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from velora_robot.robots.observation import RobotIO, RobotState, to_base_frame
+from velora_robot.robots.spec import RobotSpec
+from velora_robot.simulation.model import ModelIndex, Variant, build_model
+from velora_robot.simulation.randomization import Draw, Randomization, Randomizer
+
+_DOWN = np.array([0.0, 0.0, -1.0])
+
+
+@dataclass
+class Measurement:
+    """Sensor readings (`state`) and simulator truth, with any leading batch dimension."""
+
+    state: RobotState
+    base_pos: np.ndarray  # world position, m
+    base_lin_vel: np.ndarray  # base frame, m/s (no onboard sensor measures it directly)
+    tau: np.ndarray  # joint torques applied by the servos, N*m
+    contacts: np.ndarray  # bool per foot
+
+
+def measure(index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray, tau: np.ndarray,
+            sensordata: np.ndarray) -> Measurement:
+    """Measurements from MuJoCo state arrays of shape (..., nq), (..., nv), (..., nu),
+    (..., nsensordata)."""
+    batch = qpos.shape[:-1]
+    if index.base_qpos is None:
+        quat = pos = lin = None
+        gyro = np.zeros((*batch, 3))
+    else:
+        b, v = index.base_qpos, index.base_dof
+        quat, pos = qpos[..., b + 3:b + 7], qpos[..., b:b + 3]
+        gyro = qvel[..., v + 3:v + 6].copy()
+        # Gravity and the base velocity rotated into the base frame in one call.
+        world = np.stack([np.broadcast_to(_DOWN, (*batch, 3)), qvel[..., v:v + 3]], axis=-2)
+        gravity, lin = np.moveaxis(to_base_frame(quat[..., None, :], world), -2, 0)
+    state = RobotState(
+        q=qpos[..., index.qpos].copy(), dq=qvel[..., index.dof].copy(), gyro=gyro,
+        gravity=np.broadcast_to(_DOWN, (*batch, 3)).copy() if quat is None else gravity)
+    return Measurement(
+        state=state,
+        base_pos=np.zeros((*batch, 3)) if pos is None else pos.copy(),
+        base_lin_vel=np.zeros((*batch, 3)) if lin is None else lin,
+        tau=tau.copy(), contacts=sensordata[..., index.touch] > 0)
+
+
+class SimRobot:
+    """One simulated robot. `step(targets)` advances one control period."""
+
+    def __init__(self, spec: RobotSpec, *, source: str = "default", variant: Variant = "fast",
+                 randomization: Randomization | None = None) -> None:
+        self.spec = spec
+        self.io = RobotIO(spec)
+        self.model, self.index = build_model(spec, source, variant)
+        self.data = mujoco.MjData(self.model)
+        self.randomization = randomization or Randomization()
+        self.randomizer = Randomizer(self.model, self.index, self.randomization)
+        self.draw: Draw | None = None
+        self._target = self.io.q0.copy()
+        self._renderer: mujoco.Renderer | None = None
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Home pose at rest; draw new physical parameters when randomization is on."""
+        self.draw = self.randomizer.draw(rng) if self.randomization.enabled else None
+        self.randomizer.apply(self.draw)
+        d, idx = self.data, self.index
+        mujoco.mj_resetData(self.model, d)
+        if idx.base_qpos is not None:
+            d.qpos[idx.base_qpos:idx.base_qpos + 7] = [0, 0, self.spec.base_height, 1, 0, 0, 0]
+        d.qpos[idx.qpos] = self.io.q0
+        d.ctrl[:] = self.io.q0
+        self._target = self.io.q0.copy()
+        mujoco.mj_forward(self.model, d)
+
+    def step(self, targets: np.ndarray) -> None:
+        """Hold the previous targets for the actuation latency, then the new ones, for one
+        control period of physics steps."""
+        delay = 0 if self.draw is None else min(self.draw.latency_steps, self.spec.substeps)
+        if delay:
+            self.data.ctrl[:] = self._target
+            mujoco.mj_step(self.model, self.data, nstep=delay)
+        self.data.ctrl[:] = targets
+        if self.spec.substeps > delay:
+            mujoco.mj_step(self.model, self.data, nstep=self.spec.substeps - delay)
+        self._target = np.array(targets, dtype=float)
+
+    def push(self, velocity_xy: np.ndarray) -> None:
+        """Add a horizontal velocity to the base (a shove)."""
+        if self.index.base_dof is not None:
+            self.data.qvel[self.index.base_dof:self.index.base_dof + 2] += velocity_xy
+
+    def measure(self) -> Measurement:
+        """Current measurements (no noise)."""
+        d = self.data
+        return measure(self.index, d.qpos, d.qvel, d.actuator_force, d.sensordata)
+
+    def render(self, width: int = 480, height: int = 360) -> np.ndarray:
+        """An RGB frame from a camera that follows the base (needs an OpenGL backend:
+        MUJOCO_GL=egl on a headless machine, the default this package sets there)."""
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, height, width)
+            self._camera = mujoco.MjvCamera()
+            self._camera.distance, self._camera.elevation = 2.5, -20.0
+            self._camera.azimuth = 135.0
+            if self.index.base_body is None:
+                self._camera.lookat[:] = self.model.stat.center
+                self._camera.distance = 3 * self.model.stat.extent
+        if self.index.base_body is not None:
+            self._camera.lookat[:] = self.data.xpos[self.index.base_body]
+        self._renderer.update_scene(self.data, self._camera)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        """Free the renderer."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+class RobotBatch:
+    """`n` independent robots of one spec (each with its own model, so each can have its own
+    randomization), stepped in a loop and measured together as arrays."""
+
+    def __init__(self, spec: RobotSpec, n: int, **robot_kwargs: object) -> None:
+        self.robots = [SimRobot(spec, **robot_kwargs) for _ in range(n)]  # type: ignore[arg-type]
+        first = self.robots[0]
+        self.spec, self.index = spec, first.index
+        m = first.model
+        self._qpos = np.zeros((n, m.nq))
+        self._qvel = np.zeros((n, m.nv))
+        self._tau = np.zeros((n, m.nu))
+        self._sensors = np.zeros((n, m.nsensordata))
+
+    def __len__(self) -> int:
+        return len(self.robots)
+
+    def _gather(self, i: int) -> None:
+        d = self.robots[i].data
+        self._qpos[i], self._qvel[i] = d.qpos, d.qvel
+        self._tau[i], self._sensors[i] = d.actuator_force, d.sensordata
+
+    def reset(self, i: int, rng: np.random.Generator) -> None:
+        """Reset robot `i`."""
+        self.robots[i].reset(rng)
+        self._gather(i)
+
+    def step(self, targets: np.ndarray) -> None:
+        """One control period for every robot; targets (n, n_joints)."""
+        for i, robot in enumerate(self.robots):
+            robot.step(targets[i])
+            self._gather(i)
+
+    def measure(self) -> Measurement:
+        """Measurements of all robots, each array with a leading dimension n."""
+        return measure(self.index, self._qpos, self._qvel, self._tau, self._sensors)
