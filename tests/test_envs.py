@@ -166,3 +166,16 @@ def test_stable_baselines3_ppo_runs_on_spotwalk_unchanged():
     model.learn(total_timesteps=128)
     action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
     assert action.shape == (12,)
+
+
+def test_record_writes_an_animated_gif_of_the_robot(tmp_path):
+    from PIL import Image
+
+    from velora_robot.envs.video import record
+
+    env = gym.make("velora_robot/JointTrack-v0", render_mode="rgb_array")
+    path = record(env, tmp_path / "rig.gif", seconds=0.4, fps=25)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 10 and gif.size == (480, 360)
+    with pytest.raises(ValueError, match="render_mode='rgb_array'"):
+        record(gym.make("velora_robot/JointTrack-v0"), tmp_path / "x.gif", seconds=0.1)
