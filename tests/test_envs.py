@@ -174,7 +174,8 @@ def test_record_writes_an_animated_gif_of_the_robot(tmp_path):
     from velora_robot.envs.video import record
 
     env = gym.make("velora_robot/JointTrack-v0", render_mode="rgb_array")
-    path = record(env, tmp_path / "rig.gif", seconds=0.4, fps=25)
+    path = record(env, tmp_path / "rig.gif", seconds=0.4, fps=25,
+                  policy=lambda obs: np.array([0.8]))  # identical frames would be merged
     with Image.open(path) as gif:
         assert gif.n_frames == 10 and gif.size == (480, 360)
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
