@@ -143,6 +143,12 @@ def test_batched_env_matches_single_envs_and_resets_in_the_same_step():
     assert ended  # random actions make some Spots fall
 
 
+def test_batched_env_workers_partition_the_envs_this_process_included():
+    with BatchedEnv("velora_robot/JointTrack-v0", 5, n_workers=3) as batch:
+        assert batch.slices == [(0, 1), (1, 3), (3, 5)]
+        assert len(batch._procs) == 2  # the first slice runs in this process
+
+
 def test_gymnasium_vector_envs_work_too():
     envs = gym.make_vec("velora_robot/JointTrack-v0", num_envs=2, vectorization_mode="sync")
     obs, _ = envs.reset(seed=0)

@@ -141,8 +141,9 @@ class BatchedEnv:
         # This process steps the first slice itself while the other workers step theirs,
         # so n_workers processes share the cores with no idle parent in between.
         bounds = np.linspace(0, n_envs, max(1, min(n_workers, n_envs)) + 1).astype(int)
-        self._local = _Slice(env_id, env_kwargs, 0, int(bounds[1]), self.buffers)
-        for lo, hi in itertools.pairwise(bounds):
+        self.slices = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
+        self._local = _Slice(env_id, env_kwargs, *self.slices[0], self.buffers)
+        for lo, hi in self.slices[1:]:
             parent, child = _CTX.Pipe()
             proc = _CTX.Process(target=_worker, daemon=True,
                                 args=(child, env_id, env_kwargs, int(lo), int(hi), dims,
