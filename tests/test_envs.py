@@ -186,3 +186,19 @@ def test_record_writes_an_animated_gif_of_the_robot(tmp_path):
         assert gif.n_frames == 10 and gif.size == (480, 360)
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
         record(gym.make("velora_robot/JointTrack-v0"), tmp_path / "x.gif", seconds=0.1)
+
+
+def test_batched_env_state_round_trip_continues_identically():
+    kwargs = {"randomization": {"enabled": True}}
+    actions = np.random.default_rng(1).uniform(-1, 1, (30, 4, 12)).astype(np.float32)
+    with BatchedEnv("velora_robot/SpotWalk-v0", 4, n_workers=2, **kwargs) as env:
+        env.reset(seed=5)
+        for a in actions[:10]:
+            env.step(a)
+        saved = env.get_state()
+        first = [env.step(a).obs for a in actions[10:]]
+    with BatchedEnv("velora_robot/SpotWalk-v0", 4, n_workers=2, **kwargs) as other:
+        other.reset(seed=99)
+        other.set_state(saved)
+        second = [other.step(a).obs for a in actions[10:]]
+    np.testing.assert_array_equal(np.array(first), np.array(second))

@@ -68,6 +68,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _write_json(result, out / "bench_ltc.json")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train from a recipe; --resume continues from the run's last checkpoint."""
+    from velora_robot.rl import load_recipe, train
+
+    recipe = load_recipe(args.recipe)
+    summary = train(recipe, resume=args.resume, wandb=True if args.wandb else None,
+                    progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+
+
 def _demo_sim(out: Path) -> None:
     """Spot in SpotWalk holding its default pose on the simulated PD servos, recorded."""
     import gymnasium as gym
@@ -96,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main demo")
     demo.add_argument("--out", default="out/demo", help="folder for the demo's files")
     demo.set_defaults(func=cmd_demo)
+    train = sub.add_parser("train", help="train a controller from a YAML recipe")
+    train.add_argument("recipe", type=Path, help="recipe file (see launch/)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the run's checkpoint")
+    train.add_argument("--wandb", action="store_true",
+                       help="log to Weights & Biases (honours WANDB_MODE=offline)")
+    train.add_argument("--quiet", action="store_true", help="no progress line")
+    train.set_defaults(func=cmd_train)
     bench = sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCHMARKS))
     bench.add_argument("name", help="benchmark name")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")

@@ -168,6 +168,22 @@ class VecTask:
         """Task-specific per-robot values for `info` (none by default)."""
         return {}
 
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly from here: the robots, the task's arrays
+        and the random generators (checkpoints use it for an exact resume)."""
+        arrays = {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return {"robots": self.batch.get_state(), "arrays": arrays,
+                "rngs": [rng.bit_generator.state for rng in self.rngs]}
+
+    def set_state(self, saved: dict[str, Any]) -> None:
+        """Restore a `get_state()` result."""
+        self.batch.set_state(saved["robots"])
+        for key, value in saved["arrays"].items():
+            setattr(self, key, value.copy())
+        for rng, state in zip(self.rngs, saved["rngs"], strict=True):
+            rng.bit_generator.state = state
+        self._measured = None
+
     # ------------------------------------------------------------- hooks
     def _reset_task(self, i: int) -> None:
         """Start of robot i's episode: draw its first command."""

@@ -34,6 +34,7 @@ class StepResult:
     truncated: np.ndarray
     final_obs: np.ndarray
     privileged: np.ndarray
+    final_privileged: np.ndarray
     episodes: list[tuple[float, int]] = field(default_factory=list)
 
 
@@ -44,7 +45,7 @@ class _Buffers:
                  raw: dict[str, Any] | None = None) -> None:
         shapes = {"obs": (n, obs_dim), "final_obs": (n, obs_dim), "action": (n, act_dim),
                   "reward": (n,), "terminated": (n,), "truncated": (n,),
-                  "privileged": (n, priv_dim)}
+                  "privileged": (n, priv_dim), "final_privileged": (n, priv_dim)}
         self.raw = raw or {k: _CTX.RawArray("f", int(np.prod(s))) for k, s in shapes.items()}
         for k, s in shapes.items():
             setattr(self, k, np.frombuffer(self.raw[k], dtype=np.float32).reshape(s))
@@ -93,12 +94,26 @@ class _Slice:
         ended = []
         if len(done):
             b.final_obs[lo + done] = self.task.observe()[done]
+            b.final_privileged[lo + done] = self.task.privileged()[done]
             for i in done:
                 ended.append((float(self.returns[i]), int(self.lengths[i])))
                 self.task.reset(int(i))
             self.returns[done], self.lengths[done] = 0.0, 0
         self._write_obs()
         return ended
+
+    def get_state(self) -> dict[str, Any]:
+        # The current observations are saved, not re-observed: observing draws sensor noise.
+        rows = slice(self.lo, self.hi)
+        return {"task": self.task.get_state(), "returns": self.returns.copy(),
+                "lengths": self.lengths.copy(), "obs": self.b.obs[rows].copy(),
+                "privileged": self.b.privileged[rows].copy()}
+
+    def set_state(self, saved: dict[str, Any]) -> None:
+        self.task.set_state(saved["task"])
+        self.returns, self.lengths = saved["returns"].copy(), saved["lengths"].copy()
+        self.b.obs[self.lo:self.hi] = saved["obs"]
+        self.b.privileged[self.lo:self.hi] = saved["privileged"]
 
 
 def _worker(pipe: Any, env_id: str, kwargs: dict[str, Any], lo: int, hi: int,
@@ -112,6 +127,11 @@ def _worker(pipe: Any, env_id: str, kwargs: dict[str, Any], lo: int, hi: int,
                 pipe.send(("ok", part.step()))
             elif command == "reset":
                 part.reset(arg)
+                pipe.send(("ok", None))
+            elif command == "get_state":
+                pipe.send(("ok", part.get_state()))
+            elif command == "set_state":
+                part.set_state(arg)
                 pipe.send(("ok", None))
             else:
                 break
@@ -182,7 +202,24 @@ class BatchedEnv:
         episodes += [e for part in self._gather() for e in part]
         return StepResult(b.obs.copy(), b.reward.copy(), b.terminated.astype(bool),
                           b.truncated.astype(bool), b.final_obs.copy(), b.privileged.copy(),
-                          episodes)
+                          b.final_privileged.copy(), episodes)
+
+    def get_state(self) -> list[dict[str, Any]]:
+        """The state of every env (physics, tasks, generators), for an exact resume."""
+        for pipe in self._pipes:
+            pipe.send(("get_state", None))
+        return [self._local.get_state(), *self._gather()]
+
+    def set_state(self, saved: list[dict[str, Any]]) -> np.ndarray:
+        """Restore a `get_state()` result; returns the current observations."""
+        if len(saved) != 1 + len(self._pipes):
+            raise ValueError(f"saved state has {len(saved)} slices, this BatchedEnv has "
+                             f"{1 + len(self._pipes)} (use the same n_envs and n_workers)")
+        for pipe, part in zip(self._pipes, saved[1:], strict=True):
+            pipe.send(("set_state", part))
+        self._local.set_state(saved[0])
+        self._gather()
+        return self.buffers.obs.copy()
 
     def close(self) -> None:
         """Stop the workers."""

@@ -94,6 +94,23 @@ class SimRobot:
             mujoco.mj_step(self.model, self.data, nstep=self.spec.substeps - delay)
         self._target = np.array(targets, dtype=float)
 
+    def get_state(self) -> dict:
+        """Everything needed to continue exactly from here (physics, this episode's draw,
+        the held target)."""
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        state = np.empty(mujoco.mj_stateSize(self.model, spec))
+        mujoco.mj_getState(self.model, self.data, state, spec)
+        return {"physics": state, "draw": self.draw, "target": self._target.copy()}
+
+    def set_state(self, saved: dict) -> None:
+        """Restore a `get_state()` result."""
+        self.draw = saved["draw"]
+        self.randomizer.apply(self.draw)
+        mujoco.mj_setState(self.model, self.data, saved["physics"],
+                           mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_forward(self.model, self.data)
+        self._target = saved["target"].copy()
+
     def push(self, velocity_xy: np.ndarray) -> None:
         """Add a horizontal velocity to the base (a shove)."""
         if self.index.base_dof is not None:
@@ -153,6 +170,16 @@ class RobotBatch:
         """Reset robot `i`."""
         self.robots[i].reset(rng)
         self._gather(i)
+
+    def get_state(self) -> list[dict]:
+        """Per-robot `SimRobot.get_state()`."""
+        return [robot.get_state() for robot in self.robots]
+
+    def set_state(self, saved: list[dict]) -> None:
+        """Restore a `get_state()` result."""
+        for i, (robot, state) in enumerate(zip(self.robots, saved, strict=True)):
+            robot.set_state(state)
+            self._gather(i)
 
     def step(self, targets: np.ndarray) -> None:
         """One control period for every robot; targets (n, n_joints)."""

@@ -1,0 +1,124 @@
+"""Training: learning happens, resume is exact, checkpoints are atomic, recipes and wandb."""
+
+import json
+import os
+
+import pytest
+import torch
+import yaml
+
+from velora_robot.errors import ConfigError
+from velora_robot.rl import Recipe, load_recipe, train
+from velora_robot.rl.trainer import CHECKPOINT, load_checkpoint, save_atomic
+
+
+def recipe(tmp_path, name, **changes) -> Recipe:
+    base = {
+        "name": name, "seed": 3,
+        "env": {"id": "velora_robot/JointTrack-v0", "n_envs": 4, "n_workers": 2},
+        "policy": {"kind": "liquid", "n_neurons": 6},
+        "algorithm": {"steps_per_env": 32, "chunk_len": 8, "epochs": 2, "minibatches": 2},
+        "budget": {"env_steps": 3 * 4 * 32},
+        "logging": {"dir": str(tmp_path), "checkpoint_every": 1},
+        "eval": {"episodes": 0},
+    }
+    for key, value in changes.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) else value
+    return Recipe.model_validate(base)
+
+
+def test_a_short_run_improves_the_return_on_inverted_pendulum(tmp_path):
+    r = recipe(tmp_path, "pendulum", env={"id": "InvertedPendulum-v5", "n_envs": 8},
+               policy={"n_neurons": 12}, algorithm={"steps_per_env": 64, "chunk_len": 16,
+                                                     "epochs": 5, "minibatches": 4, "lr": 1e-3},
+               budget={"env_steps": 15_000}, logging={"checkpoint_every": 100},
+               eval={"episodes": 3})
+    summary = train(r, progress=False)
+    rows = [json.loads(line) for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()]
+    early = [row["return_mean"] for row in rows[:3] if row["return_mean"] is not None]
+    assert summary["return_mean"] > 2 * max(early)
+    assert (r.run_dir / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert summary["eval"]["return_mean"] > 0 and (r.run_dir / "eval.json").exists()
+
+
+def test_resume_after_a_stop_makes_the_same_next_update(tmp_path):
+    straight = recipe(tmp_path / "a", "run")
+    train(straight, progress=False)
+    expected = load_checkpoint(straight.run_dir / CHECKPOINT)
+
+    stopped = recipe(tmp_path / "b", "run", env={"kwargs": {}})
+    train(stopped, progress=False, stop_after=2)
+    assert load_checkpoint(stopped.run_dir / CHECKPOINT)["update"] == 2
+    train(stopped, resume=True, progress=False)
+    resumed = load_checkpoint(stopped.run_dir / CHECKPOINT)
+
+    assert resumed["update"] == expected["update"] == 3
+    for key, value in expected["agent"].items():
+        assert torch.equal(value, resumed["agent"][key]), key
+    lines = (stopped.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["update"] for line in lines] == [1, 2, 3]
+
+
+def test_resume_refuses_a_different_recipe(tmp_path):
+    train(recipe(tmp_path, "run"), progress=False, stop_after=1)
+    with pytest.raises(ConfigError, match="different recipe"):
+        train(recipe(tmp_path, "run", seed=4), resume=True, progress=False)
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        train(recipe(tmp_path, "other"), resume=True, progress=False)
+
+
+def test_checkpoints_are_written_atomically(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_atomic({"step": 1}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_atomic({"step": 2, "bad": Unpicklable()}, path)
+    assert load_checkpoint(path) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda d: d["algorithm"].update(chunk_len=7), r"field 'algorithm': steps_per_env \(32\) "
+                                                    r"must be a multiple of chunk_len \(7\)"),
+    (lambda d: d["policy"].update(kind="lstm"), "field 'policy.kind'"),
+    (lambda d: d.pop("budget"), "field 'budget': Field required"),
+    (lambda d: d["env"].update(n_envz=3), "field 'env.n_envz': unknown field"),
+])
+def test_a_malformed_recipe_names_file_field_and_reason(tmp_path, edit, message):
+    data = recipe(tmp_path, "bad").model_dump()
+    edit(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=message) as err:
+        load_recipe(path)
+    assert str(path) in str(err.value)
+
+
+def test_an_unreadable_recipe_is_reported(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_recipe(tmp_path / "missing.yaml")
+    (tmp_path / "broken.yaml").write_text("env: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_recipe(tmp_path / "broken.yaml")
+
+
+def test_wandb_offline_writes_its_files_without_the_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    r = recipe(tmp_path, "wb", budget={"env_steps": 4 * 32})
+    train(r, wandb=True, progress=False)
+    runs = list((r.run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+    assert os.environ["WANDB_MODE"] == "offline"
+
+
+def test_shipped_recipes_are_valid():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parents[1] / "launch").glob("*.yaml")):
+        assert load_recipe(path).name == path.stem

@@ -1,0 +1,118 @@
+"""Recurrent PPO (Schulman et al. 2017) for liquid and MLP actors.
+
+The update follows the paper and rsl_rl: clipped surrogate objective, clipped value loss,
+entropy bonus, and an adaptive learning rate that keeps the KL divergence between the old
+and new Gaussian policies near `desired_kl`. Recurrent actors are trained by truncated
+backpropagation through time over chunks of `chunk_len` steps that start from the state the
+rollout had, with the state reset where episodes began.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from velora_robot.rl.storage import RolloutStorage
+
+
+class PPO:
+    """Holds the actor, critic and optimizer; `act` during rollouts, `update` after."""
+
+    def __init__(self, actor: nn.Module, critic: nn.Module, *, lr: float = 3e-4,
+                 clip_param: float = 0.2, value_clip: float = 0.2, epochs: int = 5,
+                 minibatches: int = 4, chunk_len: int = 16, gamma: float = 0.99,
+                 lam: float = 0.95, entropy_coef: float = 0.0, value_coef: float = 1.0,
+                 max_grad_norm: float = 1.0, desired_kl: float | None = 0.01,
+                 lr_bounds: tuple[float, float] = (1e-5, 1e-2)) -> None:
+        self.actor, self.critic = actor, critic
+        self.lr, self.clip_param, self.value_clip = lr, clip_param, value_clip
+        self.epochs, self.minibatches, self.chunk_len = epochs, minibatches, chunk_len
+        self.gamma, self.lam = gamma, lam
+        self.entropy_coef, self.value_coef = entropy_coef, value_coef
+        self.max_grad_norm, self.desired_kl, self.lr_bounds = max_grad_norm, desired_kl, lr_bounds
+        self.optimizer = torch.optim.Adam([*actor.parameters(), *critic.parameters()], lr=lr)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, h: Tensor, starts: Tensor, generator: torch.Generator
+            ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Sample actions for one step of N envs: returns action, log prob, mean, new state."""
+        mean, h = self.actor(obs.unsqueeze(1), h, resets=starts.unsqueeze(1))
+        mean = mean.squeeze(1)
+        std = self.actor.log_std.exp()
+        action = mean + std * torch.randn(mean.shape, generator=generator)
+        return action, _log_prob(action, mean, self.actor.log_std), mean, h
+
+    def update(self, storage: RolloutStorage, generator: torch.Generator) -> dict[str, float]:
+        """Several epochs of minibatch updates on one rollout; returns mean losses and KL."""
+        old_log_std = self.actor.log_std.detach().clone()
+        totals = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0}
+        count = 0
+        for _ in range(self.epochs):
+            for mb in storage.chunks(self.chunk_len, self.minibatches, generator):
+                mean, _ = self.actor(mb["obs"], mb["h0"], resets=mb["starts"])
+                log_std = self.actor.log_std
+                logp = _log_prob(mb["actions"], mean, log_std)
+                entropy = (log_std + 0.5 * (1.0 + torch.log(torch.tensor(2 * torch.pi)))).sum()
+                kl = _gaussian_kl(mb["mean"], old_log_std, mean, log_std).mean()
+                self._adapt_lr(kl.item())
+
+                advantages = mb["advantages"]
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                # Clipped surrogate: never move the probability ratio far from 1 in one step.
+                ratio = torch.exp(logp - mb["logp"])
+                surrogate = torch.max(
+                    -advantages * ratio,
+                    -advantages * ratio.clamp(1 - self.clip_param, 1 + self.clip_param))
+                # Clipped value loss: the value may not jump far from its rollout estimate.
+                values = self.critic(mb["critic_obs"])
+                clipped = mb["values"] + (values - mb["values"]).clamp(-self.value_clip,
+                                                                      self.value_clip)
+                value_loss = torch.max((values - mb["returns"]) ** 2,
+                                       (clipped - mb["returns"]) ** 2)
+                loss = (surrogate.mean() + self.value_coef * value_loss.mean()
+                        - self.entropy_coef * entropy)
+
+                self.optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_([*self.actor.parameters(), *self.critic.parameters()],
+                                         self.max_grad_norm)
+                self.optimizer.step()
+                for name, value in (("policy_loss", surrogate.mean()),
+                                    ("value_loss", value_loss.mean()), ("entropy", entropy),
+                                    ("kl", kl)):
+                    totals[name] += float(value.detach())
+                count += 1
+        return {**{k: v / count for k, v in totals.items()}, "lr": self.lr}
+
+    def _adapt_lr(self, kl: float) -> None:
+        """Shrink the step when the policy moved too far, grow it when it barely moved."""
+        if self.desired_kl is None:
+            return
+        if kl > 2.0 * self.desired_kl:
+            self.lr = max(self.lr / 1.5, self.lr_bounds[0])
+        elif 0.0 < kl < 0.5 * self.desired_kl:
+            self.lr = min(self.lr * 1.5, self.lr_bounds[1])
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+
+    def state_dict(self) -> dict:
+        """Optimizer state and the adapted learning rate (the networks save themselves)."""
+        return {"optimizer": self.optimizer.state_dict(), "lr": self.lr}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr = state["lr"]
+
+
+def _log_prob(action: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """Log density of a diagonal Gaussian, summed over action dimensions."""
+    z = (action - mean) / log_std.exp()
+    return (-0.5 * z**2 - log_std - 0.5 * torch.log(torch.tensor(2 * torch.pi))).sum(-1)
+
+
+def _gaussian_kl(mean_old: Tensor, log_std_old: Tensor, mean: Tensor, log_std: Tensor
+                 ) -> Tensor:
+    """KL(old || new) of diagonal Gaussians, summed over action dimensions."""
+    var_old, var = (2 * log_std_old).exp(), (2 * log_std).exp()
+    return (log_std - log_std_old + (var_old + (mean_old - mean) ** 2) / (2 * var) - 0.5).sum(-1)

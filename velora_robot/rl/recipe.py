@@ -1,0 +1,110 @@
+"""Training recipes: every setting of a run in one validated YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from velora_robot.config import load_yaml
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnvSection(_Section):
+    """Which environment, how many copies, in how many processes."""
+
+    id: str
+    n_envs: int = Field(default=8, ge=1)
+    n_workers: int = Field(default=1, ge=1)
+    kwargs: dict[str, Any] = {}
+
+
+class PolicySection(_Section):
+    """The actor (liquid LTC-NCP or MLP baseline) and the critic."""
+
+    kind: Literal["liquid", "mlp"] = "liquid"
+    n_neurons: int | None = Field(default=None, ge=2)
+    neurons_per_dof: Literal[1, 2] = 1
+    wiring_seed: int = Field(default=0, ge=0)
+    residual: bool = True
+    ode_unfolds: int = Field(default=6, ge=1)
+    compiled: bool = False
+    hidden: list[int] = [64, 64]
+    critic_hidden: list[int] = [64, 64]
+    init_log_std: float = -0.5
+    privileged_critic: bool = True
+
+
+class PPOSection(_Section):
+    """PPO hyperparameters (paper / rsl_rl names)."""
+
+    name: Literal["ppo"] = "ppo"
+    steps_per_env: int = Field(default=64, ge=1)
+    chunk_len: int = Field(default=16, ge=1)
+    epochs: int = Field(default=5, ge=1)
+    minibatches: int = Field(default=4, ge=1)
+    lr: float = Field(default=3e-4, gt=0)
+    clip_param: float = Field(default=0.2, gt=0)
+    value_clip: float = Field(default=0.2, gt=0)
+    gamma: float = Field(default=0.99, gt=0, le=1)
+    lam: float = Field(default=0.95, ge=0, le=1)
+    entropy_coef: float = Field(default=0.0, ge=0)
+    value_coef: float = Field(default=1.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    desired_kl: float | None = Field(default=0.01, gt=0)
+
+    @model_validator(mode="after")
+    def _chunks(self) -> PPOSection:
+        if self.steps_per_env % self.chunk_len:
+            raise ValueError(f"steps_per_env ({self.steps_per_env}) must be a multiple of "
+                             f"chunk_len ({self.chunk_len})")
+        return self
+
+
+class BudgetSection(_Section):
+    """When the run stops."""
+
+    env_steps: int = Field(gt=0)
+
+
+class LoggingSection(_Section):
+    """Where the run writes and how often it checkpoints."""
+
+    dir: str = "runs"
+    checkpoint_every: int = Field(default=10, ge=1, description="updates")
+    wandb: bool = False
+    wandb_project: str = "velora-robot"
+
+
+class EvalSection(_Section):
+    """Deterministic evaluation at the end of the run."""
+
+    episodes: int = Field(default=10, ge=0)
+
+
+class Recipe(_Section):
+    """A whole training run."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(default=0, ge=0)
+    threads: int = Field(default=1, ge=1, description="torch threads")
+    env: EnvSection
+    policy: PolicySection = PolicySection()
+    algorithm: PPOSection = PPOSection()
+    budget: BudgetSection
+    logging: LoggingSection = LoggingSection()
+    eval: EvalSection = EvalSection()
+
+    @property
+    def run_dir(self) -> Path:
+        """runs/<name> by default."""
+        return Path(self.logging.dir) / self.name
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """A recipe file, validated; errors name the file and the field."""
+    return load_yaml(Recipe, path)

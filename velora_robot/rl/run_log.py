@@ -1,0 +1,73 @@
+"""A run's record: metrics as JSON lines, a learning-curve PNG, and Weights & Biases when
+asked (it honours WANDB_MODE=offline)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class RunLog:
+    """Appends one JSON line per update to metrics.jsonl (flushed, so a crash loses
+    nothing written), mirrors it to wandb when enabled."""
+
+    def __init__(self, run_dir: Path, *, keep_until: int | None = None, wandb: bool = False,
+                 project: str = "velora-robot", name: str = "", config: dict | None = None,
+                 wandb_id: str | None = None) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        if keep_until is not None and self.path.exists():
+            # Resuming: drop lines written after the checkpoint we continue from.
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line and json.loads(line)["update"] <= keep_until]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        elif keep_until is None:
+            self.path.write_text("")
+        self._file = self.path.open("a")
+        self.wandb_run = None
+        if wandb:
+            import wandb as wb
+
+            self.wandb_run = wb.init(project=project, name=name, dir=str(run_dir),
+                                     config=config, id=wandb_id, resume="allow")
+
+    @property
+    def wandb_id(self) -> str | None:
+        """The wandb run id, kept in checkpoints so a resume continues the same run."""
+        return None if self.wandb_run is None else self.wandb_run.id
+
+    def log(self, row: dict[str, Any]) -> None:
+        """Record one update."""
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.log(row, step=row["env_steps"])
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Everything logged so far."""
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+
+    def plot(self, path: Path, title: str) -> Path:
+        """Episode return against environment steps, to PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = [r for r in self.rows() if r.get("return_mean") is not None]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot([r["env_steps"] for r in rows], [r["return_mean"] for r in rows])
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("mean episode return (last 100)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+    def close(self) -> None:
+        """Flush and finish."""
+        self._file.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()

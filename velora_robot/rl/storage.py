@@ -1,0 +1,64 @@
+"""Rollout storage for recurrent on-policy learning: T steps of N envs, the actor state at
+every step (so each training chunk starts from the state the rollout really had), episode
+starts (so the state is reset inside chunks exactly where it was during the rollout), and
+GAE."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+
+class RolloutStorage:
+    """Tensors shaped (T, N, ...)."""
+
+    def __init__(self, steps: int, n_envs: int, obs_dim: int, critic_dim: int, act_dim: int,
+                 state_size: int) -> None:
+        t, n = steps, n_envs
+        self.obs = torch.zeros(t, n, obs_dim)
+        self.critic_obs = torch.zeros(t, n, critic_dim)
+        self.hidden = torch.zeros(t, n, state_size)  # actor state before step t
+        self.starts = torch.zeros(t, n, dtype=torch.bool)  # step t begins an episode
+        self.actions = torch.zeros(t, n, act_dim)
+        self.mean = torch.zeros(t, n, act_dim)
+        self.logp = torch.zeros(t, n)
+        self.values = torch.zeros(t, n)
+        self.rewards = torch.zeros(t, n)
+        self.dones = torch.zeros(t, n)  # the episode ended after step t
+        self.advantages = torch.zeros(t, n)
+        self.returns = torch.zeros(t, n)
+        self.steps = steps
+
+    def compute_returns(self, last_value: Tensor, gamma: float, lam: float) -> None:
+        """Generalized advantage estimation (Schulman et al. 2016)."""
+        advantage = torch.zeros_like(last_value)
+        for t in reversed(range(self.steps)):
+            next_value = last_value if t == self.steps - 1 else self.values[t + 1]
+            not_done = 1.0 - self.dones[t]
+            # TD error: r + gamma V(s') - V(s); a finished episode has no next value.
+            delta = self.rewards[t] + gamma * next_value * not_done - self.values[t]
+            # A_t = delta_t + gamma lambda A_{t+1}, cut at episode ends.
+            advantage = delta + gamma * lam * not_done * advantage
+            self.advantages[t] = advantage
+        self.returns = self.advantages + self.values
+
+    def chunks(self, chunk_len: int, minibatches: int, generator: torch.Generator
+               ) -> Iterator[dict[str, Tensor]]:
+        """Shuffled minibatches of sequences (B, chunk_len, ...): each env's rollout cut
+        into chunks; `h0` is the stored actor state at each chunk's first step."""
+        n = self.obs.shape[1]
+        k = self.steps // chunk_len
+
+        def seq(x: Tensor) -> Tensor:  # (T, N, ...) -> (N * k, L, ...)
+            x = x.transpose(0, 1).reshape(n, k, chunk_len, *x.shape[2:])
+            return x.reshape(n * k, chunk_len, *x.shape[3:])
+
+        data = {name: seq(getattr(self, name)) for name in (
+            "obs", "critic_obs", "starts", "actions", "mean", "logp", "values", "advantages",
+            "returns")}
+        data["h0"] = seq(self.hidden)[:, 0]
+        order = torch.randperm(n * k, generator=generator)
+        for part in order.chunk(minibatches):
+            yield {name: x[part] for name, x in data.items()}
