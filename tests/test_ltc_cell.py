@@ -226,3 +226,14 @@ def test_without_a_c_compiler_compiled_cells_warn_and_use_torch(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=300)
     assert run.returncode == 0, run.stderr
+
+
+def test_return_states_gives_the_state_after_every_step():
+    cell = spot_cell()
+    x = torch.randn(2, 5, 48)
+    y, states = cell(x, return_states=True)
+    y_ref, h = cell(x)
+    torch.testing.assert_close(y, y_ref)
+    assert states.shape == (2, 5, 100)
+    torch.testing.assert_close(states[:, -1], h)
+    torch.testing.assert_close(states[:, 1], cell(x[:, :2])[1])

@@ -23,7 +23,8 @@ def recipe(tmp_path, name, **changes) -> Recipe:
         "eval": {"episodes": 0},
     }
     for key, value in changes.items():
-        base[key] = {**base[key], **value} if isinstance(value, dict) else value
+        replace = not isinstance(value, dict) or (key == "algorithm" and "name" in value)
+        base[key] = value if replace else {**base[key], **value}
     return Recipe.model_validate(base)
 
 
@@ -122,3 +123,43 @@ def test_shipped_recipes_are_valid():
 
     for path in sorted((Path(__file__).parents[1] / "launch").glob("*.yaml")):
         assert load_recipe(path).name == path.stem
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_off_policy_runs_learn_and_resume_exactly_with_their_replay(tmp_path, algo):
+    changes = {"algorithm": {"name": algo, "batch_size": 16, "seq_len": 4, "burn_in": 2,
+                             "learning_starts": 64, "steps_per_iteration": 24,
+                             "critic_hidden": [32, 32]},
+               "budget": {"env_steps": 3 * 4 * 24}}
+    straight = recipe(tmp_path / "a", "run", **changes)
+    summary = train(straight, progress=False)
+    expected = load_checkpoint(straight.run_dir / CHECKPOINT)
+    assert summary["updates"] == 3 and expected["replay"]["size"] == 72
+    assert "critic_loss" in json.loads(
+        (straight.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+
+    stopped = recipe(tmp_path / "b", "run", **changes)
+    train(stopped, progress=False, stop_after=2)
+    train(stopped, resume=True, progress=False)
+    resumed = load_checkpoint(stopped.run_dir / CHECKPOINT)
+    for key, value in expected["agent"].items():
+        assert torch.equal(value, resumed["agent"][key]), key
+    for key in ("q1", "q2"):
+        for name, value in expected["algo"][key].items():
+            assert torch.equal(value, resumed["algo"][key][name]), (key, name)
+
+
+def test_sequence_replay_never_samples_across_the_write_point():
+    import numpy as np
+
+    from velora_robot.rl.replay import SequenceReplay
+
+    replay = SequenceReplay(n_envs=2, capacity=10, obs_dim=1, act_dim=1, state_size=0)
+    for t in range(23):  # wraps twice; the oldest kept step is 13
+        replay.add(obs=np.full((2, 1), t), next_obs=np.full((2, 1), t + 1),
+                   action=np.zeros((2, 1)), reward=np.zeros(2), terminated=np.zeros(2),
+                   start=np.zeros(2, bool), hidden=np.zeros((2, 0)))
+    batch = replay.sample(200, 4, torch.Generator().manual_seed(0))
+    steps = batch["obs"][..., 0]
+    assert torch.all(steps[:, 1:] - steps[:, :-1] == 1) and steps.min() >= 13
+    assert steps.max() == 22

@@ -13,11 +13,13 @@ from velora_robot.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
-def describe_validation_error(exc: ValidationError, where: str) -> str:
-    """One line per problem: `where: field 'a.b': reason`."""
+def describe_validation_error(exc: ValidationError, where: str,
+                              tags: frozenset[str] = frozenset()) -> str:
+    """One line per problem: `where: field 'a.b': reason` (`tags`: union tags pydantic puts
+    in locations, which are not keys the user wrote)."""
     lines = []
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        field = ".".join(str(p) for p in err["loc"] if p not in tags) or "(top level)"
         reason = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             reason = "unknown field (check the spelling)"
@@ -25,7 +27,8 @@ def describe_validation_error(exc: ValidationError, where: str) -> str:
     return "\n".join(lines)
 
 
-def parse(model: type[M], data: M | dict[str, Any] | None, where: str) -> M:
+def parse(model: type[M], data: M | dict[str, Any] | None, where: str,
+          tags: frozenset[str] = frozenset()) -> M:
     """`data` validated as `model`; a ConfigError naming each bad field otherwise."""
     if isinstance(data, model):
         return data
@@ -34,10 +37,10 @@ def parse(model: type[M], data: M | dict[str, Any] | None, where: str) -> M:
     try:
         return model.model_validate(data or {})
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, where)) from None
+        raise ConfigError(describe_validation_error(exc, where, tags)) from None
 
 
-def load_yaml(model: type[M], path: str | Path) -> M:
+def load_yaml(model: type[M], path: str | Path, tags: frozenset[str] = frozenset()) -> M:
     """A YAML file validated as `model`."""
     path = Path(path)
     try:
@@ -46,4 +49,4 @@ def load_yaml(model: type[M], path: str | Path) -> M:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse(model, data, str(path))
+    return parse(model, data, str(path), tags)

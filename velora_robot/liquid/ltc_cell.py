@@ -143,6 +143,7 @@ class LTCCell(nn.Module):
     (zeros). `dt` is the elapsed time per step: a float, or a tensor of shape (B,) or (B, T)
     for per-sample times. `resets` (B, T) zeroes a sample's state before that step (episode
     boundaries). `y` holds the motor outputs (B, n_motor) or (B, T, n_motor).
+    With `return_states=True` the second result is the state after every step (B, T, N).
 
     `residual=False` drops the input-to-output projection (to measure its effect).
     `compiled=True` (needs a C compiler) runs inference calls of small batches in the C
@@ -324,6 +325,7 @@ class LTCCell(nn.Module):
         h: Tensor | None = None,
         dt: float | Tensor = 1.0,
         resets: Tensor | None = None,
+        return_states: bool = False,
     ) -> tuple[Tensor, Tensor]:
         single = x.dim() == 2
         if x.dim() not in (2, 3):
@@ -348,7 +350,7 @@ class LTCCell(nn.Module):
                              f"got {tuple(resets.shape)}")
         dt = self._check_dt(dt, batch, steps, single)
         if (self.compiled and batch <= KERNEL_MAX_BATCH and x.dtype == torch.float32
-                and x.device.type == "cpu" and not self._tracking()):
+                and x.device.type == "cpu" and not self._tracking() and not return_states):
             kernel = self._kernel()
             if kernel is not None:
                 return self._forward_kernel(kernel, x, h, dt, resets, single)
@@ -360,14 +362,19 @@ class LTCCell(nn.Module):
         step = _compiled() if self.compiled else ltc_step
         p = self._derive()
         v = h.t()
-        ys = []
+        ys, states = [], []
         for t in range(steps):
             if keep is not None:
                 v = v * keep[t]
             y, v = step(x if single else x[:, t], v, scale if isinstance(scale, float)
                         else scale[t], p, self.ode_unfolds, self.n_motor, self.epsilon)
             ys.append(y)
-        return (ys[0] if single else torch.stack(ys, dim=1)), v.t().contiguous()
+            if return_states:
+                states.append(v.t())
+        y_out = ys[0] if single else torch.stack(ys, dim=1)
+        if return_states:  # the state after every step, (B, T, N)
+            return y_out, torch.stack(states, dim=1)
+        return y_out, v.t().contiguous()
 
     def _forward_kernel(self, kernel: LtcKernel, x: Tensor, h: Tensor, dt: float | Tensor,
                         resets: Tensor | None, single: bool) -> tuple[Tensor, Tensor]:

@@ -15,9 +15,10 @@ class Agent(nn.Module):
     """Normalizers + actor + critic. The critic sees the observation and, when the env
     offers it and the recipe asks, privileged simulator state."""
 
-    def __init__(self, policy: PolicySection, obs_dim: int, act_dim: int, priv_dim: int
-                 ) -> None:
+    def __init__(self, policy: PolicySection, obs_dim: int, act_dim: int, priv_dim: int,
+                 *, squash: bool = False, critic: bool = True) -> None:
         super().__init__()
+        self.squash = squash  # SAC/TD3 policies act through tanh; PPO clips the mean
         self.obs_norm = RunningNorm(obs_dim)
         self.priv_dim = priv_dim if policy.privileged_critic else 0
         self.priv_norm = RunningNorm(self.priv_dim)
@@ -30,7 +31,12 @@ class Agent(nn.Module):
         else:
             self.actor = MLPActor(obs_dim, act_dim, hidden=policy.hidden,
                                   init_log_std=policy.init_log_std)
-        self.critic = MLPCritic(obs_dim + self.priv_dim, policy.critic_hidden)
+        self.critic = MLPCritic(obs_dim + self.priv_dim, policy.critic_hidden) if critic \
+            else None
+
+    def deterministic_action(self, mean: Tensor) -> Tensor:
+        """The action the trained policy takes without exploration, in [-1, 1]."""
+        return torch.tanh(mean) if self.squash else mean.clamp(-1.0, 1.0)
 
     def critic_input(self, obs_n: Tensor, priv: Tensor) -> Tensor:
         """Normalized observation, plus normalized privileged state when used."""

@@ -26,7 +26,7 @@ def evaluate(agent: Agent, env_id: str, episodes: int, seed: int = 0, **env_kwar
         while not done:
             x = agent.obs_norm(torch.as_tensor(obs, dtype=torch.float32)).view(1, 1, -1)
             mean, h = agent.actor(x, h, resets=torch.tensor([[start]]))
-            action = np.clip(mean.view(-1).numpy(), -1.0, 1.0)
+            action = agent.deterministic_action(mean.view(-1)).numpy()
             obs, reward, terminated, truncated, info = env.step(
                 low + (action + 1.0) * 0.5 * (high - low))
             for key, value in info.items():

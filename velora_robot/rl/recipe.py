@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from velora_robot.config import load_yaml
 
@@ -65,6 +65,54 @@ class PPOSection(_Section):
         return self
 
 
+class _OffPolicySection(_Section):
+    """Shared off-policy settings: replay of sequences with stored actor states and
+    burn-in (R2D2), MLP twin critics."""
+
+    lr: float = Field(default=3e-4, gt=0)
+    gamma: float = Field(default=0.99, gt=0, le=1)
+    tau: float = Field(default=0.005, gt=0, le=1)
+    batch_size: int = Field(default=256, ge=1)
+    seq_len: int = Field(default=16, ge=1, description="steps that carry the loss")
+    burn_in: int = Field(default=8, ge=0, description="steps that only refresh the state")
+    buffer_size: int = Field(default=200_000, ge=1, description="env steps, all envs")
+    learning_starts: int = Field(default=5_000, ge=0, description="random-action env steps")
+    updates_per_step: int = Field(default=1, ge=1, description="per vector step")
+    steps_per_iteration: int = Field(default=64, ge=1, description="vector steps per log line")
+    critic_hidden: list[int] = [256, 256]
+
+
+class SACSection(_OffPolicySection):
+    """SAC: automatic entropy temperature from `init_alpha`."""
+
+    name: Literal["sac"]
+    init_alpha: float = Field(default=0.2, gt=0)
+
+
+class TD3Section(_OffPolicySection):
+    """TD3: delayed policy updates, target policy smoothing, exploration noise."""
+
+    name: Literal["td3"]
+    policy_delay: int = Field(default=2, ge=1)
+    policy_noise: float = Field(default=0.2, ge=0)
+    noise_clip: float = Field(default=0.5, ge=0)
+    exploration_noise: float = Field(default=0.1, ge=0)
+
+
+def _algorithm_name(value: Any) -> str:
+    """PPO unless the section names another algorithm."""
+    if isinstance(value, dict):
+        return value.get("name", "ppo")
+    return getattr(value, "name", "ppo")
+
+
+Algorithm = Annotated[
+    Annotated[PPOSection, Tag("ppo")] | Annotated[SACSection, Tag("sac")]
+    | Annotated[TD3Section, Tag("td3")],
+    Discriminator(_algorithm_name),
+]
+
+
 class BudgetSection(_Section):
     """When the run stops."""
 
@@ -94,7 +142,7 @@ class Recipe(_Section):
     threads: int = Field(default=1, ge=1, description="torch threads")
     env: EnvSection
     policy: PolicySection = PolicySection()
-    algorithm: PPOSection = PPOSection()
+    algorithm: Algorithm = PPOSection()
     budget: BudgetSection
     logging: LoggingSection = LoggingSection()
     eval: EvalSection = EvalSection()
@@ -107,4 +155,4 @@ class Recipe(_Section):
 
 def load_recipe(path: str | Path) -> Recipe:
     """A recipe file, validated; errors name the file and the field."""
-    return load_yaml(Recipe, path)
+    return load_yaml(Recipe, path, tags=frozenset({"ppo", "sac", "td3"}))

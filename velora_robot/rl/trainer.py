@@ -24,9 +24,12 @@ import torch
 from velora_robot.errors import ConfigError
 from velora_robot.rl.agent import Agent
 from velora_robot.rl.ppo import PPO
-from velora_robot.rl.recipe import Recipe
+from velora_robot.rl.recipe import PPOSection, Recipe
+from velora_robot.rl.replay import SequenceReplay
 from velora_robot.rl.run_log import RunLog
+from velora_robot.rl.sac import SAC
 from velora_robot.rl.storage import RolloutStorage
+from velora_robot.rl.td3 import TD3
 from velora_robot.rl.vec_env import make_vec_env
 
 CHECKPOINT = "checkpoint.pt"
@@ -91,22 +94,27 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     (run_dir / "recipe.json").write_text(recipe.model_dump_json(indent=2))
 
     algo_cfg, env_cfg = recipe.algorithm, recipe.env
+    on_policy = isinstance(algo_cfg, PPOSection)
     env = make_vec_env(env_cfg.id, env_cfg.n_envs, env_cfg.n_workers, **env_cfg.kwargs)
-    n, t_steps = env.n_envs, algo_cfg.steps_per_env
+    n = env.n_envs
+    t_steps = algo_cfg.steps_per_env if on_policy else algo_cfg.steps_per_iteration
     obs_dim = env.single_observation_space.shape[0]
     act_dim = env.single_action_space.shape[0]
     torch.manual_seed(recipe.seed)
-    obs_np = env.reset(seed=recipe.seed)
+    env.reset(seed=recipe.seed)
     first = env.step(np.zeros((n, act_dim), np.float32))  # learn the privileged width
     priv_dim = first.privileged.shape[1]
-    obs_np, priv_np = env.reset(seed=recipe.seed), first.privileged
-    agent = Agent(recipe.policy, obs_dim, act_dim, priv_dim)
-    algo = PPO(agent.actor, agent.critic, **algo_cfg.model_dump(
-        exclude={"name", "steps_per_env"}))
+    obs_np = env.reset(seed=recipe.seed)
+    priv_np = _fresh_privileged(env, first.privileged)
+    agent = Agent(recipe.policy, obs_dim, act_dim, priv_dim if on_policy else 0,
+                  squash=not on_policy, critic=on_policy)
+    algo = _algorithm(recipe, agent, obs_dim, act_dim)
+    replay = None if on_policy else SequenceReplay(
+        n, max(algo_cfg.burn_in + algo_cfg.seq_len, algo_cfg.buffer_size // n), obs_dim,
+        act_dim, agent.actor.state_size)
     generator = torch.Generator().manual_seed(recipe.seed)
-    state_size = agent.actor.state_size
-    h = torch.zeros(n, state_size)
-    starts = torch.ones(n, dtype=torch.bool)
+    carry = {"obs": obs_np, "priv": priv_np, "h": torch.zeros(n, agent.actor.state_size),
+             "starts": torch.ones(n, dtype=torch.bool)}
     recent: deque[float] = deque(maxlen=100)
     recent_len: deque[int] = deque(maxlen=100)
     update, env_steps, wall = 0, 0, 0.0
@@ -119,14 +127,13 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
         recent.extend(ckpt["recent_returns"])
         recent_len.extend(ckpt["recent_lengths"])
         wandb_id = ckpt.get("wandb_id")
+        if replay is not None:
+            replay.load_state_dict(ckpt["replay"])
         if ckpt["env_state"] is not None:
             env.set_state(ckpt["env_state"])
-            obs_np, priv_np = ckpt["obs"], ckpt["priv"]
-            h, starts = ckpt["h"], ckpt["starts"]
+            carry = ckpt["carry"]
         else:  # an env without snapshots: continue from fresh episodes
-            obs_np, priv_np = env.reset(seed=recipe.seed + 1000 * update), priv_np * 0
-    else:
-        priv_np = _fresh_privileged(env, priv_np)
+            carry["obs"] = env.reset(seed=recipe.seed + 1000 * update)
 
     total_updates = math.ceil(recipe.budget.env_steps / (n * t_steps))
     use_wandb = recipe.logging.wandb if wandb is None else wandb
@@ -134,15 +141,20 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
                  project=recipe.logging.wandb_project, name=recipe.name,
                  config=recipe.model_dump(), wandb_id=wandb_id)
     bar = _Progress(total_updates, progress)
-    storage = RolloutStorage(t_steps, n, obs_dim, obs_dim + agent.priv_dim, act_dim, state_size)
+    storage = RolloutStorage(t_steps, n, obs_dim, obs_dim + agent.priv_dim, act_dim,
+                             agent.actor.state_size) if on_policy else None
     last = stop_after if stop_after is not None else total_updates
     try:
         while update < min(total_updates, last):
             start = time.perf_counter()
-            obs_np, priv_np, h, starts = _collect(env, agent, algo, storage, generator,
-                                                  obs_np, priv_np, h, starts, recent,
-                                                  recent_len)
-            metrics = algo.update(storage, generator)
+            if on_policy:
+                carry = _collect(env, agent, algo, storage, generator, carry, recent,
+                                 recent_len)
+                metrics = algo.update(storage, generator)
+            else:
+                carry, metrics = _off_policy_iteration(
+                    env, agent, algo, replay, generator, carry, t_steps, env_steps,
+                    algo_cfg, recent, recent_len)
             update += 1
             env_steps += n * t_steps
             elapsed = time.perf_counter() - start
@@ -159,7 +171,7 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
                     "recipe": recipe.model_dump(), "update": update, "env_steps": env_steps,
                     "wall_s": wall, "agent": agent.state_dict(), "algo": algo.state_dict(),
                     "generator": generator.get_state(), "env_state": snapshot,
-                    "obs": obs_np, "priv": priv_np, "h": h, "starts": starts,
+                    "carry": carry, "replay": None if replay is None else replay.state_dict(),
                     "recent_returns": list(recent), "recent_lengths": list(recent_len),
                     "wandb_id": log.wandb_id, "obs_dim": obs_dim, "act_dim": act_dim,
                     "priv_dim": priv_dim,
@@ -190,12 +202,28 @@ def _fresh_privileged(env: Any, priv: np.ndarray) -> np.ndarray:
     return buffers.privileged.copy() if buffers is not None else priv
 
 
+def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int) -> PPO | SAC | TD3:
+    """The recipe's algorithm around the agent's networks."""
+    cfg = recipe.algorithm
+    if isinstance(cfg, PPOSection):
+        return PPO(agent.actor, agent.critic, **cfg.model_dump(exclude={"name",
+                                                                        "steps_per_env"}))
+    shared = cfg.model_dump(include={"lr", "gamma", "tau", "batch_size", "seq_len", "burn_in",
+                                     "critic_hidden"})
+    if cfg.name == "sac":
+        return SAC(agent.actor, agent.obs_norm, obs_dim, act_dim, init_alpha=cfg.init_alpha,
+                   **shared)
+    return TD3(agent.actor, agent.obs_norm, obs_dim, act_dim, policy_delay=cfg.policy_delay,
+               policy_noise=cfg.policy_noise, noise_clip=cfg.noise_clip,
+               exploration_noise=cfg.exploration_noise, **shared)
+
+
 def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
-             generator: torch.Generator, obs_np: np.ndarray, priv_np: np.ndarray,
-             h: torch.Tensor, starts: torch.Tensor, recent: deque, recent_len: deque
-             ) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
+             generator: torch.Generator, carry: dict[str, Any], recent: deque,
+             recent_len: deque) -> dict[str, Any]:
     """One rollout of `storage.steps` steps into `storage` (GAE included)."""
     gamma = algo.gamma
+    obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
     with torch.no_grad():
         for t in range(storage.steps):
             obs = torch.from_numpy(obs_np).float()
@@ -227,4 +255,38 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
         last_in = agent.critic_input(agent.obs_norm(torch.from_numpy(obs_np).float()),
                                      torch.from_numpy(priv_np).float())
         storage.compute_returns(agent.critic(last_in), gamma, algo.lam)
-    return obs_np, priv_np, h, starts
+    return {"obs": obs_np, "priv": priv_np, "h": h, "starts": starts}
+
+
+def _off_policy_iteration(env: Any, agent: Agent, algo: SAC | TD3, replay: SequenceReplay,
+                          generator: torch.Generator, carry: dict[str, Any], steps: int,
+                          env_steps: int, cfg: Any, recent: deque, recent_len: deque
+                          ) -> tuple[dict[str, Any], dict[str, float]]:
+    """`steps` vector steps into the replay, each followed by gradient updates once the
+    replay holds `learning_starts` env steps (random actions until then)."""
+    obs_np, h, starts = carry["obs"], carry["h"], carry["starts"]
+    n = obs_np.shape[0]
+    totals: dict[str, list[float]] = {}
+    for k in range(steps):
+        obs = torch.from_numpy(obs_np).float()
+        agent.obs_norm.update(obs)
+        h = h * (~starts).unsqueeze(1)
+        action, h_next = algo.act(agent.obs_norm(obs), h, starts, generator)
+        if env_steps + k * n < cfg.learning_starts:
+            action = torch.rand(action.shape, generator=generator) * 2 - 1
+        result = env.step(action.numpy())
+        done = result.terminated | result.truncated
+        next_obs = np.where(done[:, None], result.final_obs, result.obs)
+        replay.add(obs=obs_np, next_obs=next_obs, action=action.numpy(), reward=result.reward,
+                   terminated=result.terminated, start=starts.numpy(), hidden=h.numpy())
+        for ret, length in result.episodes:
+            recent.append(ret)
+            recent_len.append(length)
+        obs_np, h, starts = result.obs, h_next, torch.from_numpy(done)
+        ready = replay.size >= cfg.burn_in + cfg.seq_len
+        if env_steps + (k + 1) * n >= cfg.learning_starts and ready:
+            for _ in range(cfg.updates_per_step):
+                for name, value in algo.update(replay, generator).items():
+                    totals.setdefault(name, []).append(value)
+    return ({"obs": obs_np, "priv": carry["priv"], "h": h, "starts": starts},
+            {name: float(np.mean(values)) for name, values in totals.items()})
