@@ -163,3 +163,14 @@ def test_sequence_replay_never_samples_across_the_write_point():
     steps = batch["obs"][..., 0]
     assert torch.all(steps[:, 1:] - steps[:, :-1] == 1) and steps.min() >= 13
     assert steps.max() == 22
+
+
+def test_on_update_can_end_a_run_early(tmp_path):
+    seen = []
+
+    def stop_at_second(update, env_steps, agent):
+        seen.append((update, env_steps))
+        return update == 2
+
+    summary = train(recipe(tmp_path, "early"), progress=False, on_update=stop_at_second)
+    assert seen == [(1, 128), (2, 256)] and summary["updates"] == 2

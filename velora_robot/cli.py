@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("ltc", "env")
+BENCHMARKS = ("ltc", "env", "solve", "throughput")
 
 
 class UserError(Exception):

@@ -177,7 +177,14 @@ class BatchedEnv:
     def _gather(self) -> list[Any]:
         out = []
         for pipe in self._pipes:
-            status, payload = pipe.recv()
+            try:
+                status, payload = pipe.recv()
+            except EOFError:
+                self.close()
+                raise RuntimeError(
+                    "a BatchedEnv worker process exited. Workers are spawned and import your "
+                    "main script: keep the code that creates envs or trains under "
+                    "`if __name__ == '__main__':`") from None
             if status == "error":
                 self.close()
                 raise RuntimeError(f"BatchedEnv worker failed: {payload}")

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,12 @@ class _Progress:
 
 
 def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
-          progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+          progress: bool = True, stop_after: int | None = None,
+          on_update: Callable[[int, int, Agent], bool] | None = None) -> dict[str, Any]:
     """Run (or continue) the recipe; returns a summary. `stop_after` ends the run after that
-    many updates in total (a planned stop, as if killed after the checkpoint)."""
+    many updates in total (a planned stop, as if killed after the checkpoint).
+    `on_update(update, env_steps, agent)` is called after every update; returning True
+    ends the run there (benchmarks use it to stop once a task is solved)."""
     torch.set_num_threads(recipe.threads)
     run_dir = recipe.run_dir
     ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
@@ -165,6 +169,8 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
                      "length_mean": float(np.mean(recent_len)) if recent_len else None,
                      **metrics})
             bar.show(update, env_steps, n * t_steps / elapsed, ret)
+            if on_update is not None and on_update(update, env_steps, agent):
+                break
             if update % recipe.logging.checkpoint_every == 0 or update == total_updates:
                 snapshot = env.get_state() if hasattr(env, "get_state") else None
                 save_atomic({
