@@ -125,11 +125,13 @@ def test_shipped_recipes_are_valid():
         assert load_recipe(path).name == path.stem
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3"])
-def test_off_policy_runs_learn_and_resume_exactly_with_their_replay(tmp_path, algo):
+@pytest.mark.parametrize("algo,critic", [("sac", "mlp"), ("td3", "mlp"), ("sac", "liquid"),
+                                         ("td3", "liquid")])
+def test_off_policy_runs_learn_and_resume_exactly_with_their_replay(tmp_path, algo, critic):
     changes = {"algorithm": {"name": algo, "batch_size": 16, "seq_len": 4, "burn_in": 2,
                              "learning_starts": 64, "steps_per_iteration": 24,
-                             "critic_hidden": [32, 32]},
+                             "critic": critic, "critic_hidden": [32, 32],
+                             "critic_neurons": 6},
                "budget": {"env_steps": 3 * 4 * 24}}
     straight = recipe(tmp_path / "a", "run", **changes)
     summary = train(straight, progress=False)
@@ -174,3 +176,20 @@ def test_on_update_can_end_a_run_early(tmp_path):
 
     summary = train(recipe(tmp_path, "early"), progress=False, on_update=stop_at_second)
     assert seen == [(1, 128), (2, 256)] and summary["updates"] == 2
+
+
+def test_a_liquid_critic_values_the_taken_actions_as_its_own_sequence_does():
+    from velora_robot.rl.normalizer import RunningNorm
+    from velora_robot.rl.off_policy import OffPolicy
+    from velora_robot.rl.policies import LiquidActor
+
+    algo = OffPolicy(LiquidActor(3, 2, n_neurons=6), RunningNorm(3), 3, 2, critic="liquid",
+                     critic_neurons=6)
+    gen = torch.Generator().manual_seed(0)
+    start = torch.zeros(4, 5, dtype=torch.bool)
+    start[1, 2] = True
+    b = {"obs": torch.randn(4, 5, 3, generator=gen), "action": torch.rand(4, 5, 2) * 2 - 1,
+         "start": start, "critic_h0": {"q1": torch.randn(4, 6) * 0.1}}
+    along, _ = algo.q1(torch.cat([b["obs"], b["action"]], -1), b["critic_h0"]["q1"],
+                       resets=start)
+    torch.testing.assert_close(algo._q_for(b, "q1", b["action"]), along, atol=1e-5, rtol=0)

@@ -79,7 +79,9 @@ class _OffPolicySection(_Section):
     learning_starts: int = Field(default=5_000, ge=0, description="random-action env steps")
     updates_per_step: int = Field(default=1, ge=1, description="per vector step")
     steps_per_iteration: int = Field(default=64, ge=1, description="vector steps per log line")
+    critic: Literal["mlp", "liquid"] = "mlp"
     critic_hidden: list[int] = [256, 256]
+    critic_neurons: int = Field(default=16, ge=3)
 
 
 class SACSection(_OffPolicySection):

@@ -39,13 +39,13 @@ class SAC(OffPolicy):
         with torch.no_grad():
             _, mean_next = run_with_next(self.actor, b["obs"], b["next_obs"], h, b["start"])
             a_next, logp_next = squashed_sample(mean_next, self.actor.log_std, generator)
-            soft_next = self.q_min(b["next_obs"], a_next, target=True) - alpha * logp_next
+            soft_next = self.q_next_min(b, a_next) - alpha * logp_next
             target = b["reward"] + self.gamma * (1 - b["terminated"]) * soft_next
         critic_loss = self.critic_step(b, target)
         # Actor: maximize Q - alpha * log pi through the reparameterized sample.
         mean, _ = self.actor(b["obs"], h, resets=b["start"])
         action, logp = squashed_sample(mean, self.actor.log_std, generator)
-        actor_loss = (alpha * logp - self.q_min(b["obs"], action)).mean()
+        actor_loss = (alpha * logp - self.q_min(b, action)).mean()
         self.actor_opt.zero_grad()
         actor_loss.backward()
         self.actor_opt.step()

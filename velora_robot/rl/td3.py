@@ -43,15 +43,14 @@ class TD3(OffPolicy):
             noise = (self.policy_noise * torch.randn(mean_next.shape, generator=generator)
                      ).clamp(-self.noise_clip, self.noise_clip)
             a_next = (torch.tanh(mean_next) + noise).clamp(-1.0, 1.0)
-            target = b["reward"] + self.gamma * (1 - b["terminated"]) * self.q_min(
-                b["next_obs"], a_next, target=True)
+            target = b["reward"] + self.gamma * (1 - b["terminated"]) * self.q_next_min(
+                b, a_next)
         metrics = {"critic_loss": self.critic_step(b, target)}
         self.updates += 1
         # Actor and targets move only every `policy_delay` critic updates.
         if self.updates % self.policy_delay == 0:
             mean, _ = self.actor(b["obs"], h, resets=b["start"])
-            x = torch.cat([b["obs"], torch.tanh(mean)], dim=-1)
-            actor_loss = -self.q1(x)[0].mean()
+            actor_loss = -self._q_for(b, "q1", torch.tanh(mean)).mean()
             self.actor_opt.zero_grad()
             actor_loss.backward()
             self.actor_opt.step()

@@ -215,7 +215,7 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int) -> PPO 
         return PPO(agent.actor, agent.critic, **cfg.model_dump(exclude={"name",
                                                                         "steps_per_env"}))
     shared = cfg.model_dump(include={"lr", "gamma", "tau", "batch_size", "seq_len", "burn_in",
-                                     "critic_hidden"})
+                                     "critic", "critic_hidden", "critic_neurons"})
     if cfg.name == "sac":
         return SAC(agent.actor, agent.obs_norm, obs_dim, act_dim, init_alpha=cfg.init_alpha,
                    **shared)
