@@ -79,9 +79,9 @@ def solve(case: str, seed: int, out: Path) -> dict[str, Any]:
             "neurons": recipe.policy.n_neurons}
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Every case over every seed (quick: one seed, PPO pendulum only)."""
-    cases = ["pendulum ppo"] if quick else list(CASES)
+def run(quick: bool = False, cases: list[str] | None = None) -> dict[str, Any]:
+    """Every case (or `cases`) over every seed (quick: one seed, PPO pendulum only)."""
+    cases = ["pendulum ppo"] if quick else (cases or list(CASES))
     seeds = SEEDS[:1] if quick else SEEDS
     with tempfile.TemporaryDirectory(prefix="velora-bench-") as tmp:
         runs = [solve(case, seed, Path(tmp)) for case in cases for seed in seeds]
@@ -101,6 +101,7 @@ def table(result: dict[str, Any]) -> str:
         wall = statistics.median(r["train_wall_s"] for r in solved) if solved else float("nan")
         per_seed = ", ".join(f"{r['env_steps']:,}{'' if r['solved'] else ' (not solved)'}"
                              for r in runs)
+        count = f"{len(solved)}/{len(runs)}"
         lines.append(f"{case:<30}{runs[0]['neurons']:>8}{runs[0]['actor_parameters']:>8}"
-                     f"{len(solved)}/{len(runs):>6}{steps:>14,.0f}{wall:>10.1f}   {per_seed}")
+                     f"{count:>8}{steps:>14,.0f}{wall:>10.1f}   {per_seed}")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from typing import Any
 
 N_ENVS = 32
 STEPS_PER_ENV = 48
+CHUNK_LEN = 8  # as in launch/spot_walk.yaml
 EPOCHS = 5
 MINIBATCHES = 4
 
@@ -30,7 +31,7 @@ def ours(updates: int, out: Path) -> dict[str, Any]:
         "env": {"id": "velora_robot/SpotWalk-v0", "n_envs": N_ENVS, "n_workers": 2},
         "policy": {"kind": "liquid", "n_neurons": 100, "neurons_per_dof": 2,
                    "compiled": True},
-        "algorithm": {"name": "ppo", "steps_per_env": STEPS_PER_ENV, "chunk_len": 16,
+        "algorithm": {"name": "ppo", "steps_per_env": STEPS_PER_ENV, "chunk_len": CHUNK_LEN,
                       "epochs": EPOCHS, "minibatches": MINIBATCHES},
         "budget": {"env_steps": N_ENVS * STEPS_PER_ENV * (updates + 1)},
         "logging": {"dir": str(out), "checkpoint_every": 10_000}, "eval": {"episodes": 0}})

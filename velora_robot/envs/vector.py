@@ -143,9 +143,10 @@ def _worker(pipe: Any, env_id: str, kwargs: dict[str, Any], lo: int, hi: int,
 
 class BatchedEnv:
     """`n_envs` copies of `env_id` stepped by `n_workers` processes, this one included
-    (1 or 0: all in this process)."""
+    (1 or 0: all in this process); this process's share is scaled by `local_weight`."""
 
-    def __init__(self, env_id: str, n_envs: int, n_workers: int = 2, **env_kwargs: Any) -> None:
+    def __init__(self, env_id: str, n_envs: int, n_workers: int = 2, *,
+                 local_weight: float = 0.8, **env_kwargs: Any) -> None:
         if n_envs < 1 or n_workers < 0:
             raise ValueError(f"need n_envs >= 1 and n_workers >= 0, got {n_envs}, {n_workers}")
         probe = _task(env_id, 1, env_kwargs)
@@ -159,8 +160,14 @@ class BatchedEnv:
         self._pipes: list[Any] = []
         self._procs: list[Any] = []
         # This process steps the first slice itself while the other workers step theirs,
-        # so n_workers processes share the cores with no idle parent in between.
-        bounds = np.linspace(0, n_envs, max(1, min(n_workers, n_envs)) + 1).astype(int)
+        # so n_workers processes share the cores with no idle parent in between. It also
+        # runs the policy between steps, so its slice is smaller (`local_weight`).
+        k = max(1, min(n_workers, n_envs))
+        weights = np.array([local_weight if k > 1 else 1.0] + [1.0] * (k - 1))
+        bounds = np.round(np.concatenate([[0], np.cumsum(weights)]) / weights.sum() * n_envs)
+        bounds = bounds.astype(int)
+        for i in range(1, k):  # every worker gets at least one env
+            bounds[i] = min(max(bounds[i], bounds[i - 1] + 1), n_envs - (k - i))
         self.slices = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
         self._local = _Slice(env_id, env_kwargs, *self.slices[0], self.buffers)
         for lo, hi in self.slices[1:]:

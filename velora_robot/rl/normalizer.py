@@ -20,18 +20,18 @@ class RunningNorm(nn.Module):
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
         """Fold a batch (..., size) into the running statistics."""
-        x = x.reshape(-1, self.mean.shape[0]).double()
+        x = x.reshape(-1, self.mean.shape[0])
         n = x.shape[0]
         if n == 0 or self.mean.numel() == 0:
             return
-        batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
-        total = self.count + n
-        delta = batch_mean - self.mean.double()
-        mean = self.mean.double() + delta * n / total
-        m2 = self.var.double() * self.count + batch_var * n + delta**2 * self.count * n / total
-        self.mean.copy_(mean.float())
-        self.var.copy_((m2 / total).float())
-        self.count.copy_(total)
+        batch_var, batch_mean = torch.var_mean(x, dim=0, unbiased=False)
+        count = float(self.count)
+        total = count + n
+        delta = batch_mean - self.mean
+        self.mean.add_(delta, alpha=n / total)
+        self.var.mul_(count / total).add_(batch_var, alpha=n / total).addcmul_(
+            delta, delta, value=count * n / total**2)
+        self.count.fill_(total)
 
     def forward(self, x: Tensor) -> Tensor:
         return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
