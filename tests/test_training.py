@@ -88,6 +88,8 @@ def test_checkpoints_are_written_atomically(tmp_path):
     (lambda d: d["policy"].update(kind="lstm"), "field 'policy.kind'"),
     (lambda d: d.pop("budget"), "field 'budget': Field required"),
     (lambda d: d["env"].update(n_envz=3), "field 'env.n_envz': unknown field"),
+    (lambda d: d["env"].update(id="InvertedPendulum-v9"),
+     "field 'env.id': unknown environment 'InvertedPendulum-v9'; did you mean"),
 ])
 def test_a_malformed_recipe_names_file_field_and_reason(tmp_path, edit, message):
     data = recipe(tmp_path, "bad").model_dump()

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from velora_robot.config import load_yaml
 
@@ -21,6 +29,19 @@ class EnvSection(_Section):
     n_envs: int = Field(default=8, ge=1)
     n_workers: int = Field(default=1, ge=1)
     kwargs: dict[str, Any] = {}
+
+    @field_validator("id")
+    @classmethod
+    def _registered(cls, env_id: str) -> str:
+        import gymnasium as gym
+
+        import velora_robot.envs  # noqa: F401  (registers the velora_robot ids)
+
+        if env_id not in gym.registry:
+            near = [k for k in gym.registry if env_id.split("-")[0].lower() in k.lower()][:3]
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise ValueError(f"unknown environment {env_id!r}{hint}")
+        return env_id
 
 
 class PolicySection(_Section):
