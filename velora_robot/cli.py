@@ -78,6 +78,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    """Export a checkpoint to ONNX or TorchScript with its model card."""
+    from velora_robot.export import export
+
+    paths = export(args.checkpoint, args.format, args.out)
+    print(f"wrote {paths['policy']} and its model card {paths['card']}")
+
+
 def _demo_sim(out: Path) -> None:
     """Spot in SpotWalk holding its default pose on the simulated PD servos, recorded."""
     import gymnasium as gym
@@ -114,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="log to Weights & Biases (honours WANDB_MODE=offline)")
     train.add_argument("--quiet", action="store_true", help="no progress line")
     train.set_defaults(func=cmd_train)
+    exp = sub.add_parser("export", help="export a checkpoint for the robot")
+    exp.add_argument("checkpoint", type=Path, help="runs/<name>/checkpoint.pt")
+    exp.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    exp.add_argument("--out", type=Path, default=None, help="policy file to write")
+    exp.set_defaults(func=cmd_export)
     bench = sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCHMARKS))
     bench.add_argument("name", help="benchmark name")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")

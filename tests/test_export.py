@@ -1,0 +1,105 @@
+"""Export: ONNX and TorchScript equal PyTorch over a closed loop; the model card; refusals."""
+
+import json
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import velora_robot.envs  # noqa: F401
+from velora_robot.errors import ConfigError
+from velora_robot.export import export, load_agent
+from velora_robot.rl import Recipe, train
+from velora_robot.rl.trainer import CHECKPOINT, load_checkpoint
+from velora_robot.robots import ONE_JOINT
+from velora_robot.runtime import OnnxPolicy, TorchScriptPolicy, check_card, load_card
+from velora_robot.runtime.card import card_path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    recipe = Recipe.model_validate({
+        "name": "jt", "seed": 1,
+        "env": {"id": "velora_robot/JointTrack-v0", "n_envs": 4, "n_workers": 1},
+        "policy": {"kind": "liquid", "n_neurons": 8, "neurons_per_dof": 2},
+        "algorithm": {"steps_per_env": 32, "chunk_len": 8},
+        "budget": {"env_steps": 2 * 4 * 32}, "logging": {"dir": str(out)},
+        "eval": {"episodes": 1}})
+    train(recipe, progress=False)
+    ckpt = recipe.run_dir / CHECKPOINT
+    return {"ckpt": ckpt, "onnx": export(ckpt, "onnx"), "ts": export(ckpt, "torchscript")}
+
+
+def test_onnx_and_torchscript_equal_pytorch_over_a_1000_step_closed_loop(trained):
+    _, agent = load_agent(load_checkpoint(trained["ckpt"]))
+    env = gym.make("velora_robot/JointTrack-v0")
+    obs, _ = env.reset(seed=0)
+    h, start, observations, starts, actions = None, True, [], [], []
+    with torch.no_grad():
+        for _ in range(1000):  # two 500-step episodes
+            x = agent.obs_norm(torch.as_tensor(obs, dtype=torch.float32)).view(1, 1, -1)
+            mean, h = agent.actor(x, h, resets=torch.tensor([[start]]))
+            action = agent.deterministic_action(mean.view(-1)).numpy()
+            observations.append(obs.astype(np.float32))
+            starts.append(start)
+            actions.append(action)
+            obs, _, terminated, truncated, _ = env.step(action)
+            start = terminated or truncated
+            if start:
+                obs, _ = env.reset()
+    assert sum(starts) == 2
+    for runner in (OnnxPolicy(trained["onnx"]["policy"]),
+                   TorchScriptPolicy(trained["ts"]["policy"])):
+        for o, s, expected in zip(observations, starts, actions, strict=True):
+            if s:
+                runner.reset()
+            np.testing.assert_allclose(runner(o), expected, atol=1e-5, rtol=0)
+
+
+def test_the_model_card_describes_policy_robot_and_source(trained):
+    card = load_card(trained["onnx"]["card"])
+    assert card.policy_file == "jt.onnx" and card.policy_format == "onnx"
+    assert trained["onnx"]["card"].name == "jt.onnx.json"
+    assert load_card(trained["ts"]["card"]).policy_format == "torchscript"
+    assert card.robot["joints"][0]["name"] == "joint"
+    assert card.network["neurons"] == 8 and card.network["neurons_per_dof"] == 2
+    assert card.io["inputs"] == {"obs": [1, 5], "state": [1, 8]}
+    import hashlib
+
+    digest = hashlib.sha256(trained["ckpt"].read_bytes()).hexdigest()
+    assert json.loads(trained["onnx"]["card"].read_text())["source_checkpoint"]["sha256"] == digest
+    check_card(card, ONE_JOINT)  # matches its robot
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"joints": ONE_JOINT.joints * 2}, "drives 1 joints, robot 'one_joint' has 2"),
+    ({"joints": (ONE_JOINT.joints[0].model_copy(update={"name": "elbow"}),)},
+     "joint 0 is 'elbow' on the robot but 'joint' in the policy"),
+    ({"control_hz": 100.0, "physics_hz": 500.0}, "field 'control_hz' is 100.0 on the robot"),
+    ({"joints": (ONE_JOINT.joints[0].model_copy(update={"kp": 9.0}),)}, "kp is 9.0"),
+])
+def test_a_card_that_does_not_match_the_robot_is_refused(trained, change, message):
+    card = load_card(trained["onnx"]["card"])
+    with pytest.raises(ConfigError, match=message):
+        check_card(card, ONE_JOINT.model_copy(update=change))
+
+
+def test_an_onnx_file_with_the_wrong_inputs_is_refused(trained, tmp_path):
+    path = tmp_path / "other.onnx"
+    torch.onnx.export(torch.nn.Linear(5, 1), (torch.zeros(1, 5),), str(path),
+                      input_names=["x"], output_names=["y"], dynamo=True)
+    card_path(path).write_text(trained["onnx"]["card"].read_text())
+    with pytest.raises(ConfigError, match="do not match the model card"):
+        OnnxPolicy(path)
+
+
+def test_the_runtime_imports_neither_torch_nor_gymnasium_nor_wandb():
+    code = ("import sys, velora_robot.runtime\n"
+            "bad = [m for m in ('torch', 'gymnasium', 'wandb') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -1,0 +1,114 @@
+"""`velora-robot export CKPT`: a training checkpoint to an ONNX or TorchScript policy plus
+its model card (JSON, beside it). The runtime checks the card against the robot spec
+before it activates anything."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from velora_robot.export.deploy import DeployPolicy
+from velora_robot.rl.agent import Agent
+from velora_robot.rl.recipe import PPOSection, Recipe
+from velora_robot.rl.trainer import load_checkpoint
+from velora_robot.runtime.card import card_path
+
+CARD_FORMAT = "velora-model-card/1"
+INPUTS, OUTPUTS = ("obs", "state"), ("action", "next_state")
+
+
+def load_agent(ckpt: dict[str, Any]) -> tuple[Recipe, Agent]:
+    """The recipe and the trained agent of a checkpoint."""
+    recipe = Recipe.model_validate(ckpt["recipe"])
+    on_policy = isinstance(recipe.algorithm, PPOSection)
+    agent = Agent(recipe.policy, ckpt["obs_dim"], ckpt["act_dim"],
+                  ckpt["priv_dim"] if on_policy else 0, squash=not on_policy,
+                  critic=on_policy)
+    agent.load_state_dict(ckpt["agent"])
+    return recipe, agent.eval()
+
+
+def robot_of(env_id: str, kwargs: dict[str, Any]) -> str | None:
+    """The robot a velora_robot env runs (None for other gymnasium envs)."""
+    from velora_robot.envs import ENV_IDS
+
+    cls = ENV_IDS.get(env_id)
+    return None if cls is None else kwargs.get("robot", cls.TASK.DEFAULTS["robot"])
+
+
+def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript"] = "onnx",
+           out: str | Path | None = None) -> dict[str, Path]:
+    """Write the policy (`out` or beside the checkpoint) and its model card."""
+    checkpoint = Path(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
+    recipe, agent = load_agent(ckpt)
+    policy = DeployPolicy(agent).eval()
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[fmt]
+    path = Path(out) if out is not None else checkpoint.parent / f"{recipe.name}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = (torch.zeros(1, ckpt["obs_dim"]), torch.zeros(1, policy.state_size))
+    with torch.no_grad():
+        if fmt == "onnx":
+            _export_onnx(policy, example, path)
+        else:
+            torch.jit.trace(policy, example).save(str(path))
+    card = card_path(path)
+    card.write_text(json.dumps(model_card(recipe, ckpt, agent, policy, fmt, path, checkpoint),
+                               indent=2))
+    return {"policy": path, "card": card}
+
+
+def _export_onnx(policy: DeployPolicy, example: tuple[torch.Tensor, ...], path: Path) -> None:
+    import onnx
+
+    torch.onnx.export(policy, example, str(path), input_names=list(INPUTS),
+                      output_names=list(OUTPUTS), dynamo=True, external_data=False)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: DeployPolicy,
+               fmt: str, path: Path, checkpoint: Path) -> dict[str, Any]:
+    """Everything the runtime (and a person) needs to know about an exported policy."""
+    from velora_robot.rl.policies import LiquidActor
+    from velora_robot.robots import get_spec
+
+    robot = robot_of(recipe.env.id, recipe.env.kwargs)
+    actor = agent.actor
+    network: dict[str, Any] = {"kind": recipe.policy.kind,
+                               "trainable_parameters": agent.actor_parameters,
+                               "state_size": policy.state_size, "squashed": agent.squash}
+    if isinstance(actor, LiquidActor):
+        wiring = actor.cell.wiring
+        network.update(neurons=wiring.n_neurons, motor_neurons=wiring.n_motor,
+                       neurons_per_dof=wiring.neurons_per_dof, synapses=wiring.n_synapses,
+                       sensory_synapses=wiring.n_sensory_synapses,
+                       ode_unfolds=actor.cell.ode_unfolds, wiring=wiring.to_dict())
+    summary = {"env": recipe.env.id, "env_kwargs": recipe.env.kwargs,
+               "algorithm": recipe.algorithm.name, "updates": ckpt["update"],
+               "env_steps": ckpt["env_steps"], "wall_s": ckpt["wall_s"],
+               "return_mean_last_100": (sum(ckpt["recent_returns"]) / len(ckpt["recent_returns"])
+                                        if ckpt["recent_returns"] else None)}
+    eval_path = checkpoint.parent / "eval.json"
+    if eval_path.exists():
+        summary["eval"] = json.loads(eval_path.read_text())
+    return {
+        "format": CARD_FORMAT,
+        "name": recipe.name,
+        "policy_file": path.name,
+        "policy_format": fmt,
+        "io": {"inputs": {"obs": [1, ckpt["obs_dim"]], "state": [1, policy.state_size]},
+               "outputs": {"action": [1, ckpt["act_dim"]],
+                           "next_state": [1, policy.state_size]}},
+        "robot": None if robot is None else json.loads(get_spec(robot).model_dump_json()),
+        "network": network,
+        "training": summary,
+        "source_checkpoint": {"file": str(checkpoint),
+                              "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()},
+        "exported": {"at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                     "torch": torch.__version__},
+    }

@@ -1,0 +1,102 @@
+"""Policy runners for the robot: `OnnxPolicy` (onnxruntime, one thread) and
+`TorchScriptPolicy` (when torch is installed). Each carries its recurrent state between
+calls: `action = policy(obs)`; `reset()` at the start of an episode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from velora_robot.errors import ConfigError
+from velora_robot.runtime.card import ModelCard, card_path, load_card
+
+INPUTS, OUTPUTS = ("obs", "state"), ("action", "next_state")
+
+
+class _Runner:
+    """Shared: the card, the state, the shape checks."""
+
+    def __init__(self, path: Path, card: ModelCard | None) -> None:
+        self.path = path
+        self.card = card or load_card(card_path(path))
+        io = self.card.io
+        self.obs_dim = io["inputs"]["obs"][1]
+        self.state_size = io["inputs"]["state"][1]
+        self.act_dim = io["outputs"]["action"][1]
+        self.state = np.zeros((1, self.state_size), np.float32)
+        self._obs = np.zeros((1, self.obs_dim), np.float32)
+
+    def reset(self) -> None:
+        """Zero the recurrent state (a new episode)."""
+        self.state[:] = 0.0
+
+    def _input(self, obs: np.ndarray) -> np.ndarray:
+        if obs.shape != (self.obs_dim,):
+            raise ValueError(f"{self.path.name}: observation must have shape ({self.obs_dim},),"
+                             f" got {obs.shape}")
+        self._obs[0] = obs
+        return self._obs
+
+
+class OnnxPolicy(_Runner):
+    """An exported ONNX policy in onnxruntime (one thread, sequential execution)."""
+
+    def __init__(self, path: str | Path, card: ModelCard | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        super().__init__(path, card)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ConfigError(f"{path}: not a loadable ONNX model: {exc}") from None
+        got_in = {i.name: i.shape for i in self.session.get_inputs()}
+        got_out = {o.name: o.shape for o in self.session.get_outputs()}
+        want_in = {"obs": [1, self.obs_dim], "state": [1, self.state_size]}
+        want_out = {"action": [1, self.act_dim], "next_state": [1, self.state_size]}
+        if got_in != want_in or got_out != want_out:
+            raise ConfigError(f"{path}: ONNX inputs {got_in} and outputs {got_out} do not match "
+                              f"the model card's {want_in} -> {want_out}")
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        action, self.state = self.session.run(OUTPUTS, {"obs": self._input(obs),
+                                                        "state": self.state})
+        return action[0]
+
+
+class TorchScriptPolicy(_Runner):
+    """An exported TorchScript policy (needs torch on the robot)."""
+
+    def __init__(self, path: str | Path, card: ModelCard | None = None) -> None:
+        import torch
+
+        path = Path(path)
+        super().__init__(path, card)
+        torch.set_num_threads(1)
+        self._torch = torch
+        self.module = torch.jit.load(str(path))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.no_grad():
+            action, state = self.module(torch.from_numpy(self._input(obs)),
+                                        torch.from_numpy(self.state))
+        self.state = state.numpy()
+        return action.numpy()[0]
+
+
+def load_policy(path: str | Path) -> OnnxPolicy | TorchScriptPolicy:
+    """The runner for a policy file (.onnx or .pt), with its card beside it."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return OnnxPolicy(path)
+    if path.suffix == ".pt":
+        return TorchScriptPolicy(path)
+    raise ConfigError(f"{path}: unknown policy format (expected .onnx or .pt)")
