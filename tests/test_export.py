@@ -90,7 +90,7 @@ def test_a_card_that_does_not_match_the_robot_is_refused(trained, change, messag
 
 def test_an_onnx_file_with_the_wrong_inputs_is_refused(trained, tmp_path):
     path = tmp_path / "other.onnx"
-    torch.onnx.export(torch.nn.Linear(5, 1), (torch.zeros(1, 5),), str(path),
+    torch.onnx.export(torch.nn.Linear(5, 1).eval(), (torch.zeros(1, 5),), str(path),
                       input_names=["x"], output_names=["y"], dynamo=True)
     card_path(path).write_text(trained["onnx"]["card"].read_text())
     with pytest.raises(ConfigError, match="do not match the model card"):
