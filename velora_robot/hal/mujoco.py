@@ -1,0 +1,60 @@
+"""`MujocoHardware`: the simulated robot behind the HAL — the same `SimRobot` the training
+envs use, so the runtime loop and training see the same physics. Free-running (each write
+advances one control period) or paced to the wall clock."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from velora_robot.hal.base import Hardware, HardwareState, JointCommand
+from velora_robot.robots.spec import RobotSpec
+
+if TYPE_CHECKING:  # MuJoCo loads only when a simulated robot is configured
+    from velora_robot.simulation.randomization import Randomization
+
+
+class MujocoHardware(Hardware):
+    """Each `write` sets the servo gains and targets and advances one control period;
+    `realtime=True` then waits until the wall clock catches up with simulated time."""
+
+    def __init__(self, spec: RobotSpec, *, source: str = "default", variant: str = "fast",
+                 realtime: bool = False, randomization: Randomization | None = None,
+                 seed: int = 0) -> None:
+        super().__init__(spec)
+        self.source, self.variant, self.realtime = source, variant, realtime
+        self.randomization, self.seed = randomization, seed
+        self.sim = None
+        self._start = 0.0
+
+    def _on_configure(self) -> None:
+        from velora_robot.simulation.robot import SimRobot
+
+        self.sim = SimRobot(self.spec, source=self.source, variant=self.variant,
+                            randomization=self.randomization)
+        self.sim.reset(np.random.default_rng(self.seed))
+
+    def _on_activate(self) -> None:
+        self._start = time.monotonic() - float(self.sim.data.time)
+
+    def _on_shutdown(self) -> None:
+        if self.sim is not None:
+            self.sim.close()
+
+    def _read(self) -> HardwareState:
+        m = self.sim.measure()
+        return HardwareState(q=m.state.q, dq=m.state.dq, tau=m.tau, gyro=m.state.gyro,
+                             gravity=m.state.gravity, time_s=float(self.sim.data.time))
+
+    def _write(self, command: JointCommand) -> None:
+        model = self.sim.model
+        model.actuator_gainprm[:, 0] = command.kp
+        model.actuator_biasprm[:, 1] = -command.kp
+        model.actuator_biasprm[:, 2] = -command.kd
+        self.sim.step(command.q)
+        if self.realtime:
+            wait = self._start + float(self.sim.data.time) - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
