@@ -1,0 +1,139 @@
+"""`Safety`: decides every cycle what the motors are told, whatever the policy says.
+
+On start it ramps from the measured pose to the default pose (never a jump to a stale
+target). Then the policy's targets pass through the joint limits of the robot spec:
+position, velocity (each new target moves at most vel_limit * dt from the previous one, as
+ros2_control limits commands against the previous command) and torque (the target is kept
+where kp (target - q) - kd dq stays within the torque limit). Any fault — NaN or inf in a
+reading or an action, a fall, too many missed deadlines, an e-stop, a signal, a hardware
+error — latches damping mode: kp = 0, kd > 0, no target. Only a new `start()` leaves it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from velora_robot.hal.base import HardwareState, JointCommand
+from velora_robot.robots.spec import RobotSpec
+
+
+class Mode(enum.Enum):
+    """What the motors are doing."""
+
+    RAMP = "ramp"
+    POLICY = "policy"
+    DAMPING = "damping"
+
+
+class Fault(enum.Enum):
+    """Why the robot went to damping."""
+
+    BAD_READING = "NaN or inf in a reading"
+    BAD_ACTION = "NaN or inf in an action"
+    FALL = "fell (base tilted past the limit)"
+    MISSED_DEADLINES = "missed deadlines in a row"
+    ESTOP = "e-stop"
+    SIGNAL = "signal"
+    HARDWARE = "hardware error"
+
+
+@dataclass
+class SafetyConfig:
+    """Thresholds; `min_upright` is the smallest allowed -gravity_z of the base frame."""
+
+    ramp_s: float = 2.0
+    min_upright: float = 0.5
+    max_missed_deadlines: int = 5
+    damping_kd_scale: float = 1.0
+
+
+class Safety:
+    """The mode machine and the limits, for one robot spec."""
+
+    def __init__(self, spec: RobotSpec, config: SafetyConfig | None = None,
+                 dt_s: float | None = None) -> None:
+        self.spec, self.config = spec, config or SafetyConfig()
+        self.dt_s = dt_s or spec.control_dt
+        self.q0 = np.array([j.default_pos for j in spec.joints])
+        self.q_low = np.array([j.pos_limit[0] for j in spec.joints])
+        self.q_high = np.array([j.pos_limit[1] for j in spec.joints])
+        self.vel_limit = np.array([j.vel_limit for j in spec.joints])
+        self.torque_limit = np.array([j.torque_limit for j in spec.joints])
+        self.kp = np.array([j.kp for j in spec.joints])
+        self.kd = np.array([j.kd for j in spec.joints])
+        self.mode = Mode.DAMPING
+        self.fault: Fault | None = None
+        self.detail = ""
+        self._ramp_from = self.q0.copy()
+        self._ramp_step = 0
+        self._last_target: np.ndarray | None = None
+        self._missed = 0
+
+    # ------------------------------------------------------------ events
+    def start(self, state: HardwareState) -> None:
+        """Begin a ramp from the measured pose (clears a latched fault)."""
+        self.mode, self.fault, self.detail = Mode.RAMP, None, ""
+        self._ramp_from = np.clip(state.q, self.q_low, self.q_high)
+        self._ramp_step = 0
+        self._last_target = self._ramp_from.copy()
+        self._missed = 0
+
+    def trip(self, fault: Fault, detail: str = "") -> None:
+        """Go to damping now and stay there."""
+        if self.mode is not Mode.DAMPING:
+            self.mode, self.fault, self.detail = Mode.DAMPING, fault, detail
+
+    def deadline(self, missed: bool) -> None:
+        """Count consecutive missed deadlines; too many trip damping."""
+        self._missed = self._missed + 1 if missed else 0
+        if self._missed >= self.config.max_missed_deadlines:
+            self.trip(Fault.MISSED_DEADLINES, f"{self._missed} in a row")
+
+    def check(self, state: HardwareState) -> None:
+        """Trip on a bad reading or a fall."""
+        for name in ("q", "dq", "gyro", "gravity"):
+            if not np.isfinite(getattr(state, name)).all():
+                self.trip(Fault.BAD_READING, f"field {name!r}")
+                return
+        if -state.gravity[2] < self.config.min_upright:
+            self.trip(Fault.FALL, f"upright {-state.gravity[2]:.2f} < "
+                      f"{self.config.min_upright}")
+
+    # ---------------------------------------------------------- commands
+    def command(self, state: HardwareState, policy_targets: np.ndarray | None = None
+                ) -> JointCommand:
+        """The command for this cycle, given the measured state and (in policy mode) the
+        policy's targets."""
+        n = self.spec.n_joints
+        zeros = np.zeros(n)
+        if self.mode is Mode.DAMPING:
+            return JointCommand(q=state.q.copy(), dq=zeros, tau_ff=zeros, kp=zeros.copy(),
+                                kd=self.kd * self.config.damping_kd_scale)
+        if self.mode is Mode.RAMP:
+            self._ramp_step += 1  # counted, not summed: float time would drift past the end
+            alpha = min(1.0, self._ramp_step / max(1, round(self.config.ramp_s / self.dt_s)))
+            smooth = alpha * alpha * (3.0 - 2.0 * alpha)  # zero velocity at both ends
+            target = self._ramp_from + smooth * (self.q0 - self._ramp_from)
+            if alpha >= 1.0:
+                self.mode = Mode.POLICY
+        else:
+            if policy_targets is None or not np.isfinite(policy_targets).all():
+                self.trip(Fault.BAD_ACTION, "policy output")
+                return self.command(state)
+            target = self._limit(policy_targets, state)
+        self._last_target = target
+        return JointCommand(q=target, dq=zeros, tau_ff=zeros, kp=self.kp.copy(),
+                            kd=self.kd.copy())
+
+    def _limit(self, target: np.ndarray, state: HardwareState) -> np.ndarray:
+        target = np.clip(target, self.q_low, self.q_high)
+        step = self.vel_limit * self.dt_s
+        target = np.clip(target, self._last_target - step, self._last_target + step)
+        # kp (target - q) - kd dq within +-torque_limit
+        slack = self.kd * state.dq
+        lo = state.q + (-self.torque_limit + slack) / self.kp
+        hi = state.q + (self.torque_limit + slack) / self.kp
+        return np.clip(target, lo, hi)
