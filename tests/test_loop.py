@@ -37,7 +37,7 @@ def make(command_hz, policy=None, policy_every=1, ramp_s=0.05, hw=None):
 
 
 def test_the_loop_keeps_its_rate_reports_timing_and_hands_over_from_ramp_to_policy():
-    loop, hw, safety = make(200)
+    loop, hw, _ = make(200)
     modes = []
     start = time.monotonic()
     stats = loop.run(cycles=100, on_cycle=lambda c: modes.append(c.mode))
@@ -67,7 +67,7 @@ def test_missed_periods_are_skipped_not_run_in_a_burst():
 
 def test_the_policy_runs_at_its_own_rate_within_the_command_rate():
     policy = CountingPolicy()
-    loop, hw, _ = make(200, policy=policy, policy_every=4, ramp_s=0.02)
+    loop, _, _ = make(200, policy=policy, policy_every=4, ramp_s=0.02)
     loop.run(cycles=84)
     assert 19 <= policy.calls <= 21  # 80 policy-mode cycles / 4
 
@@ -93,7 +93,7 @@ def test_a_hardware_error_mid_run_trips_damping():
                 raise OSError("no reply from the motor board")
             return super()._read()
 
-    loop, hw, safety = make(200, hw=Flaky(SPOT, period_s=0.005))
+    loop, _, safety = make(200, hw=Flaky(SPOT, period_s=0.005))
     loop.run(cycles=40)
     assert safety.fault is Fault.HARDWARE and "no reply" in safety.detail
 
