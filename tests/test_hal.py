@@ -100,3 +100,15 @@ def test_the_hal_and_runtime_import_neither_torch_nor_gymnasium_nor_mujoco_eager
             "assert not bad, bad\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_simulated_hardware_steps_whole_physics_periods_only():
+    from velora_robot.hal import HardwareError
+
+    with pytest.raises(HardwareError, match="whole number of physics steps"):
+        MujocoHardware(SPOT, period_s=0.002)  # physics runs at 250 Hz: 4 ms steps
+    hw = MujocoHardware(SPOT, period_s=0.008)
+    hw.configure()
+    hw.activate()
+    hw.write(JointCommand.hold(SPOT, np.array([j.default_pos for j in SPOT.joints])))
+    assert hw.read().time_s == pytest.approx(0.008)

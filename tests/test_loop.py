@@ -10,7 +10,7 @@ import numpy as np
 from velora_robot.hal import Lifecycle, MockHardware
 from velora_robot.robots import SPOT
 from velora_robot.runtime.controller import Controller
-from velora_robot.runtime.loop import ControlLoop, realtime_setup
+from velora_robot.runtime.loop import ControlLoop
 from velora_robot.runtime.safety import Fault, Mode, Safety, SafetyConfig
 
 
@@ -99,6 +99,15 @@ def test_a_hardware_error_mid_run_trips_damping():
 
 
 def test_realtime_setup_says_plainly_what_it_could_do():
-    notes = realtime_setup()
+    import json
+    import subprocess
+    import sys
+
+    # In a child: real-time scheduling must not leak into the rest of the test run.
+    code = ("import json; from velora_robot.runtime.loop import realtime_setup; "
+            "print(json.dumps(realtime_setup(cpu=0)))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    notes = json.loads(run.stdout)
     assert any(n.startswith("SCHED_FIFO") for n in notes)
     assert any(n.startswith("mlockall") for n in notes)
+    assert any("CPU 0" in n for n in notes)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("ltc", "env", "solve", "throughput")
+BENCHMARKS = ("ltc", "env", "solve", "throughput", "policy", "loop")
 
 
 class UserError(Exception):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from velora_robot.hal.base import Hardware, HardwareState, JointCommand
+from velora_robot.hal.base import Hardware, HardwareError, HardwareState, JointCommand
 from velora_robot.robots.spec import RobotSpec
 
 if TYPE_CHECKING:  # MuJoCo loads only when a simulated robot is configured
@@ -17,13 +17,21 @@ if TYPE_CHECKING:  # MuJoCo loads only when a simulated robot is configured
 
 
 class MujocoHardware(Hardware):
-    """Each `write` sets the servo gains and targets and advances one control period;
-    `realtime=True` then waits until the wall clock catches up with simulated time."""
+    """Each `write` sets the servo gains and targets and advances `period_s` of simulated
+    time (default: one control period; a whole number of physics steps); `realtime=True`
+    then waits until the wall clock catches up with simulated time."""
 
     def __init__(self, spec: RobotSpec, *, source: str = "default", variant: str = "fast",
                  realtime: bool = False, randomization: Randomization | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, period_s: float | None = None) -> None:
         super().__init__(spec)
+        period_s = spec.control_dt if period_s is None else period_s
+        steps = period_s / spec.physics_dt
+        if round(steps) < 1 or abs(steps - round(steps)) > 1e-6:
+            raise HardwareError(f"MujocoHardware: period_s {period_s} must be a whole number "
+                                f"of physics steps of {spec.physics_dt} s (physics_hz "
+                                f"{spec.physics_hz})")
+        self.nstep = round(steps)
         self.source, self.variant, self.realtime = source, variant, realtime
         self.randomization, self.seed = randomization, seed
         self.sim = None
@@ -53,7 +61,7 @@ class MujocoHardware(Hardware):
         model.actuator_gainprm[:, 0] = command.kp
         model.actuator_biasprm[:, 1] = -command.kp
         model.actuator_biasprm[:, 2] = -command.kd
-        self.sim.step(command.q)
+        self.sim.step(command.q, self.nstep)
         if self.realtime:
             wait = self._start + float(self.sim.data.time) - time.monotonic()
             if wait > 0:

@@ -82,16 +82,17 @@ class SimRobot:
         self._target = self.io.q0.copy()
         mujoco.mj_forward(self.model, d)
 
-    def step(self, targets: np.ndarray) -> None:
+    def step(self, targets: np.ndarray, nstep: int | None = None) -> None:
         """Hold the previous targets for the actuation latency, then the new ones, for one
-        control period of physics steps."""
-        delay = 0 if self.draw is None else min(self.draw.latency_steps, self.spec.substeps)
+        control period of physics steps (or `nstep` physics steps)."""
+        nstep = self.spec.substeps if nstep is None else nstep
+        delay = 0 if self.draw is None else min(self.draw.latency_steps, nstep)
         if delay:
             self.data.ctrl[:] = self._target
             mujoco.mj_step(self.model, self.data, nstep=delay)
         self.data.ctrl[:] = targets
-        if self.spec.substeps > delay:
-            mujoco.mj_step(self.model, self.data, nstep=self.spec.substeps - delay)
+        if nstep > delay:
+            mujoco.mj_step(self.model, self.data, nstep=nstep - delay)
         self._target = np.array(targets, dtype=float)
 
     def get_state(self) -> dict:
