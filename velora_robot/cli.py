@@ -86,6 +86,15 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {paths['policy']} and its model card {paths['card']}")
 
 
+def cmd_plot(args: argparse.Namespace) -> None:
+    """Plot a telemetry file to PNG."""
+    from velora_robot.runtime import telemetry
+
+    if not args.telemetry.is_file():
+        raise UserError(f"no telemetry file at {args.telemetry}")
+    print(f"wrote {telemetry.plot(args.telemetry, args.out)}")
+
+
 def _demo_sim(out: Path) -> None:
     """Spot in SpotWalk holding its default pose on the simulated PD servos, recorded."""
     import gymnasium as gym
@@ -127,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     exp.add_argument("--out", type=Path, default=None, help="policy file to write")
     exp.set_defaults(func=cmd_export)
+    plot = sub.add_parser("plot", help="plot a telemetry file to PNG")
+    plot.add_argument("telemetry", type=Path)
+    plot.add_argument("--out", type=Path, default=None)
+    plot.set_defaults(func=cmd_plot)
     bench = sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCHMARKS))
     bench.add_argument("name", help="benchmark name")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")

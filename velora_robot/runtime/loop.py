@@ -3,7 +3,8 @@
 Each period: sleep until shortly before the deadline, spin the rest (Python's sleep alone
 is late by 75-150 us typically and milliseconds at worst); if a deadline was missed, the
 missed periods are skipped rather than run in a burst. Statistics cover period lateness
-(p50/p99/max), overruns and compute time. SIGINT and SIGTERM put the robot in damping for
+(p50/p99/max), overruns and compute time; with `telemetry`, every cycle is also written to
+a file. SIGINT and SIGTERM put the robot in damping for
 a few cycles, then the hardware is deactivated and shut down. Optional real-time settings
 (SCHED_FIFO, mlockall, CPU pinning) are applied when permitted and reported when not.
 """
@@ -22,6 +23,7 @@ import numpy as np
 
 from velora_robot.runtime.controller import Controller
 from velora_robot.runtime.safety import Fault, Mode
+from velora_robot.runtime.telemetry import Telemetry
 
 SPIN_S = 300e-6
 DAMPING_CYCLES_AFTER_STOP = 10
@@ -77,8 +79,9 @@ class ControlLoop:
     """Runs a `Controller` at `command_hz` (the policy every command_hz / policy_hz cycles)."""
 
     def __init__(self, controller: Controller, command_hz: float, *,
-                 spin_s: float = SPIN_S) -> None:
+                 spin_s: float = SPIN_S, telemetry: Telemetry | None = None) -> None:
         self.controller, self.period_s, self.spin_s = controller, 1.0 / command_hz, spin_s
+        self.telemetry = telemetry
         self.stats = LoopStats(self.period_s)
         self._stop_requested = False
 
@@ -104,9 +107,13 @@ class ControlLoop:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            if hw.lifecycle.value == "active":
-                hw.deactivate()
-            hw.shutdown()
+            try:
+                if hw.lifecycle.value == "active":
+                    hw.deactivate()
+                hw.shutdown()
+            finally:
+                if self.telemetry is not None:
+                    self.telemetry.close()
         return self.stats
 
     def _loop(self, seconds: float | None, cycles: int | None, on_cycle: Any) -> None:
@@ -127,8 +134,11 @@ class ControlLoop:
             if safety is not None:
                 safety.deadline(missed)
             cycle = self.controller.cycle()
+            compute_us = (time.monotonic() - now) * 1e6
             stats.lateness_us.append(late * 1e6)
-            stats.compute_us.append((time.monotonic() - now) * 1e6)
+            stats.compute_us.append(compute_us)
+            if self.telemetry is not None:
+                self.telemetry.record(cycle, late * 1e6, compute_us)
             if on_cycle is not None:
                 on_cycle(cycle)
             count += 1
