@@ -111,3 +111,12 @@ def test_realtime_setup_says_plainly_what_it_could_do():
     assert any(n.startswith("SCHED_FIFO") for n in notes)
     assert any(n.startswith("mlockall") for n in notes)
     assert any("CPU 0" in n for n in notes)
+
+
+def test_the_loop_runs_without_the_garbage_collector_and_restores_it():
+    import gc
+
+    seen = []
+    loop, _, _ = make(200, ramp_s=0.01)
+    loop.run(cycles=5, on_cycle=lambda c: seen.append(gc.isenabled()))
+    assert seen == [False] * 5 and gc.isenabled()
