@@ -15,7 +15,13 @@ from velora_robot.export import export, load_agent
 from velora_robot.rl import Recipe, train
 from velora_robot.rl.trainer import CHECKPOINT, load_checkpoint
 from velora_robot.robots import ONE_JOINT
-from velora_robot.runtime import OnnxPolicy, TorchScriptPolicy, check_card, load_card
+from velora_robot.runtime import (
+    KernelPolicy,
+    OnnxPolicy,
+    TorchScriptPolicy,
+    check_card,
+    load_card,
+)
 from velora_robot.runtime.card import card_path
 
 
@@ -31,7 +37,8 @@ def trained(tmp_path_factory):
         "eval": {"episodes": 1}})
     train(recipe, progress=False)
     ckpt = recipe.run_dir / CHECKPOINT
-    return {"ckpt": ckpt, "onnx": export(ckpt, "onnx"), "ts": export(ckpt, "torchscript")}
+    return {"ckpt": ckpt, "onnx": export(ckpt, "onnx"), "ts": export(ckpt, "torchscript"),
+            "kernel": export(ckpt, "kernel")}
 
 
 def test_onnx_and_torchscript_equal_pytorch_over_a_1000_step_closed_loop(trained):
@@ -53,7 +60,8 @@ def test_onnx_and_torchscript_equal_pytorch_over_a_1000_step_closed_loop(trained
                 obs, _ = env.reset()
     assert sum(starts) == 2
     for runner in (OnnxPolicy(trained["onnx"]["policy"]),
-                   TorchScriptPolicy(trained["ts"]["policy"])):
+                   TorchScriptPolicy(trained["ts"]["policy"]),
+                   KernelPolicy(trained["kernel"]["policy"])):
         for o, s, expected in zip(observations, starts, actions, strict=True):
             if s:
                 runner.reset()
@@ -95,6 +103,15 @@ def test_an_onnx_file_with_the_wrong_inputs_is_refused(trained, tmp_path):
     card_path(path).write_text(trained["onnx"]["card"].read_text())
     with pytest.raises(ConfigError, match="do not match the model card"):
         OnnxPolicy(path)
+
+
+def test_load_policy_picks_the_runner_by_file_type(trained):
+    from velora_robot.runtime import load_policy
+
+    assert isinstance(load_policy(trained["kernel"]["policy"]), KernelPolicy)
+    assert isinstance(load_policy(trained["onnx"]["policy"]), OnnxPolicy)
+    with pytest.raises(ConfigError, match="unknown policy format"):
+        load_policy(trained["onnx"]["card"])
 
 
 def test_the_runtime_imports_neither_torch_nor_gymnasium_nor_wandb():

@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
     exp = sub.add_parser("export", help="export a checkpoint for the robot")
     exp.add_argument("checkpoint", type=Path, help="runs/<name>/checkpoint.pt")
-    exp.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    exp.add_argument("--format", choices=("onnx", "torchscript", "kernel"), default="onnx",
+                     help="kernel: the liquid network's arrays for the runtime's C kernel")
     exp.add_argument("--out", type=Path, default=None, help="policy file to write")
     exp.set_defaults(func=cmd_export)
     plot = sub.add_parser("plot", help="plot a telemetry file to PNG")

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 
-def _spot_onnx(out: Path) -> Path:
-    """Export the default Spot controller (fresh weights) to ONNX via a one-update run."""
+def _spot_onnx(out: Path, fmt: str = "onnx") -> Path:
+    """Export the default Spot controller (fresh weights) via a one-update run."""
     from velora_robot.export import export
     from velora_robot.rl import Recipe, train
 
@@ -26,15 +26,16 @@ def _spot_onnx(out: Path) -> Path:
         "policy": {"kind": "liquid", "n_neurons": 100, "neurons_per_dof": 2},
         "algorithm": {"steps_per_env": 8, "chunk_len": 8}, "budget": {"env_steps": 16},
         "logging": {"dir": str(out)}, "eval": {"episodes": 0}})
-    train(recipe, progress=False)
-    return export(recipe.run_dir / "checkpoint.pt", "onnx")["policy"]
+    if not (recipe.run_dir / "checkpoint.pt").exists():
+        train(recipe, progress=False)
+    return export(recipe.run_dir / "checkpoint.pt", fmt)["policy"]
 
 
 def policy_latency(path: Path, steps: int) -> dict[str, float]:
-    """p50/p99/max of OnnxPolicy steps, microseconds."""
-    from velora_robot.runtime import OnnxPolicy
+    """p50/p99/max of policy steps (runner by file type), microseconds."""
+    from velora_robot.runtime import load_policy
 
-    policy = OnnxPolicy(path)
+    policy = load_policy(path)
     obs = np.random.default_rng(0).normal(size=policy.obs_dim).astype(np.float32)
     for _ in range(200):
         policy(obs)
@@ -49,15 +50,17 @@ def policy_latency(path: Path, steps: int) -> dict[str, float]:
 
 
 def run_policy(quick: bool = False) -> dict[str, Any]:
-    """bench policy."""
-    with tempfile.TemporaryDirectory(prefix="velora-bench-") as tmp:
-        path = _spot_onnx(Path(tmp))
-        import onnx
+    """bench policy: ONNX Runtime, and the C-kernel runner for comparison."""
+    import onnx
 
-        nodes = len(onnx.load(str(path)).graph.node)
-        result = policy_latency(path, 2000 if quick else 20000)
-    return {"benchmark": "policy", "model": "Spot LTC-NCP, 100 neurons, ONNX", "nodes": nodes,
-            **result}
+    steps = 2000 if quick else 20000
+    with tempfile.TemporaryDirectory(prefix="velora-bench-") as tmp:
+        onnx_path = _spot_onnx(Path(tmp))
+        nodes = len(onnx.load(str(onnx_path)).graph.node)
+        onnx_result = policy_latency(onnx_path, steps)
+        kernel_result = policy_latency(_spot_onnx(Path(tmp), "kernel"), steps)
+    return {"benchmark": "policy", "model": "Spot LTC-NCP, 100 neurons", "onnx_nodes": nodes,
+            "onnx": onnx_result, "kernel": kernel_result}
 
 
 def run_loop(quick: bool = False, seconds: float | None = None) -> dict[str, Any]:
@@ -84,9 +87,13 @@ def run_loop(quick: bool = False, seconds: float | None = None) -> dict[str, Any
 
 
 def table_policy(result: dict[str, Any]) -> str:
-    return (f"{result['model']} ({result['nodes']} ONNX nodes), onnxruntime 1 thread, "
-            f"{result['steps']} steps: p50 {result['p50_us']:.1f} us, p99 "
-            f"{result['p99_us']:.1f} us, max {result['max_us']:.1f} us")
+    lines = [f"{result['model']}, one step, batch 1 ({result['onnx']['steps']} steps):"]
+    for name, key in ((f"ONNX Runtime, 1 thread ({result['onnx_nodes']} nodes)", "onnx"),
+                      ("C kernel (KernelPolicy, numpy + ctypes)", "kernel")):
+        r = result[key]
+        lines.append(f"  {name:<44} p50 {r['p50_us']:7.1f} us  p99 {r['p99_us']:7.1f} us  "
+                     f"max {r['max_us']:8.1f} us")
+    return "\n".join(lines)
 
 
 def table_loop(result: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import torch
 
+from velora_robot.errors import ConfigError
 from velora_robot.export.deploy import DeployPolicy
 from velora_robot.rl.agent import Agent
 from velora_robot.rl.recipe import PPOSection, Recipe
@@ -41,26 +42,45 @@ def robot_of(env_id: str, kwargs: dict[str, Any]) -> str | None:
     return None if cls is None else kwargs.get("robot", cls.TASK.DEFAULTS["robot"])
 
 
-def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript"] = "onnx",
+def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"] = "onnx",
            out: str | Path | None = None) -> dict[str, Path]:
-    """Write the policy (`out` or beside the checkpoint) and its model card."""
+    """Write the policy (`out` or beside the checkpoint) and its model card. `kernel`
+    writes the liquid network's frozen arrays (.npz) for the runtime's C-kernel runner."""
     checkpoint = Path(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     recipe, agent = load_agent(ckpt)
     policy = DeployPolicy(agent).eval()
-    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[fmt]
+    if fmt == "kernel" and not policy.liquid:
+        raise ConfigError(f"{checkpoint}: the kernel format runs liquid (LTC) actors; this "
+                          "one is an MLP: export onnx or torchscript")
+    suffix = {"onnx": ".onnx", "torchscript": ".pt", "kernel": ".npz"}[fmt]
     path = Path(out) if out is not None else checkpoint.parent / f"{recipe.name}{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     example = (torch.zeros(1, ckpt["obs_dim"]), torch.zeros(1, policy.state_size))
     with torch.no_grad():
         if fmt == "onnx":
             _export_onnx(policy, example, path)
+        elif fmt == "kernel":
+            _export_kernel(agent, path)
         else:
             torch.jit.trace(policy, example).save(str(path))
     card = card_path(path)
     card.write_text(json.dumps(model_card(recipe, ckpt, agent, policy, fmt, path, checkpoint),
                                indent=2))
     return {"policy": path, "card": card}
+
+
+def _export_kernel(agent: Agent, path: Path) -> None:
+    """The C kernel's arrays plus the observation normalization and the action head."""
+    import numpy as np
+
+    cell = agent.actor.cell
+    norm = agent.obs_norm
+    arrays = {f"ltc/{k}": v for k, v in cell.kernel_arrays().items()}
+    np.savez(path, **arrays, obs_mean=norm.mean.numpy(),
+             obs_std=torch.sqrt(norm.var + norm.eps).numpy(),
+             meta=np.array([norm.clip, cell.ode_unfolds, cell.epsilon, cell.n_motor,
+                            cell.wiring.neurons_per_dof, float(agent.squash)]))
 
 
 def _export_onnx(policy: DeployPolicy, example: tuple[torch.Tensor, ...], path: Path) -> None:

@@ -262,8 +262,23 @@ class LTCCell(nn.Module):
             return self._kernel_cache[1]
         if self._kernel_error is not None:
             return None
+        arrays = self.kernel_arrays()
+        try:
+            kernel = LtcKernel(arrays, self.n_motor, self.ode_unfolds, self.epsilon)
+        except KernelUnavailableError as exc:
+            self._kernel_error = str(exc)
+            warnings.warn(f"LTCCell: C inference kernel unavailable ({exc}); "
+                          "using the torch path", RuntimeWarning, stacklevel=3)
+            return None
+        self._kernel_cache = (key, kernel)
+        return kernel
+
+    def kernel_arrays(self) -> dict[str, np.ndarray]:
+        """The effective parameters as numpy arrays, laid out for the C kernel (per-synapse
+        w, w*erev, sigma, -sigma*mu with src/dst; per-neuron gleak, gleak*vleak, cm; the
+        affine maps; the residual projection)."""
         with torch.no_grad():
-            arrays = {}
+            arrays: dict[str, object] = {}
             for prefix, name, edges in (("", "", self.wiring.synapses),
                                         ("s_", "sensory_", self.wiring.sensory_synapses)):
                 w = F.softplus(getattr(self, name + "w"))
@@ -277,17 +292,8 @@ class LTCCell(nn.Module):
             arrays.update(gleak=gleak, leak=gleak * self.vleak, cm=F.softplus(self.cm),
                           in_w=self.input_w, in_b=self.input_b, out_w=self.output_w,
                           out_b=self.output_b, residual=self.residual)
-            arrays = {k: v.detach().cpu().numpy() if isinstance(v, Tensor) else v
-                      for k, v in arrays.items()}
-        try:
-            kernel = LtcKernel(arrays, self.n_motor, self.ode_unfolds, self.epsilon)
-        except KernelUnavailableError as exc:
-            self._kernel_error = str(exc)
-            warnings.warn(f"LTCCell: C inference kernel unavailable ({exc}); "
-                          "using the torch path", RuntimeWarning, stacklevel=3)
-            return None
-        self._kernel_cache = (key, kernel)
-        return kernel
+            return {k: v.detach().cpu().numpy() if isinstance(v, Tensor) else v
+                    for k, v in arrays.items() if v is not None}
 
     def _derive(self) -> _Derived:
         """Effective parameters. Without autograd they are cached until a parameter changes
