@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,13 +41,15 @@ def parse(model: type[M], data: M | dict[str, Any] | None, where: str,
         raise ConfigError(describe_validation_error(exc, where, tags)) from None
 
 
-def load_yaml(model: type[M], path: str | Path, tags: frozenset[str] = frozenset()) -> M:
-    """A YAML file validated as `model`."""
+def load_file(model: type[M], path: str | Path, tags: frozenset[str] = frozenset()) -> M:
+    """A YAML or (by its .json suffix) JSON file validated as `model`."""
     path = Path(path)
+    kind, decode, error = (("JSON", json.loads, json.JSONDecodeError) if path.suffix == ".json"
+                           else ("YAML", yaml.safe_load, yaml.YAMLError))
     try:
-        data = yaml.safe_load(path.read_text())
+        data = decode(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except error as exc:
+        raise ConfigError(f"{path}: not valid {kind}: {exc}") from None
     return parse(model, data, str(path), tags)

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from velora_robot.config import load_yaml
+from velora_robot.config import load_file
 
 
 class _Section(BaseModel):
@@ -178,4 +178,4 @@ class Recipe(_Section):
 
 def load_recipe(path: str | Path) -> Recipe:
     """A recipe file, validated; errors name the file and the field."""
-    return load_yaml(Recipe, path, tags=frozenset({"ppo", "sac", "td3"}))
+    return load_file(Recipe, path, tags=frozenset({"ppo", "sac", "td3"}))

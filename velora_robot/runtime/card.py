@@ -4,13 +4,12 @@ observation layout, commands)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from velora_robot.config import parse
+from velora_robot.config import load_file
 from velora_robot.errors import ConfigError
 from velora_robot.robots.spec import RobotSpec
 
@@ -40,14 +39,7 @@ def card_path(policy: str | Path) -> Path:
 
 def load_card(path: str | Path) -> ModelCard:
     """A model card file, validated."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read model card: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: model card is not valid JSON: {exc}") from None
-    card = parse(ModelCard, data, str(path))
+    card = load_file(ModelCard, path)
     if card.format != CARD_FORMAT:
         raise ConfigError(f"{path}: field 'format' is {card.format!r}, expected {CARD_FORMAT!r}")
     return card

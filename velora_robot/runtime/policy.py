@@ -4,6 +4,7 @@ calls: `action = policy(obs)`; `reset()` at the start of an episode."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,8 @@ class TorchScriptPolicy(_Runner):
     """An exported TorchScript policy (needs torch on the robot)."""
 
     def __init__(self, path: str | Path, card: ModelCard | None = None) -> None:
-        import torch
+        # Loaded only here: the rest of the runtime never needs torch.
+        torch = importlib.import_module("torch")
 
         path = Path(path)
         super().__init__(path, card)
