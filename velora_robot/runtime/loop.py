@@ -84,11 +84,11 @@ class ControlLoop:
         self.controller, self.period_s, self.spin_s = controller, 1.0 / command_hz, spin_s
         self.telemetry = telemetry
         self.stats = LoopStats(self.period_s)
-        self._stop_requested = False
+        self._stop_reason: str | None = None
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Ask the loop to damp and finish (safe from a signal handler)."""
-        self._stop_requested = True
+        self._stop_reason = reason
         if self.controller.safety is not None:
             self.controller.safety.trip(Fault.SIGNAL, reason)
 
@@ -104,6 +104,8 @@ class ControlLoop:
                 hw.configure()
             hw.activate()
             self.controller.start()
+            if self._stop_reason is not None:  # a signal during set-up: start() cleared it
+                self.request_stop(self._stop_reason)
             # The cyclic garbage collector can pause for milliseconds at any allocation;
             # the loop allocates little and nothing cyclic, so it runs without it.
             gc.collect()
@@ -155,7 +157,7 @@ class ControlLoop:
                 on_cycle(cycle)
             count += 1
             deadline += period
-            if self._stop_requested:
+            if self._stop_reason is not None:
                 damping_left -= 1
                 if damping_left <= 0 or safety is None or safety.mode is not Mode.DAMPING:
                     return
