@@ -59,7 +59,7 @@ def test_missed_periods_are_skipped_not_run_in_a_burst():
     loop, _, _ = make(100, policy=policy, ramp_s=0.01)
     starts = []
     loop.run(cycles=12, on_cycle=lambda c: starts.append(time.monotonic()))
-    assert loop.stats.overruns == 1 and loop.stats.skipped >= 2
+    assert loop.stats.overruns >= 1 and loop.stats.skipped >= 2  # the 35 ms stall, at least
     gaps = np.diff(starts)
     # One late cycle runs at once (the robot must not wait another period for a command);
     # then the grid resumes: no run of back-to-back catch-up cycles.
