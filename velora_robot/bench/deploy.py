@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 
-def _spot_onnx(out: Path, fmt: str = "onnx") -> Path:
+def _spot_policy(out: Path, fmt: str = "onnx") -> Path:
     """Export the default Spot controller (fresh weights) via a one-update run."""
     from velora_robot.export import export
     from velora_robot.rl import Recipe, train
@@ -55,10 +55,10 @@ def run_policy(quick: bool = False) -> dict[str, Any]:
 
     steps = 2000 if quick else 20000
     with tempfile.TemporaryDirectory(prefix="velora-bench-") as tmp:
-        onnx_path = _spot_onnx(Path(tmp))
+        onnx_path = _spot_policy(Path(tmp))
         nodes = len(onnx.load(str(onnx_path)).graph.node)
         onnx_result = policy_latency(onnx_path, steps)
-        kernel_result = policy_latency(_spot_onnx(Path(tmp), "kernel"), steps)
+        kernel_result = policy_latency(_spot_policy(Path(tmp), "kernel"), steps)
     return {"benchmark": "policy", "model": "Spot LTC-NCP, 100 neurons", "onnx_nodes": nodes,
             "onnx": onnx_result, "kernel": kernel_result}
 
@@ -75,7 +75,7 @@ def run_loop(quick: bool = False, seconds: float | None = None) -> dict[str, Any
     seconds = seconds or (5.0 if quick else 60.0)
     spec = SPOT.model_copy(update={"physics_hz": 500.0})
     with tempfile.TemporaryDirectory(prefix="velora-bench-") as tmp:
-        policy = OnnxPolicy(_spot_onnx(Path(tmp)))
+        policy = OnnxPolicy(_spot_policy(Path(tmp)))
         hw = MujocoHardware(spec, period_s=0.002)
         safety = Safety(spec, SafetyConfig(ramp_s=1.0, min_upright=-1.0), dt_s=0.002)
         controller = Controller(hw, policy, np.array([0.5, 0.0, 0.0]), safety=safety,

@@ -147,9 +147,7 @@ class VecTask:
 
     def observe(self) -> np.ndarray:
         """Actor observations (n, obs_dim), with sensor noise when randomization is on."""
-        if self._measured is None:
-            self._measured = self.batch.measure()
-        state = self._measured.state
+        state = self._measurement().state
         if self._noise is not None:
             draw = np.stack([rng.uniform(-self._noise, self._noise) for rng in self.rngs])
             state = add_noise(state, draw)
@@ -158,11 +156,15 @@ class VecTask:
     def privileged(self) -> np.ndarray:
         """Simulator truth for critics (n, 13 + feet): base velocity and height, foot
         contacts, and each episode's friction, payload, motor strength, kp scale, latency."""
-        if self._measured is None:
-            self._measured = self.batch.measure()
-        m = self._measured
+        m = self._measurement()
         return np.concatenate([m.base_lin_vel, m.base_pos[:, 2:], m.contacts, self._physics],
                               axis=1).astype(np.float32)
+
+    def _measurement(self) -> Measurement:
+        """The robots' latest measurement, taken once per step or reset."""
+        if self._measured is None:
+            self._measured = self.batch.measure()
+        return self._measured
 
     def info(self) -> dict[str, np.ndarray]:
         """Task-specific per-robot values for `info` (none by default)."""

@@ -218,6 +218,11 @@ class BatchedEnv:
                           b.truncated.astype(bool), b.final_obs.copy(), b.privileged.copy(),
                           b.final_privileged.copy(), episodes)
 
+    @property
+    def privileged(self) -> np.ndarray:
+        """The current privileged state of every env (n_envs, P)."""
+        return self.buffers.privileged.copy()
+
     def get_state(self) -> list[dict[str, Any]]:
         """The state of every env (physics, tasks, generators), for an exact resume."""
         for pipe in self._pipes:

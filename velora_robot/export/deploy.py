@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from velora_robot.liquid.ltc_cell import _Derived, _Synapses, ltc_step
-from velora_robot.rl.agent import Agent
+from velora_robot.liquid.ltc_cell import _Derived, _Synapses, joint_actions, ltc_step
+from velora_robot.rl.agent import Agent, deterministic_action
 from velora_robot.rl.policies import LiquidActor
 
 # An MLP actor has no state; exported graphs still carry one element so that every policy
@@ -42,7 +42,7 @@ class DeployPolicy(nn.Module):
                 if isinstance(value, Tensor):
                     self.register_buffer(name, value)
             self.unfolds, self.n_motor, self.epsilon = cell.ode_unfolds, cell.n_motor, cell.epsilon
-            self.pairs = cell.wiring.neurons_per_dof == 2
+            self.neurons_per_dof = cell.wiring.neurons_per_dof
             self.state_size = cell.n_neurons
         else:
             self.net = actor.net
@@ -53,12 +53,10 @@ class DeployPolicy(nn.Module):
         if self.liquid:
             y, v = ltc_step(x, state.t(), float(self.unfolds), self._derived(), self.unfolds,
                             self.n_motor, self.epsilon)
-            mean = y[:, 0::2] - y[:, 1::2] if self.pairs else y
-            next_state = v.t()
+            mean, next_state = joint_actions(y, self.neurons_per_dof), v.t()
         else:
             mean, next_state = self.net(x), state
-        action = torch.tanh(mean) if self.squash else mean.clamp(-1.0, 1.0)
-        return action, next_state
+        return deterministic_action(mean, self.squash), next_state
 
     def _derived(self) -> _Derived:
         f = self._frozen

@@ -16,7 +16,7 @@ from velora_robot.errors import ConfigError
 from velora_robot.export.deploy import DeployPolicy
 from velora_robot.rl.agent import Agent
 from velora_robot.rl.recipe import PPOSection, Recipe
-from velora_robot.rl.trainer import load_checkpoint
+from velora_robot.rl.trainer import episode_means, load_checkpoint
 from velora_robot.runtime.card import card_path
 
 CARD_FORMAT = "velora-model-card/1"
@@ -111,8 +111,7 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
     summary = {"env": recipe.env.id, "env_kwargs": recipe.env.kwargs,
                "algorithm": recipe.algorithm.name, "updates": ckpt["update"],
                "env_steps": ckpt["env_steps"], "wall_s": ckpt["wall_s"],
-               "return_mean_last_100": (sum(ckpt["recent_returns"]) / len(ckpt["recent_returns"])
-                                        if ckpt["recent_returns"] else None)}
+               "return_mean_last_100": episode_means(ckpt["recent_episodes"])[0]}
     eval_path = checkpoint.parent / "eval.json"
     if eval_path.exists():
         summary["eval"] = json.loads(eval_path.read_text())

@@ -125,6 +125,12 @@ def ltc_step(
     return y, v
 
 
+def joint_actions(y: Tensor, neurons_per_dof: int) -> Tensor:
+    """Per-joint actions from motor outputs (..., n_motor): the output itself in 1-neuron
+    mode, the difference of the antagonistic pair (positive - negative) in 2-neuron mode."""
+    return y if neurons_per_dof == 1 else y[..., 0::2] - y[..., 1::2]
+
+
 _compiled_step = None
 
 
@@ -230,11 +236,17 @@ class LTCCell(nn.Module):
         self._param_names = [name for name, _ in self.named_parameters()]
 
     # ------------------------------------------------------------------ helpers
-    def _synapses(self, name: str, w: Tensor, sigma: Tensor, mu: Tensor, erev: Tensor
-                  ) -> _Synapses:
+    def _edge_terms(self, layer: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Effective per-synapse terms of `layer` ('' or 'sensory_'): softplus(w),
+        w * erev, sigma and -sigma * mu."""
+        w = F.softplus(getattr(self, layer + "w"))
+        sigma = getattr(self, layer + "sigma")
+        return w, w * getattr(self, layer + "erev"), sigma, -sigma * getattr(self, layer + "mu")
+
+    def _synapses(self, name: str, layer: str) -> _Synapses:
         edge, start = getattr(self, f"_{name}_edge"), getattr(self, f"_{name}_start")
-        w = F.softplus(w)
-        rows = torch.stack([w * erev, w, sigma, -sigma * mu])
+        w, werev, sigma, bias = self._edge_terms(layer)
+        rows = torch.stack([werev, w, sigma, bias])
         rows = F.pad(rows, (0, 1))[:, edge]  # padding slots read the zero column
         after = self.n_neurons - start - edge.shape[0]
         return _Synapses(rows[:2].transpose(0, 1).unsqueeze(-1), rows[2].unsqueeze(-1),
@@ -279,14 +291,13 @@ class LTCCell(nn.Module):
         affine maps; the residual projection)."""
         with torch.no_grad():
             arrays: dict[str, object] = {}
-            for prefix, name, edges in (("", "", self.wiring.synapses),
-                                        ("s_", "sensory_", self.wiring.sensory_synapses)):
-                w = F.softplus(getattr(self, name + "w"))
-                sigma = getattr(self, name + "sigma")
+            for prefix, layer, edges in (("", "", self.wiring.synapses),
+                                         ("s_", "sensory_", self.wiring.sensory_synapses)):
+                w, werev, sigma, bias = self._edge_terms(layer)
                 arrays.update({
                     f"{prefix}src": edges[:, 0], f"{prefix}dst": edges[:, 1],
-                    f"{prefix}w": w, f"{prefix}werev": w * getattr(self, name + "erev"),
-                    f"{prefix}sigma": sigma, f"{prefix}bias": -sigma * getattr(self, name + "mu"),
+                    f"{prefix}w": w, f"{prefix}werev": werev, f"{prefix}sigma": sigma,
+                    f"{prefix}bias": bias,
                 })
             gleak = F.softplus(self.gleak)
             arrays.update(gleak=gleak, leak=gleak * self.vleak, cm=F.softplus(self.cm),
@@ -304,9 +315,8 @@ class LTCCell(nn.Module):
             return self._cache[1]
         gleak = F.softplus(self.gleak).unsqueeze(-1)
         derived = _Derived(
-            inner=self._synapses("inner", self.w, self.sigma, self.mu, self.erev),
-            sensory=self._synapses("sensory", self.sensory_w, self.sensory_sigma,
-                                   self.sensory_mu, self.sensory_erev),
+            inner=self._synapses("inner", ""),
+            sensory=self._synapses("sensory", "sensory_"),
             gleak=gleak,
             leak=gleak * self.vleak.unsqueeze(-1),
             cm=F.softplus(self.cm).unsqueeze(-1),
@@ -320,11 +330,8 @@ class LTCCell(nn.Module):
         return derived
 
     def joint_actions(self, y: Tensor) -> Tensor:
-        """Per-joint actions from motor outputs: the output itself in 1-neuron mode, the
-        difference of the antagonistic pair (positive - negative) in 2-neuron mode."""
-        if self.wiring.neurons_per_dof == 1:
-            return y
-        return y[..., 0::2] - y[..., 1::2]
+        """Per-joint actions from motor outputs (see `joint_actions`)."""
+        return joint_actions(y, self.wiring.neurons_per_dof)
 
     @property
     def n_parameters(self) -> int:

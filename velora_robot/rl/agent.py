@@ -35,8 +35,8 @@ class Agent(nn.Module):
             else None
 
     def deterministic_action(self, mean: Tensor) -> Tensor:
-        """The action the trained policy takes without exploration, in [-1, 1]."""
-        return torch.tanh(mean) if self.squash else mean.clamp(-1.0, 1.0)
+        """The action the trained policy takes without exploration (see the function)."""
+        return deterministic_action(mean, self.squash)
 
     def critic_input(self, obs_n: Tensor, priv: Tensor) -> Tensor:
         """Normalized observation, plus normalized privileged state when used."""
@@ -48,3 +48,9 @@ class Agent(nn.Module):
     def actor_parameters(self) -> int:
         """Trainable parameters of the actor (what runs on the robot)."""
         return sum(p.numel() for p in self.actor.parameters() if p.requires_grad)
+
+
+def deterministic_action(mean: Tensor, squash: bool) -> Tensor:
+    """The action without exploration, in [-1, 1]: tanh(mean) for SAC/TD3 policies, the
+    clipped mean for PPO."""
+    return torch.tanh(mean) if squash else mean.clamp(-1.0, 1.0)

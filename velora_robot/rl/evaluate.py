@@ -11,6 +11,7 @@ import torch
 
 import velora_robot.envs  # noqa: F401  (registers the velora_robot ids)
 from velora_robot.rl.agent import Agent
+from velora_robot.rl.vec_env import scale_action
 
 
 @torch.no_grad()
@@ -27,8 +28,7 @@ def evaluate(agent: Agent, env_id: str, episodes: int, seed: int = 0, **env_kwar
             x = agent.obs_norm(torch.as_tensor(obs, dtype=torch.float32)).view(1, 1, -1)
             mean, h = agent.actor(x, h, resets=torch.tensor([[start]]))
             action = agent.deterministic_action(mean.view(-1)).numpy()
-            obs, reward, terminated, truncated, info = env.step(
-                low + (action + 1.0) * 0.5 * (high - low))
+            obs, reward, terminated, truncated, info = env.step(scale_action(action, low, high))
             for key, value in info.items():
                 if isinstance(value, float):
                     extras.setdefault(key, []).append(value)

@@ -133,5 +133,11 @@ def squashed_sample(mean: Tensor, log_std: Tensor, generator: torch.Generator | 
     std = log_std.exp()
     u = mean + std * torch.randn(mean.shape, generator=generator)
     a = torch.tanh(u)
-    logp = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    logp = gaussian_log_prob(u, mean, log_std)
     return a, logp - torch.log(1 - a**2 + 1e-6).sum(-1)
+
+
+def gaussian_log_prob(x: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """Log density of a diagonal Gaussian, summed over the last dimension."""
+    z = (x - mean) / log_std.exp()
+    return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)

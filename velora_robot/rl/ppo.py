@@ -9,9 +9,12 @@ rollout had, with the state reset where episodes began.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
+from velora_robot.rl.policies import gaussian_log_prob
 from velora_robot.rl.storage import RolloutStorage
 
 
@@ -40,7 +43,7 @@ class PPO:
         mean = mean.squeeze(1)
         std = self.actor.log_std.exp()
         action = mean + std * torch.randn(mean.shape, generator=generator)
-        return action, _log_prob(action, mean, self.actor.log_std), mean, h
+        return action, gaussian_log_prob(action, mean, self.actor.log_std), mean, h
 
     def update(self, storage: RolloutStorage, generator: torch.Generator) -> dict[str, float]:
         """Several epochs of minibatch updates on one rollout; returns mean losses and KL."""
@@ -51,8 +54,8 @@ class PPO:
             for mb in storage.chunks(self.chunk_len, self.minibatches, generator):
                 mean, _ = self.actor(mb["obs"], mb["h0"], resets=mb["starts"])
                 log_std = self.actor.log_std
-                logp = _log_prob(mb["actions"], mean, log_std)
-                entropy = (log_std + 0.5 * (1.0 + torch.log(torch.tensor(2 * torch.pi)))).sum()
+                logp = gaussian_log_prob(mb["actions"], mean, log_std)
+                entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum()
                 kl = _gaussian_kl(mb["mean"], old_log_std, mean, log_std).mean()
                 self._adapt_lr(kl.item())
 
@@ -103,12 +106,6 @@ class PPO:
         """Restore `state_dict()`."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr = state["lr"]
-
-
-def _log_prob(action: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
-    """Log density of a diagonal Gaussian, summed over action dimensions."""
-    z = (action - mean) / log_std.exp()
-    return (-0.5 * z**2 - log_std - 0.5 * torch.log(torch.tensor(2 * torch.pi))).sum(-1)
 
 
 def _gaussian_kl(mean_old: Tensor, log_std_old: Tensor, mean: Tensor, log_std: Tensor

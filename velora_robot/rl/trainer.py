@@ -9,13 +9,14 @@ a run killed after a checkpoint and resumed makes the same updates as one never 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +106,9 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     obs_dim = env.single_observation_space.shape[0]
     act_dim = env.single_action_space.shape[0]
     torch.manual_seed(recipe.seed)
-    env.reset(seed=recipe.seed)
-    first = env.step(np.zeros((n, act_dim), np.float32))  # learn the privileged width
-    priv_dim = first.privileged.shape[1]
     obs_np = env.reset(seed=recipe.seed)
-    priv_np = _fresh_privileged(env, first.privileged)
+    priv_np = env.privileged
+    priv_dim = priv_np.shape[1]
     agent = Agent(recipe.policy, obs_dim, act_dim, priv_dim if on_policy else 0,
                   squash=not on_policy, critic=on_policy)
     algo = _algorithm(recipe, agent, obs_dim, act_dim)
@@ -119,8 +118,7 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     generator = torch.Generator().manual_seed(recipe.seed)
     carry = {"obs": obs_np, "priv": priv_np, "h": torch.zeros(n, agent.actor.state_size),
              "starts": torch.ones(n, dtype=torch.bool)}
-    recent: deque[float] = deque(maxlen=100)
-    recent_len: deque[int] = deque(maxlen=100)
+    recent: deque[tuple[float, int]] = deque(maxlen=100)  # (return, length) of episodes
     update, env_steps, wall = 0, 0, 0.0
     wandb_id = None
     if ckpt is not None:
@@ -128,8 +126,7 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
         algo.load_state_dict(ckpt["algo"])
         generator.set_state(ckpt["generator"])
         update, env_steps, wall = ckpt["update"], ckpt["env_steps"], ckpt["wall_s"]
-        recent.extend(ckpt["recent_returns"])
-        recent_len.extend(ckpt["recent_lengths"])
+        recent.extend(ckpt["recent_episodes"])
         wandb_id = ckpt.get("wandb_id")
         if replay is not None:
             replay.load_state_dict(ckpt["replay"])
@@ -152,33 +149,30 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
         while update < min(total_updates, last):
             start = time.perf_counter()
             if on_policy:
-                carry = _collect(env, agent, algo, storage, generator, carry, recent,
-                                 recent_len)
+                carry = _collect(env, agent, algo, storage, generator, carry, recent)
                 metrics = algo.update(storage, generator)
             else:
                 carry, metrics = _off_policy_iteration(
                     env, agent, algo, replay, generator, carry, t_steps, env_steps,
-                    algo_cfg, recent, recent_len)
+                    algo_cfg, recent)
             update += 1
             env_steps += n * t_steps
             elapsed = time.perf_counter() - start
             wall += elapsed
-            ret = float(np.mean(recent)) if recent else None
+            ret, length = episode_means(recent)
             log.log({"update": update, "env_steps": env_steps, "wall_s": round(wall, 3),
                      "steps_per_s": n * t_steps / elapsed, "return_mean": ret,
-                     "length_mean": float(np.mean(recent_len)) if recent_len else None,
-                     **metrics})
+                     "length_mean": length, **metrics})
             bar.show(update, env_steps, n * t_steps / elapsed, ret)
             if on_update is not None and on_update(update, env_steps, agent):
                 break
             if update % recipe.logging.checkpoint_every == 0 or update == total_updates:
-                snapshot = env.get_state() if hasattr(env, "get_state") else None
                 save_atomic({
                     "recipe": recipe.model_dump(), "update": update, "env_steps": env_steps,
                     "wall_s": wall, "agent": agent.state_dict(), "algo": algo.state_dict(),
-                    "generator": generator.get_state(), "env_state": snapshot,
+                    "generator": generator.get_state(), "env_state": env.get_state(),
                     "carry": carry, "replay": None if replay is None else replay.state_dict(),
-                    "recent_returns": list(recent), "recent_lengths": list(recent_len),
+                    "recent_episodes": list(recent),
                     "wandb_id": log.wandb_id, "obs_dim": obs_dim, "act_dim": act_dim,
                     "priv_dim": priv_dim,
                 }, run_dir / CHECKPOINT)
@@ -187,7 +181,7 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
         env.close()
     summary: dict[str, Any] = {"run_dir": str(run_dir), "updates": update,
                                "env_steps": env_steps, "wall_s": wall,
-                               "return_mean": float(np.mean(recent)) if recent else None,
+                               "return_mean": episode_means(recent)[0],
                                "actor_parameters": agent.actor_parameters}
     if update == total_updates:
         log.plot(run_dir / "curve.png", recipe.name)
@@ -196,16 +190,18 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
 
             summary["eval"] = evaluate(agent, env_cfg.id, recipe.eval.episodes,
                                        seed=recipe.seed + 10_000, **env_cfg.kwargs)
-            (run_dir / "eval.json").write_text(__import__("json").dumps(summary["eval"],
-                                                                        indent=2))
+            (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=2))
     log.close()
     return summary
 
 
-def _fresh_privileged(env: Any, priv: np.ndarray) -> np.ndarray:
-    """Privileged state right after reset (velora envs keep it in their shared buffers)."""
-    buffers = getattr(env, "buffers", None)
-    return buffers.privileged.copy() if buffers is not None else priv
+def episode_means(episodes: Iterable[tuple[float, int]]) -> tuple[float | None, float | None]:
+    """Mean return and length of the recent episodes (None before the first ends)."""
+    pairs = list(episodes)
+    if not pairs:
+        return None, None
+    returns, lengths = zip(*pairs, strict=True)
+    return float(np.mean(returns)), float(np.mean(lengths))
 
 
 def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int) -> PPO | SAC | TD3:
@@ -225,8 +221,8 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int) -> PPO 
 
 
 def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
-             generator: torch.Generator, carry: dict[str, Any], recent: deque,
-             recent_len: deque) -> dict[str, Any]:
+             generator: torch.Generator, carry: dict[str, Any], recent: deque
+             ) -> dict[str, Any]:
     """One rollout of `storage.steps` steps into `storage` (GAE included)."""
     gamma = algo.gamma
     obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
@@ -254,9 +250,7 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
             storage.actions[t], storage.logp[t], storage.mean[t] = action, logp, mean
             storage.values[t] = agent.critic(critic_in)
             storage.rewards[t], storage.dones[t] = reward, done.float()
-            for ret, length in result.episodes:
-                recent.append(ret)
-                recent_len.append(length)
+            recent.extend(result.episodes)
             obs_np, priv_np, starts = result.obs, result.privileged, done
         last_in = agent.critic_input(agent.obs_norm(torch.from_numpy(obs_np).float()),
                                      torch.from_numpy(priv_np).float())
@@ -266,7 +260,7 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
 
 def _off_policy_iteration(env: Any, agent: Agent, algo: SAC | TD3, replay: SequenceReplay,
                           generator: torch.Generator, carry: dict[str, Any], steps: int,
-                          env_steps: int, cfg: Any, recent: deque, recent_len: deque
+                          env_steps: int, cfg: Any, recent: deque
                           ) -> tuple[dict[str, Any], dict[str, float]]:
     """`steps` vector steps into the replay, each followed by gradient updates once the
     replay holds `learning_starts` env steps (random actions until then)."""
@@ -285,9 +279,7 @@ def _off_policy_iteration(env: Any, agent: Agent, algo: SAC | TD3, replay: Seque
         next_obs = np.where(done[:, None], result.final_obs, result.obs)
         replay.add(obs=obs_np, next_obs=next_obs, action=action.numpy(), reward=result.reward,
                    terminated=result.terminated, start=starts.numpy(), hidden=h.numpy())
-        for ret, length in result.episodes:
-            recent.append(ret)
-            recent_len.append(length)
+        recent.extend(result.episodes)
         obs_np, h, starts = result.obs, h_next, torch.from_numpy(done)
         ready = replay.size >= cfg.burn_in + cfg.seq_len
         if env_steps + (k + 1) * n >= cfg.learning_starts and ready:

@@ -14,15 +14,26 @@ from velora_robot.envs.vector import BatchedEnv, StepResult
 
 
 class VecEnv(Protocol):
-    """What trainers use: reset, step, and (when supported) an exact state snapshot."""
+    """What trainers use: reset, step, the current privileged state (n_envs, P) with P = 0
+    when the env has none, and an exact state snapshot (`get_state()` is None when the env
+    cannot take one)."""
 
     n_envs: int
     single_observation_space: gym.spaces.Box
     single_action_space: gym.spaces.Box
 
+    @property
+    def privileged(self) -> np.ndarray: ...
     def reset(self, seed: int = 0) -> np.ndarray: ...
     def step(self, actions: np.ndarray) -> StepResult: ...
+    def get_state(self) -> Any | None: ...
+    def set_state(self, saved: Any) -> np.ndarray: ...
     def close(self) -> None: ...
+
+
+def scale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """An action in [-1, 1] mapped onto the env's bounds [low, high]."""
+    return low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
 
 
 class GymVecEnv:
@@ -46,7 +57,7 @@ class GymVecEnv:
 
     def step(self, actions: np.ndarray) -> StepResult:
         n = self.n_envs
-        scaled = self.low + (np.clip(actions, -1, 1) + 1) * 0.5 * (self.high - self.low)
+        scaled = scale_action(actions, self.low, self.high)
         obs, final = [], np.zeros((n, self.single_observation_space.shape[0]), np.float32)
         reward, terminated, truncated = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
         episodes = []
@@ -60,9 +71,20 @@ class GymVecEnv:
                 self._returns[i], self._lengths[i] = 0.0, 0
                 o, _ = env.reset()
             obs.append(o)
-        empty = np.zeros((n, 0), np.float32)
         return StepResult(np.stack(obs).astype(np.float32), reward, terminated, truncated,
-                          final, empty, empty, episodes)
+                          final, self.privileged, self.privileged, episodes)
+
+    @property
+    def privileged(self) -> np.ndarray:
+        """Gymnasium envs offer no privileged state: (n_envs, 0)."""
+        return np.zeros((self.n_envs, 0), np.float32)
+
+    def get_state(self) -> None:
+        """No exact snapshot: a resumed run continues from fresh episodes."""
+        return None
+
+    def set_state(self, saved: Any) -> np.ndarray:
+        raise NotImplementedError("GymVecEnv has no state snapshots (get_state is None)")
 
     def close(self) -> None:
         for env in self.envs:
