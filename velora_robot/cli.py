@@ -86,6 +86,17 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {paths['policy']} and its model card {paths['card']}")
 
 
+def cmd_run(args: argparse.Namespace) -> None:
+    """Run a deploy launch file: policy, hardware (or the simulated fallback), loop."""
+    from velora_robot.runtime.launch import deploy
+
+    summary = deploy(args.launch, duration_s=args.duration,
+                     status=False if args.no_status else None)
+    _write_json(summary, args.json)
+    if summary["fault"] is not None and summary["fault"] != "signal":
+        raise UserError(f"ended in damping: {summary['fault']} ({summary['fault_detail']})")
+
+
 def cmd_plot(args: argparse.Namespace) -> None:
     """Plot a telemetry file to PNG."""
     from velora_robot.runtime import telemetry
@@ -137,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="kernel: the liquid network's arrays for the runtime's C kernel")
     exp.add_argument("--out", type=Path, default=None, help="policy file to write")
     exp.set_defaults(func=cmd_export)
+    run = sub.add_parser("run", help="run a policy on a robot from a launch file")
+    run.add_argument("launch", type=Path, help="deploy launch file (see launch/*_sim.yaml)")
+    run.add_argument("--duration", type=float, default=None,
+                     help="seconds to run (default: the launch file's, else until Ctrl-C)")
+    run.add_argument("--no-status", action="store_true", help="no live status line")
+    run.add_argument("--json", type=Path, default=None, help="write the summary here")
+    run.set_defaults(func=cmd_run)
     plot = sub.add_parser("plot", help="plot a telemetry file to PNG")
     plot.add_argument("telemetry", type=Path)
     plot.add_argument("--out", type=Path, default=None)
@@ -151,10 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `velora-robot`; returns the exit status."""
+    from velora_robot.hal.base import HardwareError
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (UserError, ValueError) as exc:
+    except (UserError, ValueError, HardwareError) as exc:
         print(f"velora-robot {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

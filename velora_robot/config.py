@@ -20,11 +20,12 @@ def describe_validation_error(exc: ValidationError, where: str,
     in locations, which are not keys the user wrote)."""
     lines = []
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"] if p not in tags) or "(top level)"
+        field = ".".join(str(p) for p in err["loc"] if p not in tags)
         reason = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             reason = "unknown field (check the spelling)"
-        lines.append(f"{where}: field {field!r}: {reason}")
+        # A check across fields has no location; its message names the fields itself.
+        lines.append(f"{where}: field {field!r}: {reason}" if field else f"{where}: {reason}")
     return "\n".join(lines)
 
 

@@ -36,6 +36,9 @@ class EnvConfig(BaseModel):
     command_ranges: dict[str, Range] = {}
     command_resample_s: float = Field(default=4.0, gt=0)
     reward_weights: dict[str, float] = {}
+    # legged_gym's and MuJoCo Playground's guard: a step's reward is clipped at zero, so
+    # ending an episode early never pays (without it, penalties teach the robot to fall).
+    only_positive_rewards: bool = False
     min_base_height: float | None = None
     min_upright: float = Field(default=-1.0, ge=-1, le=1)
     randomization: Randomization = Randomization()
@@ -143,7 +146,10 @@ class VecTask:
         if len(resample):
             self._update_command(resample)
         self._advance_command()
-        return sum(terms.values()), terminated, truncated, terms
+        reward = sum(terms.values())
+        if self.config.only_positive_rewards:
+            reward = np.maximum(reward, 0.0)
+        return reward, terminated, truncated, terms
 
     def observe(self) -> np.ndarray:
         """Actor observations (n, obs_dim), with sensor noise when randomization is on."""

@@ -19,6 +19,10 @@ class SpotWalkTask(LocomotionTask):
         "command_resample_s": 4.0,
         "min_base_height": 0.2,
         "min_upright": 0.85,
+        "only_positive_rewards": True,
+        # Spot's servos (kp 500) need tens of N*m just to stand: the generic torque and
+        # energy weights would outweigh tracking, so they are scaled to its size.
+        "reward_weights": {"torques": -1e-5, "energy": -1e-4},
     }
 
 

@@ -58,7 +58,9 @@ def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"]
     path.parent.mkdir(parents=True, exist_ok=True)
     example = (torch.zeros(1, ckpt["obs_dim"]), torch.zeros(1, policy.state_size))
     with torch.no_grad():
-        if fmt == "onnx":
+        if fmt == "onnx" and policy.liquid:
+            _export_liquid_onnx(agent, path)
+        elif fmt == "onnx":
             _export_onnx(policy, example, path)
         elif fmt == "kernel":
             _export_kernel(agent, path)
@@ -81,6 +83,20 @@ def _export_kernel(agent: Agent, path: Path) -> None:
              obs_std=torch.sqrt(norm.var + norm.eps).numpy(),
              meta=np.array([norm.clip, cell.ode_unfolds, cell.epsilon, cell.n_motor,
                             cell.wiring.neurons_per_dof, float(agent.squash)]))
+
+
+def _export_liquid_onnx(agent: Agent, path: Path) -> None:
+    """A liquid actor as the lean hand-built graph (see `onnx_graph`): about half the
+    onnxruntime latency of the traced graph, same outputs within 1e-5."""
+    from velora_robot.export import onnx_graph
+
+    cell, norm = agent.actor.cell, agent.obs_norm
+    model = onnx_graph.build(
+        cell.kernel_arrays(), obs_mean=norm.mean.numpy(),
+        obs_std=torch.sqrt(norm.var + norm.eps).numpy(), clip=norm.clip,
+        unfolds=cell.ode_unfolds, epsilon=cell.epsilon, n_motor=cell.n_motor,
+        neurons_per_dof=cell.wiring.neurons_per_dof, squash=agent.squash)
+    onnx_graph.save(model, path)
 
 
 def _export_onnx(policy: DeployPolicy, example: tuple[torch.Tensor, ...], path: Path) -> None:

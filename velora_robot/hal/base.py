@@ -76,6 +76,7 @@ class Hardware(ABC):
     def __init__(self, spec: RobotSpec) -> None:
         self.spec = spec
         self.lifecycle = Lifecycle.UNCONFIGURED
+        self.last_status: dict[str, float] = {}  # status() as it was at shutdown
 
     # ------------------------------------------------------------- naming
     def state_interfaces(self) -> list[str]:
@@ -102,9 +103,16 @@ class Hardware(ABC):
         """Disable the servos (active -> inactive)."""
         self._transition(Lifecycle.ACTIVE, Lifecycle.INACTIVE, self._on_deactivate)
 
+    def status(self) -> dict[str, float]:
+        """Extra values for a status display (none by default; the simulated robot adds its
+        base position and speed). Not for control: a real robot does not measure them."""
+        return {}
+
     def shutdown(self) -> None:
         """Close everything (any state -> finalized)."""
         try:
+            if self.lifecycle in (Lifecycle.INACTIVE, Lifecycle.ACTIVE):
+                self.last_status = self.status()
             self._on_shutdown()
         finally:
             self.lifecycle = Lifecycle.FINALIZED

@@ -51,6 +51,16 @@ class MujocoHardware(Hardware):
         if self.sim is not None:
             self.sim.close()
 
+    def status(self) -> dict[str, float]:
+        """Base position (world) and forward speed (base frame) from the simulator."""
+        if self.sim is None:
+            return {}
+        if self.sim.index.base_qpos is None:  # a fixed-base robot
+            return {}
+        m = self.sim.measure()
+        return {"base_x": float(m.base_pos[0]), "base_y": float(m.base_pos[1]),
+                "base_vx": float(m.base_lin_vel[0])}
+
     def _read(self) -> HardwareState:
         m = self.sim.measure()
         return HardwareState(q=m.state.q, dq=m.state.dq, tau=m.tau, gyro=m.state.gyro,

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from velora_robot.runtime.controller import Controller
+from velora_robot.runtime.estop import QUIT, EStop
 from velora_robot.runtime.safety import Fault, Mode
 from velora_robot.runtime.telemetry import Telemetry
 
@@ -80,9 +81,10 @@ class ControlLoop:
     """Runs a `Controller` at `command_hz` (the policy every command_hz / policy_hz cycles)."""
 
     def __init__(self, controller: Controller, command_hz: float, *,
-                 spin_s: float = SPIN_S, telemetry: Telemetry | None = None) -> None:
+                 spin_s: float = SPIN_S, telemetry: Telemetry | None = None,
+                 estop: EStop | None = None) -> None:
         self.controller, self.period_s, self.spin_s = controller, 1.0 / command_hz, spin_s
-        self.telemetry = telemetry
+        self.telemetry, self.estop = telemetry, estop
         self.stats = LoopStats(self.period_s)
         self._stop_reason: str | None = None
 
@@ -100,6 +102,8 @@ class ControlLoop:
         for sig in previous:
             signal.signal(sig, lambda signum, _: self.request_stop(signal.Signals(signum).name))
         try:
+            if self.estop is not None:
+                self.estop.open()
             if hw.lifecycle.value == "unconfigured":
                 hw.configure()
             hw.activate()
@@ -126,6 +130,8 @@ class ControlLoop:
                     hw.deactivate()
                 hw.shutdown()
             finally:
+                if self.estop is not None:
+                    self.estop.close()
                 if self.telemetry is not None:
                     self.telemetry.close()
         return self.stats
@@ -147,6 +153,8 @@ class ControlLoop:
                 stats.skipped += skip
             if safety is not None:
                 safety.deadline(missed)
+            if self.estop is not None:
+                self._poll_estop()
             cycle = self.controller.cycle()
             compute_us = (time.monotonic() - now) * 1e6
             stats.lateness_us.append(late * 1e6)
@@ -164,6 +172,17 @@ class ControlLoop:
             elif (cycles is not None and count >= cycles) or \
                     (seconds is not None and now - start >= seconds):
                 return
+
+    def _poll_estop(self) -> None:
+        event = self.estop.poll()
+        if event == QUIT:
+            if self._stop_reason is None:
+                self.request_stop("quit key pressed")
+        elif event is not None:
+            if self.controller.safety is None:
+                self.request_stop(event)
+            else:
+                self.controller.safety.trip(Fault.ESTOP, event)
 
     def _wait_until(self, deadline: float) -> None:
         remaining = deadline - time.monotonic() - self.spin_s

@@ -1,0 +1,180 @@
+"""Deploy launch files and `velora-robot run`: the whole robot side from one file, the
+simulated fallback, e-stop inputs, and refusals with clear messages."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from velora_robot.errors import ConfigError
+from velora_robot.export import export
+from velora_robot.hal import MockHardware
+from velora_robot.hal.base import HardwareError
+from velora_robot.robots import SPOT
+from velora_robot.runtime import Controller, ControlLoop, EStop, Fault, Mode, Safety
+from velora_robot.runtime.launch import deploy, load_launch
+from velora_robot.runtime.safety import SafetyConfig
+from velora_robot.runtime.telemetry import read
+
+from .helpers import tiny_joint_track_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    """A one-joint policy (two PPO updates) exported to ONNX with its card."""
+    ckpt = tiny_joint_track_run(tmp_path_factory.mktemp("launch"), seed=0, neurons_per_dof=1,
+                                eval_episodes=0)
+    return export(ckpt, "onnx")["policy"]
+
+
+def write_launch(tmp_path, policy_file, **changes):
+    data = {"name": "test_run", "robot": "one_joint", "policy": str(policy_file),
+            "command": {"target_pos": 0.3},
+            "hardware": {"backend": "mujoco"},
+            "loop": {"command_hz": 250, "policy_hz": 50, "duration_s": 1.0},
+            "safety": {"ramp_s": 0.2, "min_upright": -1.0},
+            "estop": {"keys": False, "file": str(tmp_path / "estop"), "signal": None},
+            "telemetry": {"path": str(tmp_path / "{name}.tlm"), "plot": False},
+            "status": False}
+    for key, value in changes.items():
+        if isinstance(value, dict) and key != "command":
+            data[key] = {**data.get(key, {}), **value}
+        else:
+            data[key] = value
+    path = tmp_path / "launch.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_every_file_in_launch_is_a_valid_recipe_or_deploy_launch_file():
+    from velora_robot.rl import load_recipe
+
+    deploys = set()
+    for path in sorted((ROOT / "launch").glob("*.yaml")):
+        if "env" in yaml.safe_load(path.read_text()):
+            load_recipe(path)
+        else:
+            launch = load_launch(path)
+            assert Path(launch.policy).parent == ROOT / "models"
+            deploys.add(path.stem)
+    assert {"spot_sim", "humanoid_sim", "one_joint_sim", "spot_serial"} <= deploys
+
+
+def test_a_launch_file_runs_policy_hardware_loop_and_telemetry(policy, tmp_path, capsys):
+    summary = deploy(write_launch(tmp_path, policy))
+    # 1 s at 250 Hz (the loop's clock paces the simulation); ramp, then policy.
+    assert 240 <= summary["cycles"] <= 252
+    assert summary["final_mode"] == "policy" and summary["fault"] is None
+    assert summary["fallback"] is None
+    _, data = read(summary["telemetry"])
+    assert len(data) == summary["cycles"] == summary["telemetry_records"]
+    out = capsys.readouterr().out
+    assert "test_run: one_joint" in out and "final mode policy" in out
+
+
+def test_an_absent_device_falls_back_to_the_simulated_robot_loudly(policy, tmp_path, capsys):
+    hardware = {"backend": "serial", "port": str(tmp_path / "ttyNOPE"), "fallback": "sim"}
+    summary = deploy(write_launch(tmp_path, policy, hardware=hardware,
+                                  loop={"duration_s": 0.2}))
+    assert "RUNNING THE SIMULATED ROBOT INSTEAD" in summary["fallback"]
+    assert summary["final_mode"] in ("ramp", "policy")
+    captured = capsys.readouterr()
+    assert "!!! serial device" in captured.err and "WARNING" in captured.out
+
+
+def test_an_absent_device_without_fallback_stops_with_the_reason(policy, tmp_path):
+    hardware = {"backend": "serial", "port": str(tmp_path / "ttyNOPE")}
+    with pytest.raises(HardwareError, match=r"ttyNOPE is not present.*fallback: sim"):
+        deploy(write_launch(tmp_path, policy, hardware=hardware))
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"hardwear": {}}, "field 'hardwear': unknown field"),
+    ({"loop": {"comand_hz": 50}}, "field 'loop.comand_hz': unknown field"),
+    ({"robot": "r2d2"}, "unknown robot 'r2d2'"),
+    ({"command": {"vx": 1.0}}, "one_joint has no command"),
+])
+def test_a_bad_launch_file_names_the_file_and_field(policy, tmp_path, changes, message):
+    path = write_launch(tmp_path, policy, **changes)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_launch(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_training_recipe_given_to_run_is_named_as_such():
+    with pytest.raises(ConfigError, match="this is a training recipe"):
+        load_launch(ROOT / "launch" / "joint_track.yaml")
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"loop": {"policy_hz": 100}}, "policy was trained at 50.0 Hz"),
+    ({"loop": {"command_hz": 75}}, "whole multiple of the policy rate"),
+    ({"robot": "spot", "command": {}}, "the policy drives 1 joints, robot 'spot' has 12"),
+    ({"policy": "missing.onnx"}, "no policy file at"),
+])
+def test_a_policy_that_does_not_fit_the_robot_or_rates_is_refused(policy, tmp_path, changes,
+                                                                   message):
+    with pytest.raises(ConfigError, match=message):
+        deploy(write_launch(tmp_path, policy, **changes))
+
+
+def make_loop(estop, cycles_hz=200):
+    hw = MockHardware(SPOT, period_s=1.0 / cycles_hz)
+    safety = Safety(SPOT, SafetyConfig(ramp_s=0.02), dt_s=1.0 / cycles_hz)
+    controller = Controller(hw, lambda obs: np.zeros(12), np.zeros(3), safety=safety)
+    return ControlLoop(controller, cycles_hz, estop=estop), safety
+
+
+def test_an_estop_file_trips_damping_in_the_next_cycle(tmp_path):
+    flag = tmp_path / "estop"
+    loop, safety = make_loop(EStop(keys=False, file=flag, signal_name=None))
+    modes = []
+
+    def on_cycle(cycle):
+        modes.append(cycle.mode)
+        if len(modes) == 20:
+            flag.touch()
+
+    loop.run(cycles=30, on_cycle=on_cycle)
+    assert modes[19] is Mode.POLICY and all(m is Mode.DAMPING for m in modes[20:])
+    assert safety.fault is Fault.ESTOP and "appeared" in safety.detail
+    cmds = loop.controller.hardware.commands
+    assert np.all(cmds[20].kp == 0) and np.all(cmds[20].kd > 0)
+
+
+def test_an_estop_signal_trips_damping_and_a_stale_estop_file_refuses_the_start(tmp_path):
+    loop, safety = make_loop(EStop(keys=False, file=None, signal_name="SIGUSR1"))
+    modes = []
+
+    def on_cycle(cycle):
+        modes.append(cycle.mode)
+        if len(modes) == 10:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    loop.run(cycles=15, on_cycle=on_cycle)
+    assert all(m is Mode.DAMPING for m in modes[10:]) and safety.fault is Fault.ESTOP
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handler restored
+
+    flag = tmp_path / "estop"
+    flag.touch()
+    loop, _ = make_loop(EStop(keys=False, file=flag, signal_name=None))
+    with pytest.raises(ConfigError, match="exists before the start"):
+        loop.run(cycles=5)
+    assert loop.controller.hardware.lifecycle.value == "finalized"
+
+
+def test_velora_robot_run_prints_a_status_line_and_a_summary(policy, tmp_path):
+    path = write_launch(tmp_path, policy, status=True, loop={"duration_s": 6.0})
+    run = subprocess.run([sys.executable, "-m", "velora_robot.cli", "run", str(path),
+                          "--json", str(tmp_path / "summary.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "POLICY" in run.stderr and "late p99" in run.stderr  # status line (not a tty)
+    assert "final mode policy" in run.stdout and (tmp_path / "summary.json").exists()

@@ -1,0 +1,99 @@
+"""Build the hardware a launch file names, with the simulated robot as a fallback.
+
+`open_hardware` creates the backend and configures it (opens the port, reads the first
+state). When the configured device is absent (its port does not exist, or opening it
+fails) and the launch file allows `fallback: sim`, the simulated robot takes its place and
+the caller is told so, loudly; without the permission the run stops with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from velora_robot.errors import ConfigError
+from velora_robot.hal.base import Hardware, HardwareError
+from velora_robot.robots.spec import RobotSpec
+
+
+class SimSection(BaseModel):
+    """The simulated robot (backend `mujoco`, and the fallback). The control loop's clock
+    paces it: each command cycle advances one command period of simulated time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: Literal["fast", "full"] = "fast"
+    randomization: dict = {}
+    seed: int = Field(default=0, ge=0)
+
+
+class HardwareSection(BaseModel):
+    """Which hardware drives the robot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["mujoco", "mock", "serial", "dynamixel"] = "mujoco"
+    port: str | None = None
+    baud: int = Field(default=1_000_000, gt=0)
+    fallback: Literal["none", "sim"] = "none"
+    sim: SimSection = SimSection()
+
+
+def simulated(spec: RobotSpec, sim: SimSection, period_s: float) -> Hardware:
+    """The simulated robot (MuJoCo is imported only now)."""
+    from velora_robot.hal.mujoco import MujocoHardware
+
+    randomization = None
+    if sim.randomization:
+        from velora_robot.config import parse
+        from velora_robot.simulation.randomization import Randomization
+
+        randomization = parse(Randomization, sim.randomization, "hardware.sim.randomization")
+    return MujocoHardware(spec, variant=sim.variant, randomization=randomization,
+                          seed=sim.seed, period_s=period_s)
+
+
+def _device(section: HardwareSection, spec: RobotSpec, period_s: float) -> Hardware:
+    if section.port is None:
+        raise ConfigError(f"hardware: backend {section.backend!r} needs field 'port' (a "
+                          "device such as /dev/ttyUSB0, or a pyserial URL)")
+    if section.port.startswith("/") and not os.path.exists(section.port):
+        raise HardwareError(f"device {section.port} is not present")
+    if section.backend == "serial":
+        from velora_robot.hal.serial_bridge import SerialBridgeHardware
+
+        return SerialBridgeHardware(spec, section.port, baud=section.baud)
+    from velora_robot.hal.dynamixel import DynamixelHardware
+
+    return DynamixelHardware(spec, section.port, baud=section.baud)
+
+
+def open_hardware(section: HardwareSection, spec: RobotSpec, period_s: float
+                  ) -> tuple[Hardware, str | None]:
+    """The configured hardware, configured (inactive, reading), and a fallback warning
+    (None when the configured backend is the one running)."""
+    if section.backend == "mujoco":
+        hw = simulated(spec, section.sim, period_s)
+    elif section.backend == "mock":
+        from velora_robot.hal.mock import MockHardware
+
+        hw = MockHardware(spec, period_s=period_s)
+    else:
+        try:
+            hw = _device(section, spec, period_s)
+            hw.configure()
+            return hw, None
+        except HardwareError as exc:
+            if section.fallback != "sim":
+                raise HardwareError(f"hardware: {section.backend} on {section.port}: {exc} "
+                                    "(set 'fallback: sim' to run the simulated robot "
+                                    "instead)") from None
+            warning = (f"{section.backend} device {section.port} unavailable ({exc}): "
+                       "RUNNING THE SIMULATED ROBOT INSTEAD (fallback: sim)")
+            hw = simulated(spec, section.sim, period_s)
+            hw.configure()
+            return hw, warning
+    hw.configure()
+    return hw, None

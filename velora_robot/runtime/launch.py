@@ -1,0 +1,261 @@
+"""Deploy launch files: `velora-robot run launch/spot_sim.yaml`.
+
+A launch file names the robot, the exported policy, the hardware (with an optional
+simulated fallback), the rates, the velocity command, safety thresholds, the e-stop inputs
+and the telemetry file. `load_launch` validates it (unknown fields are refused, naming the
+file and field); `deploy` checks the policy's model card against the robot, opens the
+hardware and runs the control loop with a live status line, then prints a summary.
+Relative policy paths are taken from the launch file's folder; output paths from the
+current directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from velora_robot.config import load_file
+from velora_robot.errors import ConfigError
+from velora_robot.hal.factory import HardwareSection, open_hardware
+from velora_robot.robots.sources import get_spec
+from velora_robot.robots.spec import RobotSpec
+from velora_robot.runtime.card import check_card
+from velora_robot.runtime.controller import Controller
+from velora_robot.runtime.estop import EStop
+from velora_robot.runtime.loop import ControlLoop, realtime_setup
+from velora_robot.runtime.policy import load_policy
+from velora_robot.runtime.safety import Safety, SafetyConfig
+from velora_robot.runtime.telemetry import Telemetry
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoopSection(_Section):
+    """Rates (default: the robot's control rate for both) and real-time settings."""
+
+    command_hz: float | None = Field(default=None, gt=0)
+    policy_hz: float | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0)
+    sched_fifo: bool = False
+    cpu: int | None = Field(default=None, ge=0)
+
+
+class SafetySection(_Section):
+    """See `SafetyConfig`."""
+
+    ramp_s: float = Field(default=2.0, ge=0)
+    min_upright: float = Field(default=0.5, ge=-1, le=1)
+    max_missed_deadlines: int = Field(default=5, ge=1)
+    damping_kd_scale: float = Field(default=1.0, gt=0)
+
+
+class EStopSection(_Section):
+    """E-stop inputs (see `EStop`)."""
+
+    keys: bool = True
+    file: str | None = "/tmp/velora.estop"
+    signal: str | None = "SIGUSR1"
+
+
+class TelemetrySection(_Section):
+    """Where every cycle is recorded (None: not recorded), and whether to plot it."""
+
+    path: str | None = "out/run/{name}.tlm"
+    plot: bool = True
+
+
+class Launch(_Section):
+    """A deploy launch file."""
+
+    name: str
+    robot: str
+    policy: str
+    command: dict[str, float] = {}
+    hardware: HardwareSection = HardwareSection()
+    loop: LoopSection = LoopSection()
+    safety: SafetySection = SafetySection()
+    estop: EStopSection = EStopSection()
+    telemetry: TelemetrySection = TelemetrySection()
+    status: bool = True
+
+    @model_validator(mode="after")
+    def _robot_and_command(self) -> Launch:
+        spec = get_spec(self.robot)
+        unknown = sorted(set(self.command) - set(spec.commands))
+        if unknown:
+            raise ValueError(f"field 'command': {self.robot} has no command {unknown}; its "
+                             f"commands are {list(spec.commands)}")
+        return self
+
+
+def load_launch(path: str | Path) -> Launch:
+    """A launch file, validated; a training recipe given by mistake is named as such."""
+    path = Path(path)
+    try:
+        launch = load_file(Launch, path)
+    except ConfigError as exc:
+        if "field 'env'" in str(exc) and "field 'algorithm'" in str(exc):
+            raise ConfigError(f"{path}: this is a training recipe; train it with "
+                              f"`velora-robot train {path}`") from None
+        raise
+    launch.policy = os.path.normpath(path.parent / launch.policy)  # an absolute one stays
+    return launch
+
+
+def _rates(launch: Launch, spec: RobotSpec, where: str) -> tuple[float, int]:
+    """command_hz and how many command cycles per policy step."""
+    policy_hz = launch.loop.policy_hz or spec.control_hz
+    if policy_hz != spec.control_hz:
+        raise ConfigError(f"{where}: field 'loop.policy_hz' is {policy_hz} but the policy was "
+                          f"trained at {spec.control_hz} Hz (the robot's control_hz)")
+    command_hz = launch.loop.command_hz or policy_hz
+    ratio = command_hz / policy_hz
+    if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
+        raise ConfigError(f"{where}: field 'loop.command_hz' ({command_hz}) must be a whole "
+                          f"multiple of the policy rate ({policy_hz} Hz)")
+    return command_hz, round(ratio)
+
+
+class StatusLine:
+    """One live line (rewritten in place on a terminal, a line every few seconds in a log):
+    time, mode, fault, command, loop timing, and what the hardware adds (base speed in
+    simulation)."""
+
+    def __init__(self, loop: ControlLoop, launch: Launch, extra: str = "",
+                 stream: Any = None) -> None:
+        self.loop, self.launch, self.extra = loop, launch, extra
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every = max(1, round((0.25 if self.tty else 5.0) / loop.period_s))
+        self.count = 0
+        self.window = max(1, round(1.0 / loop.period_s))
+
+    def __call__(self, cycle: Any) -> None:
+        self.count += 1
+        if self.count % self.every == 0:
+            self.show(cycle)
+
+    def line(self, cycle: Any) -> str:
+        stats, safety = self.loop.stats, self.loop.controller.safety
+        late = np.asarray(stats.lateness_us[-self.window:])
+        comp = np.asarray(stats.compute_us[-self.window:])
+        mode = cycle.mode.value.upper()
+        if safety is not None and safety.fault is not None:
+            mode += f" ({safety.fault.value}: {safety.detail})" if safety.detail else \
+                f" ({safety.fault.value})"
+        parts = [f"t {self.count * self.loop.period_s:6.1f}s", mode]
+        command = self.loop.controller.command
+        if len(command):
+            parts.append("cmd " + " ".join(f"{v:+.2f}" for v in command))
+        hw_status = self.loop.controller.hardware.status()
+        if "base_vx" in hw_status:
+            parts.append(f"base vx {hw_status['base_vx']:+.2f} m/s")
+        parts.append(f"late p99 {np.percentile(late, 99):5.0f}us")
+        parts.append(f"compute {np.percentile(comp, 50):5.0f}us")
+        parts.append(f"overruns {stats.overruns}")
+        if self.extra:
+            parts.append(self.extra)
+        return " | ".join(parts)
+
+    def show(self, cycle: Any) -> None:
+        text = self.line(cycle)
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | None = None,
+           out: Any = None) -> dict[str, Any]:
+    """Run a launch file to its duration, a quit key or a signal; returns the summary."""
+    out = out or sys.stdout
+    launch = load_launch(path)
+    where = str(path)
+    spec = get_spec(launch.robot)
+    command_hz, policy_every = _rates(launch, spec, where)
+    if not Path(launch.policy).is_file():
+        raise ConfigError(f"{where}: field 'policy': no policy file at {launch.policy} (export "
+                          "one with `velora-robot export CHECKPOINT`)")
+    policy = load_policy(launch.policy)
+    check_card(policy.card, spec, where=f"{launch.policy} (model card)")
+    command = np.array([launch.command.get(name, 0.0) for name in spec.commands])
+    safety = Safety(spec, SafetyConfig(**launch.safety.model_dump()), dt_s=1.0 / command_hz)
+    notes = realtime_setup(launch.loop.cpu) if launch.loop.sched_fifo else []
+    hw, fallback = open_hardware(launch.hardware, spec, 1.0 / command_hz)
+    if fallback:
+        bar = "!" * 78
+        print(f"{bar}\n!!! {fallback}\n{bar}", file=sys.stderr)
+    telemetry = None
+    if launch.telemetry.path is not None:
+        telemetry = Telemetry(launch.telemetry.path.format(name=launch.name), spec)
+    estop = EStop(keys=launch.estop.keys, file=launch.estop.file,
+                  signal_name=launch.estop.signal)
+    controller = Controller(hw, policy, command, safety=safety, policy_every=policy_every)
+    loop = ControlLoop(controller, command_hz, telemetry=telemetry, estop=estop)
+    backend = "SIMULATED (fallback)" if fallback else launch.hardware.backend
+    print(f"{launch.name}: {spec.name}, {Path(launch.policy).name} "
+          f"({policy.card.network.get('neurons', '-')} neurons), hardware {backend}, "
+          f"command {command_hz:g} Hz, policy {spec.control_hz:g} Hz", file=out)
+    for note in notes:
+        print(f"  {note}", file=out)
+    show = launch.status if status is None else status
+    line = StatusLine(loop, launch, extra="SIM FALLBACK" if fallback else "") if show else None
+    start_status = hw.status()
+    started = time.monotonic()
+    try:
+        stats = loop.run(seconds=duration_s or launch.loop.duration_s, on_cycle=line)
+    finally:
+        if line is not None:
+            line.end()
+    summary: dict[str, Any] = {
+        "launch": launch.name, "robot": spec.name, "policy": launch.policy,
+        "hardware": launch.hardware.backend, "fallback": fallback,
+        "wall_s": time.monotonic() - started, "final_mode": safety.mode.value,
+        "fault": None if safety.fault is None else safety.fault.value,
+        "fault_detail": safety.detail, **stats.summary()}
+    end_status = hw.last_status
+    if "base_x" in start_status and "base_x" in end_status:
+        summary["distance_m"] = float(np.hypot(end_status["base_x"] - start_status["base_x"],
+                                               end_status["base_y"] - start_status["base_y"]))
+    if telemetry is not None:
+        summary["telemetry"] = str(telemetry.path)
+        summary["telemetry_records"] = telemetry.records
+        if launch.telemetry.plot and telemetry.records:
+            from velora_robot.runtime import telemetry as telemetry_module
+
+            summary["plot"] = str(telemetry_module.plot(telemetry.path))
+    print(format_summary(summary), file=out)
+    return summary
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The end-of-run report."""
+    late, comp = s["lateness_us"], s["compute_us"]
+    lines = [f"{s['launch']}: {s['cycles']} cycles in {s['wall_s']:.1f} s; final mode "
+             f"{s['final_mode']}" + (f" ({s['fault']}: {s['fault_detail']})" if s["fault"]
+                                     else "")]
+    if s["fallback"]:
+        lines.append(f"  WARNING: {s['fallback']}")
+    if "distance_m" in s:
+        lines.append(f"  base moved {s['distance_m']:.2f} m")
+    lines.append(f"  lateness us p50 {late['p50']:.1f} p99 {late['p99']:.1f} max "
+                 f"{late['max']:.1f}; compute us p50 {comp['p50']:.1f} p99 {comp['p99']:.1f}; "
+                 f"overruns {s['overruns']}, skipped periods {s['skipped_periods']}")
+    if "telemetry" in s:
+        lines.append(f"  telemetry {s['telemetry']} ({s['telemetry_records']} records)"
+                     + (f", plot {s['plot']}" if "plot" in s else ""))
+    return "\n".join(lines)
