@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("ltc", "env", "solve", "throughput", "policy", "loop")
+BENCHMARKS = ("ltc", "env", "solve", "throughput", "policy", "loop", "bridge")
 
 
 class UserError(Exception):
@@ -97,6 +97,29 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise UserError(f"ended in damping: {summary['fault']} ({summary['fault_detail']})")
 
 
+def cmd_hil(args: argparse.Namespace) -> None:
+    """The scripted hardware-in-the-loop check, on a board or on the emulator."""
+    from velora_robot.bridge import hil
+    from velora_robot.robots import get_spec
+
+    if (args.port is None) == (not args.emulate):
+        raise UserError("give --port PORT (a board) or --emulate (the firmware emulator)")
+    if args.emulate:
+        from velora_robot.bridge.emulator import Emulator
+
+        spec = get_spec(args.robot)
+        with Emulator(joints=spec.n_joints, baud=args.baud,
+                      pose=[j.default_pos for j in spec.joints]) as emu:
+            report = hil.run(emu.port, robot=args.robot, baud=args.baud)
+            report.steps.append({"step": "emulator counters", "passed": True, **emu.stats()})
+    else:
+        report = hil.run(args.port, robot=args.robot, baud=args.baud)
+    print(hil.table(report))
+    print(f"wrote {hil.write(report, args.report)}")
+    if not report.passed:
+        raise UserError("HIL check failed (see the report)")
+
+
 def cmd_plot(args: argparse.Namespace) -> None:
     """Plot a telemetry file to PNG."""
     from velora_robot.runtime import telemetry
@@ -155,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-status", action="store_true", help="no live status line")
     run.add_argument("--json", type=Path, default=None, help="write the summary here")
     run.set_defaults(func=cmd_run)
+    hil = sub.add_parser("hil", help="hardware-in-the-loop check of a bridge board")
+    hil.add_argument("--port", default=None, help="serial device or pyserial URL of the board")
+    hil.add_argument("--emulate", action="store_true",
+                     help="run against the firmware emulator on a pseudo-terminal")
+    hil.add_argument("--robot", default="spot", help="robot spec giving joints and limits")
+    hil.add_argument("--baud", type=int, default=1_000_000)
+    hil.add_argument("--report", type=Path, default=Path("out/hil/report.json"))
+    hil.set_defaults(func=cmd_hil)
     plot = sub.add_parser("plot", help="plot a telemetry file to PNG")
     plot.add_argument("telemetry", type=Path)
     plot.add_argument("--out", type=Path, default=None)

@@ -101,28 +101,30 @@ class ControlLoop:
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for sig in previous:
             signal.signal(sig, lambda signum, _: self.request_stop(signal.Signals(signum).name))
+        gc_was_enabled, frozen = gc.isenabled(), False
         try:
             if self.estop is not None:
                 self.estop.open()
             if hw.lifecycle.value == "unconfigured":
                 hw.configure()
+            # The cyclic garbage collector can pause for milliseconds at any allocation;
+            # the loop allocates little and nothing cyclic, so it runs without it. The
+            # full collection comes before activation: in a large process it takes long
+            # enough to trip a motor board's watchdog.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+            frozen = True
             hw.activate()
             self.controller.start()
             if self._stop_reason is not None:  # a signal during set-up: start() cleared it
                 self.request_stop(self._stop_reason)
-            # The cyclic garbage collector can pause for milliseconds at any allocation;
-            # the loop allocates little and nothing cyclic, so it runs without it.
-            gc.collect()
-            gc.freeze()
-            gc_was_enabled = gc.isenabled()
-            gc.disable()
-            try:
-                self._loop(seconds, cycles, on_cycle)
-            finally:
+            self._loop(seconds, cycles, on_cycle)
+        finally:
+            if frozen:
                 if gc_was_enabled:
                     gc.enable()
                 gc.unfreeze()
-        finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             try:
