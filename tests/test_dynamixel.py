@@ -1,0 +1,142 @@
+"""DYNAMIXEL Protocol 2.0: the ROBOTIS e-manual's byte examples, stuffing, and
+DynamixelHardware on an emulated bus of X-series servos."""
+
+import struct
+import time
+
+import numpy as np
+import pytest
+
+from velora_robot.bridge import dynamixel as D
+from velora_robot.bridge.dynamixel_bus import EmulatedBus
+from velora_robot.hal.base import HardwareError, JointCommand
+from velora_robot.hal.dynamixel import DynamixelHardware
+from velora_robot.robots import ONE_JOINT, RobotSpec
+
+# Instruction and status packets from the e-manual's Protocol 2.0 page.
+MANUAL = {
+    "ping id 1": ("FF FF FD 00 01 03 00 01 19 4E", lambda: D.ping(1)),
+    "broadcast ping": ("FF FF FD 00 FE 03 00 01 31 42", lambda: D.ping(D.BROADCAST)),
+    "read present position": ("FF FF FD 00 01 07 00 02 84 00 04 00 1D 15",
+                              lambda: D.read(1, 132, 4)),
+    "write goal position 512": ("FF FF FD 00 01 09 00 03 74 00 00 02 00 00 CA 89",
+                                lambda: D.write(1, 116, struct.pack("<i", 512))),
+    "sync write 150, 170": (
+        "FF FF FD 00 FE 11 00 83 74 00 04 00 01 96 00 00 00 02 AA 00 00 00 82 87",
+        lambda: D.sync_write(116, 4, {1: struct.pack("<i", 150), 2: struct.pack("<i", 170)})),
+    "sync read ids 1, 2": ("FF FF FD 00 FE 09 00 82 84 00 04 00 01 02 CE FA",
+                           lambda: D.sync_read(132, 4, [1, 2])),
+    "factory reset": ("FF FF FD 00 01 04 00 06 01 A1 E6", lambda: D.packet(1, 0x06, b"\x01")),
+    "reboot": ("FF FF FD 00 01 03 00 08 2F 4E", lambda: D.packet(1, D.Inst.REBOOT)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANUAL))
+def test_instruction_packets_match_the_e_manual(name):
+    expected, build = MANUAL[name]
+    assert build() == bytes.fromhex(expected.replace(" ", ""))
+
+
+def test_status_packets_from_the_e_manual_decode():
+    packets = {"ping": "FF FF FD 00 01 07 00 55 00 06 04 26 65 5D",
+               "read": "FF FF FD 00 01 08 00 55 00 A6 00 00 00 8C C0",
+               "write": "FF FF FD 00 01 04 00 55 00 A1 0C"}
+    parser = D.StatusParser()
+    got = parser.push(b"".join(bytes.fromhex(p.replace(" ", "")) for p in packets.values()))
+    ping, read, write = got
+    assert struct.unpack_from("<HB", ping.params) == (1030, 0x26)  # model number, firmware
+    assert struct.unpack("<i", read.params)[0] == 166  # present position
+    assert write.params == b"" and write.error == 0 and parser.crc_errors == 0
+
+
+def test_byte_stuffing_round_trips_and_the_crc_covers_the_stuffed_bytes():
+    data = b"\x01\xff\xff\xfd\x02\xff\xff\xfd"
+    wire = D.write(3, 200, data)
+    assert wire.count(b"\xff\xff\xfd\xfd") == 2
+    assert D.crc16(wire[:-2]) == struct.unpack("<H", wire[-2:])[0]
+    (dxl_id, inst, params), = D.StatusParser().push(b"\x00\xff" + wire)
+    assert (dxl_id, inst, params) == (3, D.Inst.WRITE, struct.pack("<H", 200) + data)
+
+
+def test_a_corrupted_status_is_rejected_and_the_next_one_found():
+    good = D.packet(1, D.Inst.STATUS, b"\x00\x10")
+    bad = bytearray(good)
+    bad[9] ^= 0x40
+    parser = D.StatusParser()
+    assert parser.push(bytes(bad) + good) == [D.Status(1, 0, b"\x10")]
+    assert parser.crc_errors == 1
+
+
+# A pan-tilt head of two servos (no simulation model needed for the HAL).
+_source = {**ONE_JOINT.sources["default"].model_dump(), "joints": ["pan", "tilt"]}
+TWO = RobotSpec.model_validate({**ONE_JOINT.model_dump(), "name": "two_servos",
+                                "sources": {"default": _source},
+                                "joints": [{**ONE_JOINT.joints[0].model_dump(), "name": n}
+                                           for n in ("pan", "tilt")]})
+
+
+def eventually(condition, timeout_s=1.0):
+    """Sync writes get no reply: wait for the bus thread to apply them."""
+    end = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.002)
+
+
+@pytest.fixture
+def bus():
+    with EmulatedBus([1, 2]) as b:
+        yield b
+
+
+def test_dynamixel_hardware_drives_x_series_servos(bus):
+    hw = DynamixelHardware(TWO, bus.port)
+    hw.configure()
+    assert hw.models == {1: 1020, 2: 1020}
+    hw.activate()
+    eventually(lambda: bus.table(1)[D.Addr.TORQUE_ENABLE] == 1
+               and bus.table(2)[D.Addr.BUS_WATCHDOG] == 5)
+    target = np.array([0.5, -0.3])
+    for _ in range(30):
+        hw.read()
+        hw.write(JointCommand.hold(TWO, target))
+        time.sleep(0.01)
+    np.testing.assert_allclose(hw.read().q, target, atol=0.01)
+    # damping: P gain 0 on every servo, and back when stiff commands return
+    hw.write(JointCommand(q=target, dq=np.zeros(2), tau_ff=np.zeros(2), kp=np.zeros(2),
+                          kd=np.ones(2)))
+    eventually(lambda: struct.unpack_from("<H", bus.table(1), D.Addr.POSITION_P_GAIN)[0] == 0)
+    hw.write(JointCommand.hold(TWO, target))
+    eventually(lambda: struct.unpack_from("<H", bus.table(2), D.Addr.POSITION_P_GAIN)[0] == 800)
+    hw.deactivate()
+    hw.shutdown()
+    eventually(lambda: bus.table(1)[D.Addr.TORQUE_ENABLE] == 0)
+
+
+def test_a_hardware_error_names_the_joint_and_the_error(bus):
+    hw = DynamixelHardware(TWO, bus.port)
+    hw.configure()
+    hw.activate()
+    hw.read()
+    bus.inject_hardware_error(2, 1 << 2)
+    with pytest.raises(HardwareError, match=r"ID 2 \(joint 'tilt'\) hardware error: overheating"):
+        hw.read()
+
+
+def test_the_bus_watchdog_stops_the_servos_when_the_host_goes_quiet(bus):
+    hw = DynamixelHardware(TWO, bus.port, watchdog_ms=40)
+    hw.configure()
+    hw.activate()
+    hw.write(JointCommand.hold(TWO, np.zeros(2)))
+    time.sleep(0.15)
+    assert bus.table(1)[D.Addr.BUS_WATCHDOG] == 0xFF
+    before = hw.read().q
+    hw.write(JointCommand.hold(TWO, np.array([1.0, 1.0])))  # ignored while tripped
+    time.sleep(0.1)
+    np.testing.assert_allclose(hw.read().q, before, atol=1e-3)
+
+
+def test_a_missing_servo_is_a_clear_error(bus):
+    hw = DynamixelHardware(ONE_JOINT, bus.port, ids=[7])
+    with pytest.raises(HardwareError, match=r"no status from ID \[7\] \(joints \['joint'\]\)"):
+        hw.configure()
