@@ -109,7 +109,8 @@ def cmd_hil(args: argparse.Namespace) -> None:
 
         spec = get_spec(args.robot)
         with Emulator(joints=spec.n_joints, baud=args.baud,
-                      pose=[j.default_pos for j in spec.joints]) as emu:
+                      pose=[j.default_pos for j in spec.joints],
+                      plant=args.robot if args.sim_plant else None) as emu:
             report = hil.run(emu.port, robot=args.robot, baud=args.baud)
             report.steps.append({"step": "emulator counters", "passed": True, **emu.stats()})
     else:
@@ -182,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     hil.add_argument("--port", default=None, help="serial device or pyserial URL of the board")
     hil.add_argument("--emulate", action="store_true",
                      help="run against the firmware emulator on a pseudo-terminal")
+    hil.add_argument("--sim-plant", action="store_true",
+                     help="with --emulate: the emulator's motors are the simulated robot's joints")
     hil.add_argument("--robot", default="spot", help="robot spec giving joints and limits")
     hil.add_argument("--baud", type=int, default=1_000_000)
     hil.add_argument("--report", type=Path, default=Path("out/hil/report.json"))

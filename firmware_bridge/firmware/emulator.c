@@ -3,6 +3,7 @@
  *
  *   vb_emulator [--baud N] [--joints N] [--link PATH] [--board NAME] [--seed N]
  *               [--pose Q1,Q2,...]   (where the simulated joints start, rad)
+ *               [--plant-fd IN,OUT]  (sim-plant mode: the motors are an external plant)
  *
  * Prints "READY <pty path>" on stdout once the port is open. Commands on stdin, one per
  * line (each answered with one line on stdout):
@@ -16,6 +17,12 @@
  *   estop 0|1         the board's e-stop input
  *   stats             a JSON line of counters and firmware state
  *   quit
+ * Sim-plant mode: instead of the built-in motor model, every firmware tick (1 ms) sends the
+ * plant (over the pipe OUT) the time and each joint's command, and reads back the joints'
+ * position, velocity and torque and the IMU (pipe IN). velora_robot.bridge.plant runs the
+ * simulated robot in MuJoCo at the other end, so the motors are the robot's joints.
+ *   to plant:   'S', u32 time us, u8 enabled, n x f32 (target, kp, kd, tau_ff, tau_limit)
+ *   from plant: n x f32 (q, dq, tau), f32 gyro[3], f32 gravity[3]
  * A byte takes 10 bit times (8N1): a frame from the host reaches the firmware when its
  * last byte would have arrived; a reply is written when its last byte would have left. */
 #define _GNU_SOURCE /* ppoll, posix_openpt, cfmakeraw */
@@ -214,6 +221,79 @@ static int command(char *line)
     return 1;
 }
 
+/* ---------------------------------------------------------------- sim-plant driver */
+static struct {
+    int in, out;
+    unsigned n;
+    float cmd[VB_MAX_JOINTS][5];
+    float state[VB_MAX_JOINTS][3];
+    float gyro[3], gravity[3];
+    int enabled;
+} PL = {-1, -1, 0, {{0}}, {{0}}, {0, 0, 0}, {0, 0, -1}, 0};
+
+static int full_io(int fd, void *buf, size_t n, int writing)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t k = writing ? write(fd, p, n) : read(fd, p, n);
+        if (k <= 0) {
+            if (k < 0 && errno == EINTR) continue;
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static void plant_command(void *ctx, unsigned j, float q, float kp, float kd, float ff,
+                          float limit)
+{
+    (void)ctx;
+    if (j >= PL.n) return;
+    PL.cmd[j][0] = q; PL.cmd[j][1] = kp; PL.cmd[j][2] = kd; PL.cmd[j][3] = ff; PL.cmd[j][4] = limit;
+}
+
+static void plant_read(void *ctx, unsigned j, float *q, float *dq, float *tau, uint8_t *temp,
+                       uint8_t *err)
+{
+    (void)ctx;
+    if (j >= PL.n) return;
+    *q = PL.state[j][0]; *dq = PL.state[j][1]; *tau = PL.state[j][2];
+    *temp = 35;
+    *err = E.sim.j[j].injected;
+}
+
+static void plant_enable(void *ctx, int on) { (void)ctx; PL.enabled = on; }
+
+static void plant_imu(void *ctx, float gyro[3], float gravity[3])
+{
+    (void)ctx;
+    memcpy(gyro, PL.gyro, sizeof PL.gyro);
+    memcpy(gravity, PL.gravity, sizeof PL.gravity);
+}
+
+static int plant_estop(void *ctx) { (void)ctx; return E.sim.estop; }
+
+static void plant_update(void *ctx, uint32_t now_us)
+{
+    (void)ctx;
+    uint8_t msg[6 + sizeof PL.cmd];
+    msg[0] = 'S';
+    memcpy(msg + 1, &now_us, 4);
+    msg[5] = (uint8_t)PL.enabled;
+    memcpy(msg + 6, PL.cmd, sizeof(float) * 5 * PL.n);
+    float reply[VB_MAX_JOINTS * 3 + 6];
+    if (full_io(PL.out, msg, 6 + sizeof(float) * 5 * PL.n, 1) ||
+        full_io(PL.in, reply, sizeof(float) * (3 * PL.n + 6), 0)) {
+        fprintf(stderr, "vb_emulator: the plant process is gone\n");
+        exit(1);
+    }
+    memcpy(PL.state, reply, sizeof(float) * 3 * PL.n);
+    memcpy(PL.gyro, reply + 3 * PL.n, sizeof PL.gyro);
+    memcpy(PL.gravity, reply + 3 * PL.n + 3, sizeof PL.gravity);
+}
+
 int main(int argc, char **argv)
 {
     long baud = 1000000, joints = 12;
@@ -228,7 +308,12 @@ int main(int argc, char **argv)
             snprintf(E.link, sizeof E.link, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--board") && i + 1 < argc) board = argv[++i];
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) E.rng = (uint32_t)atol(argv[++i]) | 1u;
-        else if (!strcmp(argv[i], "--pose") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--plant-fd") && i + 1 < argc) {
+            if (sscanf(argv[++i], "%d,%d", &PL.in, &PL.out) != 2) {
+                fprintf(stderr, "vb_emulator: --plant-fd IN,OUT\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--pose") && i + 1 < argc) {
             char *p = argv[++i];
             for (unsigned k = 0; k < VB_MAX_JOINTS && *p; ++k) {
                 pose[k] = strtof(p, &p);
@@ -248,6 +333,13 @@ int main(int argc, char **argv)
     E.byte_ns = (uint64_t)(10.0 * 1e9 / (double)baud + 0.5);
     vb_motor_sim_init(&E.sim, (unsigned)joints, pose);
     vb_motor_driver drv = vb_motor_sim_driver(&E.sim);
+    if (PL.in >= 0) {
+        vb_motor_driver plant = {NULL, plant_command, plant_read, plant_enable, plant_imu,
+                                 plant_update, plant_estop};
+        PL.n = (unsigned)joints;
+        drv = plant;
+        plant_update(NULL, 0); /* the first state, before anyone asks */
+    }
     vb_fw_init(&E.fw, &drv, (unsigned)joints, send_frame, NULL, board);
     if (open_port()) {
         perror("vb_emulator: opening a pseudo-terminal");

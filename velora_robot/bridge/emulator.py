@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +36,8 @@ class Emulator:
     joints start (e.g. the robot's default pose). Use as a context manager."""
 
     def __init__(self, *, joints: int = 12, baud: int = 1_000_000, seed: int = 1,
-                 link: str | Path | None = None, pose: list[float] | None = None) -> None:
+                 link: str | Path | None = None, pose: list[float] | None = None,
+                 plant: str | None = None) -> None:
         binary = build()
         self._tmp = None
         if link is None:
@@ -43,11 +45,26 @@ class Emulator:
             link = Path(self._tmp.name) / "tty"
         self.port = str(link)
         self.baud = baud
-        self.proc = subprocess.Popen(
-            [str(binary), "--baud", str(baud), "--joints", str(joints), "--link", self.port,
-             "--seed", str(seed), "--pose", ",".join(f"{q:.6f}" for q in (pose or [0.0]))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            bufsize=1)
+        args = [str(binary), "--baud", str(baud), "--joints", str(joints), "--link",
+                self.port, "--seed", str(seed),
+                "--pose", ",".join(f"{q:.6f}" for q in (pose or [0.0]))]
+        self.plant = None
+        fds: tuple[int, ...] = ()
+        if plant is not None:  # sim-plant mode: the motors are the simulated robot's joints
+            to_emu_r, to_emu_w = os.pipe()
+            to_plant_r, to_plant_w = os.pipe()
+            self.plant = subprocess.Popen(
+                [sys.executable, "-m", "velora_robot.bridge.plant", "--robot", plant],
+                stdin=to_plant_r, stdout=to_emu_w)
+            os.close(to_plant_r)
+            os.close(to_emu_w)
+            fds = (to_emu_r, to_plant_w)
+            args += ["--plant-fd", f"{to_emu_r},{to_plant_w}"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1,
+                                     pass_fds=fds)
+        for fd in fds:
+            os.close(fd)
         line = self.proc.stdout.readline()
         if not line.startswith("READY"):
             err = self.proc.stderr.read()
@@ -86,6 +103,12 @@ class Emulator:
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        if self.plant is not None:
+            try:
+                self.plant.wait(timeout=5)  # it ends when the emulator closes its pipe
+            except subprocess.TimeoutExpired:
+                self.plant.kill()
+                self.plant.wait()
         if self._tmp is not None:
             self._tmp.cleanup()
 

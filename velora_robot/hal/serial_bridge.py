@@ -4,6 +4,8 @@ velora bridge protocol (firmware_bridge/PROTOCOL.md) through pyserial — a real
 
 One control cycle is one exchange: `write()` sends SET_TARGETS and receives the board's
 STATE, which the next `read()` returns (a `read()` with no fresh state asks with GET_STATE).
+The state a cycle sees is then up to one command period old; with `fresh_state=True`
+every `read()` asks with GET_STATE (two exchanges per cycle, the newest state).
 Every exchange has a timeout and a retry budget; CRC errors, timeouts, resyncs, stale
 replies, NACKs and faults are counted. A lost link is reopened (the port path is opened
 again) within the retry budget. Any failure — budget exhausted, NACK, a FAULT frame, the
@@ -51,8 +53,10 @@ class SerialBridgeHardware(Hardware):
 
     def __init__(self, spec: RobotSpec, port: str, *, baud: int = 1_000_000,
                  timeout_s: float | None = None, retries: int = 2,
-                 watchdog_ms: int | None = None, damping_kd_scale: float = 1.0) -> None:
+                 watchdog_ms: int | None = None, damping_kd_scale: float = 1.0,
+                 fresh_state: bool = False) -> None:
         super().__init__(spec)
+        self.fresh_state = fresh_state
         self.port, self.baud, self.retries = port, baud, retries
         n = spec.n_joints
         request, reply = P.exchange_bytes(n)
@@ -241,7 +245,7 @@ class SerialBridgeHardware(Hardware):
         self._close()
 
     def _read(self) -> HardwareState:
-        if not self._fresh:
+        if not self._fresh or self.fresh_state:
             self._state = self._request(P.get_state(), P.Type.STATE)
         self._fresh = False
         return self._checked(self._state)
