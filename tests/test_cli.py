@@ -26,3 +26,13 @@ def test_bench_ltc_reports_every_case_against_ncps(tmp_path):
     assert result["model"] == {"neurons": 100, "motor": 24, "inputs": 48, "synapses": 304,
                                "sensory_synapses": 192, "ode_unfolds": 6}
     assert "x ncps, compiled" in run.stdout
+
+
+def test_the_demo_runs_a_shipped_controller_in_the_real_time_loop(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "velora_robot.cli", "demo", "--seconds", "1",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["final_mode"] in ("ramp", "policy") and summary["cycles"] >= 45
+    assert summary["fault"] is None and "final mode" in run.stdout

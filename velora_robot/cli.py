@@ -33,39 +33,65 @@ def cmd_bench(args: argparse.Namespace) -> None:
     _write_json(result, args.json)
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    """The most complete path that exists today: the default Spot controller's wiring, the
-    cell stepping through a 2 s control sequence at 50 Hz, its diagram, Spot in the
-    simulated environment (with a video), and the benchmark."""
-    import torch
+ROOT = Path(__file__).resolve().parents[1]
 
-    from velora_robot.bench import ltc
-    from velora_robot.liquid import LTCCell, NCPWiring
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """The main job: the shipped Spot controller (its neurons by role, then 20 s in the
+    real-time loop on the simulated Spot with a live status line, telemetry, a plot, a
+    short video and a summary). Until models/spot_walk.onnx is shipped, the shipped
+    one-joint controller runs the same path and Spot is shown standing on its servos."""
+    from velora_robot.runtime.launch import deploy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    joints = [f"{leg}_{part}" for leg in ("fl", "fr", "hl", "hr")
-              for part in ("hip", "thigh", "calf")]
-    wiring = NCPWiring(n_dof=12, neurons_per_dof=2, seed=0, n_inputs=48, joint_names=joints)
-    print(wiring.describe())
-    wiring.to_json(out / "spot_wiring.json")
-    png = wiring.plot(out / "spot_wiring.png")
+    spot = ROOT / "models" / "spot_walk.onnx"
+    if spot.is_file():
+        _describe_controller(spot)
+        summary = deploy(ROOT / "launch" / "spot_sim.yaml", duration_s=args.seconds)
+        _record_policy(spot, "velora_robot/SpotWalk-v0", out / "spot_walk.gif",
+                       command=[0.5, 0.0, 0.0])
+    else:
+        print(f"{spot.relative_to(ROOT)} is not shipped yet (training: launch/spot_walk.yaml);"
+              " running the shipped one-joint controller instead.\n")
+        summary = deploy(ROOT / "launch" / "one_joint_sim.yaml", duration_s=args.seconds)
+        _demo_sim(out)
+    _write_json(summary, out / "summary.json")
 
-    cell = LTCCell(wiring, 48)
-    t = torch.arange(100, dtype=torch.float32) * 0.02
-    x = torch.sin(2 * torch.pi * t[:, None] * torch.linspace(0.2, 2.0, 48)).unsqueeze(0)
-    with torch.no_grad():
-        y, h = cell(x, dt=0.02)
-    actions = cell.joint_actions(y)[0]
-    print(f"\nLTC cell: {cell.n_parameters} trainable parameters; 100 steps of 20 ms -> "
-          f"joint actions in [{actions.min():.3f}, {actions.max():.3f}], "
-          f"hidden state range [{h.min():.3f}, {h.max():.3f}]")
-    print(f"wrote {out / 'spot_wiring.json'} and {png}\n")
-    _demo_sim(out)
-    print("benchmark (quick): ours vs ncps, one thread")
-    result = ltc.run(quick=True)
-    print(ltc.table(result))
-    _write_json(result, out / "bench_ltc.json")
+
+def _describe_controller(path: Path) -> None:
+    """The controller's neurons by role and joint, from its model card."""
+    from velora_robot.liquid.wiring import NCPWiring
+    from velora_robot.runtime import load_card
+    from velora_robot.runtime.card import card_path
+
+    card = load_card(card_path(path))
+    net = card.network
+    if "wiring" in net:
+        print(NCPWiring.from_dict(net["wiring"]).describe())
+    print(f"{card.name}: {net.get('neurons')} neurons, {net.get('synapses')} + "
+          f"{net.get('sensory_synapses')} synapses, {net['trainable_parameters']} trainable "
+          f"parameters; trained {card.training['env_steps']:,} env steps in "
+          f"{card.training['wall_s'] / 3600:.2f} h\n")
+
+
+def _record_policy(path: Path, env_id: str, gif: Path, command: list[float]) -> None:
+    """A short off-screen video of the policy in its env (skipped where GL does not work)."""
+    import gymnasium as gym
+
+    import velora_robot.envs  # noqa: F401  (registers the ids)
+    from velora_robot.envs.video import record
+    from velora_robot.runtime import load_policy
+
+    policy = load_policy(path)
+    ranges = dict(zip(("vx", "vy", "yaw_rate"), ((v, v) for v in command), strict=True))
+    try:
+        env = gym.make(env_id, render_mode="rgb_array", variant="full",
+                       command_ranges=ranges)
+        print(f"video: {record(env, gif, seconds=5.0, policy=policy)}")
+        env.close()
+    except Exception as exc:  # no OpenGL back end on this machine
+        print(f"video skipped: off-screen rendering is not available ({exc})")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -121,6 +147,26 @@ def cmd_hil(args: argparse.Namespace) -> None:
         raise UserError("HIL check failed (see the report)")
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    """Evaluate an exported policy in its training env, with and without randomization."""
+    from velora_robot import evaluation
+
+    if not args.model.is_file():
+        raise UserError(f"no policy file at {args.model}")
+    command = None
+    if args.command is not None:
+        try:
+            command = [float(v) for v in args.command.split(",")]
+        except ValueError:
+            raise UserError(f"--command {args.command!r}: comma-separated numbers, e.g. "
+                            "0.5,0,0") from None
+    settings = {"on": [True], "off": [False], "both": [True, False]}[args.randomization]
+    results = [evaluation.evaluate(args.model, episodes=args.episodes, seed=args.seed,
+                                   randomize=r, command=command) for r in settings]
+    print(evaluation.table(results))
+    _write_json({"results": results}, args.json)
+
+
 def cmd_plot(args: argparse.Namespace) -> None:
     """Plot a telemetry file to PNG."""
     from velora_robot.runtime import telemetry
@@ -157,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the main demo")
     demo.add_argument("--out", default="out/demo", help="folder for the demo's files")
+    demo.add_argument("--seconds", type=float, default=20.0, help="how long the robot runs")
     demo.set_defaults(func=cmd_demo)
     train = sub.add_parser("train", help="train a controller from a YAML recipe")
     train.add_argument("recipe", type=Path, help="recipe file (see launch/)")
@@ -172,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="kernel: the liquid network's arrays for the runtime's C kernel")
     exp.add_argument("--out", type=Path, default=None, help="policy file to write")
     exp.set_defaults(func=cmd_export)
+    ev = sub.add_parser("eval", help="evaluate an exported policy in its training env")
+    ev.add_argument("model", type=Path, help="policy file (.onnx, .pt or .npz) with its card")
+    ev.add_argument("--episodes", type=int, default=50)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--command", default=None,
+                    help="fixed command, e.g. 0.5,0,0 (default: the env's random commands)")
+    ev.add_argument("--randomization", choices=("on", "off", "both"), default="both")
+    ev.add_argument("--json", type=Path, default=None, help="write the results here")
+    ev.set_defaults(func=cmd_eval)
     run = sub.add_parser("run", help="run a policy on a robot from a launch file")
     run.add_argument("launch", type=Path, help="deploy launch file (see launch/*_sim.yaml)")
     run.add_argument("--duration", type=float, default=None,

@@ -11,7 +11,7 @@ from velora_robot.envs.base import EnvConfig, VecTask
 from velora_robot.simulation.robot import Measurement
 
 TRACKING_SIGMA = 0.25
-AIR_TIME_TARGET_S = 0.1
+AIR_TIME_TARGET_S = 0.25
 
 
 class LocomotionTask(VecTask):

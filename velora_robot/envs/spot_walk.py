@@ -21,8 +21,9 @@ class SpotWalkTask(LocomotionTask):
         "min_upright": 0.85,
         "only_positive_rewards": True,
         # Spot's servos (kp 500) need tens of N*m just to stand: the generic torque and
-        # energy weights would outweigh tracking, so they are scaled to its size.
-        "reward_weights": {"torques": -1e-5, "energy": -1e-4},
+        # energy weights would outweigh tracking, so they are scaled to its size. Swings
+        # are rewarded as in legged_gym (weight 1): without it PPO settles on standing.
+        "reward_weights": {"torques": -1e-5, "energy": -1e-4, "feet_air_time": 1.0},
     }
 
 

@@ -179,6 +179,35 @@ class StatusLine:
             self.stream.flush()
 
 
+class VelocityTracker:
+    """Mean velocity-command error of a simulated legged robot, sampled every `every`
+    cycles from the simulator's truth (`Hardware.status()`): |(vx, vy) command - base
+    velocity| and |yaw-rate command - yaw rate|."""
+
+    def __init__(self, hw: Any, spec: RobotSpec, command: np.ndarray, every: int) -> None:
+        full = dict.fromkeys(("vx", "vy", "yaw_rate"), 0.0)
+        full.update(zip(spec.commands, command, strict=True))
+        self.hw, self.every, self.count = hw, every, 0
+        self.cmd = np.array([full["vx"], full["vy"], full["yaw_rate"]])
+        self.lin: list[float] = []
+        self.yaw: list[float] = []
+
+    def __call__(self, cycle: Any) -> None:
+        self.count += 1
+        if self.count % self.every:
+            return
+        s = self.hw.status()
+        if "base_vx" in s:
+            self.lin.append(float(np.hypot(self.cmd[0] - s["base_vx"], self.cmd[1] - s["base_vy"])))
+            self.yaw.append(abs(self.cmd[2] - s["yaw_rate"]))
+
+    def summary(self) -> dict[str, float]:
+        if not self.lin:
+            return {}
+        return {"velocity_error_m_s": float(np.mean(self.lin)),
+                "yaw_rate_error_rad_s": float(np.mean(self.yaw))}
+
+
 def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | None = None,
            out: Any = None) -> dict[str, Any]:
     """Run a launch file to its duration, a quit key or a signal; returns the summary."""
@@ -214,10 +243,19 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         print(f"  {note}", file=out)
     show = launch.status if status is None else status
     line = StatusLine(loop, launch, extra="SIM FALLBACK" if fallback else "") if show else None
+    tracker = VelocityTracker(hw, spec, command, policy_every) \
+        if "vx" in spec.commands and "base_vx" in hw.status() else None
+
+    def on_cycle(cycle: Any) -> None:
+        if line is not None:
+            line(cycle)
+        if tracker is not None:
+            tracker(cycle)
+
     start_status = hw.status()
     started = time.monotonic()
     try:
-        stats = loop.run(seconds=duration_s or launch.loop.duration_s, on_cycle=line)
+        stats = loop.run(seconds=duration_s or launch.loop.duration_s, on_cycle=on_cycle)
     finally:
         if line is not None:
             line.end()
@@ -227,6 +265,8 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         "wall_s": time.monotonic() - started, "final_mode": safety.mode.value,
         "fault": None if safety.fault is None else safety.fault.value,
         "fault_detail": safety.detail, **stats.summary()}
+    if tracker is not None:
+        summary.update(tracker.summary())
     end_status = hw.last_status
     if "base_x" in start_status and "base_x" in end_status:
         summary["distance_m"] = float(np.hypot(end_status["base_x"] - start_status["base_x"],
@@ -252,6 +292,9 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  WARNING: {s['fallback']}")
     if "distance_m" in s:
         lines.append(f"  base moved {s['distance_m']:.2f} m")
+    if "velocity_error_m_s" in s:
+        lines.append(f"  velocity command error {s['velocity_error_m_s']:.3f} m/s, yaw rate "
+                     f"error {s['yaw_rate_error_rad_s']:.3f} rad/s (simulator truth)")
     lines.append(f"  lateness us p50 {late['p50']:.1f} p99 {late['p99']:.1f} max "
                  f"{late['max']:.1f}; compute us p50 {comp['p50']:.1f} p99 {comp['p99']:.1f}; "
                  f"overruns {s['overruns']}, skipped periods {s['skipped_periods']}")

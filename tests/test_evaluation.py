@@ -1,0 +1,55 @@
+"""`velora-robot eval`: an exported policy in its training env, with and without
+randomization, over seeded episodes."""
+
+import json
+
+import pytest
+
+from velora_robot.cli import main
+from velora_robot.errors import ConfigError
+from velora_robot.evaluation import evaluate
+from velora_robot.export import export
+
+from .helpers import tiny_joint_track_run
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    ckpt = tiny_joint_track_run(tmp_path_factory.mktemp("eval"), seed=0, neurons_per_dof=1,
+                                eval_episodes=0)
+    return export(ckpt, "onnx")["policy"]
+
+
+def test_eval_reports_return_length_falls_and_tracking_error_per_setting(policy, tmp_path):
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(policy), "--episodes", "2", "--json", str(out)]) == 0
+    on, off = json.loads(out.read_text())["results"]
+    assert (on["randomization"], off["randomization"]) == (True, False)
+    for r in (on, off):
+        assert r["episodes"] == 2 and r["falls"] == 0 and r["length_s_mean"] == 10.0
+        assert r["tracking_error_mean"] > 0 and "return_mean" in r
+
+
+def test_eval_is_deterministic_for_a_seed(policy):
+    a = evaluate(policy, episodes=1, seed=3, randomize=True)
+    b = evaluate(policy, episodes=1, seed=3, randomize=True)
+    assert a == b
+
+
+def test_a_fixed_command_must_fit_the_robot(policy, capsys):
+    with pytest.raises(ConfigError, match="takes 2"):
+        evaluate(policy, episodes=1, command=[0.5, 0.0, 0.0])
+    assert main(["eval", str(policy), "--command", "fast"]) == 2
+    assert "comma-separated numbers" in capsys.readouterr().err
+
+
+def test_spot_locomotion_metrics_are_reported(tmp_path):
+    from velora_robot.bench.deploy import _spot_policy
+
+    path = _spot_policy(tmp_path)
+    r = evaluate(path, episodes=1, randomize=False, command=[0.5, 0.0, 0.0])
+    assert r["command"] == [0.5, 0.0, 0.0]
+    for key in ("velocity_error_mean", "yaw_rate_error_mean", "forward_speed_mean",
+                "energy_j_mean", "falls"):
+        assert key in r
+    assert r["velocity_error_mean"] > 0 and r["energy_j_mean"] > 0

@@ -1,0 +1,110 @@
+"""`velora-robot eval MODEL`: an exported policy (ONNX, TorchScript or kernel file with its
+model card) in the environment it was trained in, over seeded episodes, with and without
+domain randomization.
+
+Reported per setting: return, episode length, falls (episodes that ended before the time
+limit), and for locomotion the velocity tracking error (|command - base velocity| in the
+base frame, from simulator truth; yaw rate separately), forward speed and energy
+(sum of |tau * dq| dt); for JointTrack its tracking error. The policy runs through the same
+runtime runner as on the robot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from velora_robot.errors import ConfigError
+
+
+def _env(card: Any, randomize: bool, command: list[float] | None) -> Any:
+    import gymnasium as gym
+
+    import velora_robot.envs  # noqa: F401  (registers the ids)
+    from velora_robot.envs.base import _merge
+
+    env_id = card.training.get("env")
+    kwargs = dict(card.training.get("env_kwargs") or {})
+    kwargs = _merge(kwargs, {"randomization": {"enabled": randomize}})
+    if command is not None:
+        names = list(card.robot["commands"]) if card.robot else []
+        if len(command) != len(names):
+            raise ConfigError(f"--command: {len(command)} values, but {env_id} takes "
+                              f"{len(names)} ({', '.join(names)})")
+        kwargs["command_ranges"] = {n: (v, v) for n, v in zip(names, command, strict=True)}
+    try:
+        return gym.make(env_id, **kwargs)
+    except gym.error.Error as exc:
+        raise ConfigError(f"model card: env {env_id!r} cannot be made: {exc}") from None
+
+
+def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: bool = True,
+             command: list[float] | None = None) -> dict[str, Any]:
+    """Metrics of the policy at `path` over `episodes` seeded episodes."""
+    from velora_robot.runtime import load_policy
+
+    policy = load_policy(path)
+    env = _env(policy.card, randomize, command)
+    task = env.unwrapped.task
+    locomotion = hasattr(task, "velocity_command")
+    dt = task.dt
+    rows: list[dict[str, float]] = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        policy.reset()
+        total, steps, energy = 0.0, 0, 0.0
+        lin_err, yaw_err, speed, extra = [], [], [], []
+        terminated = truncated = False
+        while not (terminated or truncated):
+            obs, reward, terminated, truncated, info = env.step(policy(obs.astype(np.float32)))
+            total += reward
+            steps += 1
+            if locomotion:
+                m = task._measurement()
+                cmd = task.velocity_command()[0]
+                v = m.base_lin_vel[0]
+                lin_err.append(float(np.linalg.norm(cmd[:2] - v[:2])))
+                yaw_err.append(abs(float(cmd[2] - m.state.gyro[0, 2])))
+                speed.append(float(v[0]))
+                energy += float(np.sum(np.abs(m.tau[0] * m.state.dq[0]))) * dt
+            if "tracking_error" in info:
+                extra.append(info["tracking_error"])
+        row = {"return": total, "length_s": steps * dt, "fell": float(terminated)}
+        if locomotion:
+            row.update(velocity_error=float(np.mean(lin_err)), yaw_rate_error=float(
+                np.mean(yaw_err)), forward_speed=float(np.mean(speed)), energy_j=energy)
+        if extra:
+            row["tracking_error"] = float(np.mean(extra))
+        rows.append(row)
+    env.close()
+    keys = rows[0].keys()
+    summary = {f"{k}_mean": float(np.mean([r[k] for r in rows])) for k in keys}
+    summary["falls"] = int(sum(r["fell"] for r in rows))
+    summary.pop("fell_mean")
+    if locomotion:
+        summary["velocity_error_max"] = float(max(r["velocity_error"] for r in rows))
+    return {"model": str(path), "env": policy.card.training.get("env"), "episodes": episodes,
+            "seed": seed, "randomization": randomize, "command": command, **summary}
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """One line per setting."""
+    lines = []
+    for r in results:
+        head = (f"{Path(r['model']).name} on {r['env']}, {r['episodes']} episodes, "
+                f"randomization {'on' if r['randomization'] else 'off'}"
+                + (f", command {r['command']}" if r["command"] else ""))
+        body = [f"return {r['return_mean']:.2f}", f"length {r['length_s_mean']:.1f} s",
+                f"falls {r['falls']}"]
+        if "velocity_error_mean" in r:
+            body += [f"velocity error {r['velocity_error_mean']:.3f} m/s (worst episode "
+                     f"{r['velocity_error_max']:.3f})",
+                     f"yaw rate error {r['yaw_rate_error_mean']:.3f} rad/s",
+                     f"forward speed {r['forward_speed_mean']:.3f} m/s",
+                     f"energy {r['energy_j_mean']:.0f} J"]
+        if "tracking_error_mean" in r:
+            body.append(f"tracking error {r['tracking_error_mean']:.4f} rad")
+        lines.append(head + ":\n  " + ", ".join(body))
+    return "\n".join(lines)
