@@ -4,6 +4,7 @@
  *   vb_emulator [--baud N] [--joints N] [--link PATH] [--board NAME] [--seed N]
  *               [--pose Q1,Q2,...]   (where the simulated joints start, rad)
  *               [--plant-fd IN,OUT]  (sim-plant mode: the motors are an external plant)
+ *               [--spin]             (poll without sleeping: lowest latency, one busy core)
  *
  * Prints "READY <pty path>" on stdout once the port is open. Commands on stdin, one per
  * line (each answered with one line on stdout):
@@ -297,6 +298,7 @@ static void plant_update(void *ctx, uint32_t now_us)
 int main(int argc, char **argv)
 {
     long baud = 1000000, joints = 12;
+    int spin = 0;
     const char *board = "vbemu";
     float pose[VB_MAX_JOINTS] = {0};
     E.rng = 0x9E3779B9u;
@@ -308,6 +310,7 @@ int main(int argc, char **argv)
             snprintf(E.link, sizeof E.link, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--board") && i + 1 < argc) board = argv[++i];
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) E.rng = (uint32_t)atol(argv[++i]) | 1u;
+        else if (!strcmp(argv[i], "--spin")) spin = 1;
         else if (!strcmp(argv[i], "--plant-fd") && i + 1 < argc) {
             if (sscanf(argv[++i], "%d,%d", &PL.in, &PL.out) != 2) {
                 fprintf(stderr, "vb_emulator: --plant-fd IN,OUT\n");
@@ -387,7 +390,7 @@ int main(int argc, char **argv)
         now = now_ns();
         int64_t wait_ns = next > now ? (int64_t)(next - now) : 0;
         /* sleep to ~60 us before the event, then poll without blocking (precise timing) */
-        int64_t sleep_ns = wait_ns - 60000;
+        int64_t sleep_ns = spin ? 0 : wait_ns - 60000;
         struct pollfd fds[2] = {{0, POLLIN, 0}, {E.master, POLLIN, 0}};
         nfds_t nfds = (E.master >= 0 && !stalled) ? 2 : 1;
         struct timespec ts = {0, 0};

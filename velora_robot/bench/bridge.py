@@ -14,6 +14,26 @@ BAUDS = (1_000_000, 3_000_000)
 
 
 def run(quick: bool = False) -> dict[str, Any]:
+    """Both emulator modes: polling (`--spin`, one busy core: the lowest latency, as a
+    board's firmware loop would be) and sleeping in ppoll between events; then the
+    sim-plant comparison for each shipped controller."""
+    from velora_robot.bridge import protocol as P
+    from velora_robot.robots import SPOT
+
+    rows = [row for spin in (True, False) for row in _exchanges(quick, spin)]
+    request, reply = P.exchange_bytes(SPOT.n_joints)
+    plant = []
+    models = Path(__file__).resolve().parents[2] / "models"
+    for robot, name, command, hz in (("one_joint", "joint_track.onnx", [0.5, 0.0], 250),
+                                     ("spot", "spot_walk.onnx", [0.5, 0.0, 0.0], 50)):
+        if (models / name).is_file():
+            plant.append(compare_paths(str(models / name), robot, command,
+                                       seconds=2.0 if quick else 5.0, command_hz=hz))
+    return {"benchmark": "bridge", "joints": SPOT.n_joints, "request_bytes": request,
+            "reply_bytes": reply, "rows": rows, "sim_plant": plant}
+
+
+def _exchanges(quick: bool, spin: bool) -> list[dict[str, Any]]:
     from velora_robot.bridge import protocol as P
     from velora_robot.bridge.emulator import Emulator
     from velora_robot.hal.base import JointCommand
@@ -24,7 +44,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     request, reply = P.exchange_bytes(SPOT.n_joints)
     rows = []
     for baud in BAUDS:
-        with Emulator(joints=SPOT.n_joints, baud=baud,
+        with Emulator(joints=SPOT.n_joints, baud=baud, spin=spin,
                       pose=[j.default_pos for j in SPOT.joints]) as emu:
             hw = SerialBridgeHardware(SPOT, emu.port, baud=baud)
             hw.configure()
@@ -40,30 +60,24 @@ def run(quick: bool = False) -> dict[str, Any]:
             hw.shutdown()
             counters = hw.link_status()
         bound = P.wire_time_s(request + reply, baud) * 1e6
-        rows.append({"baud": baud, "exchanges": len(rtt), "bound_us": bound,
+        rows.append({"baud": baud, "emulator": "spin" if spin else "sleep",
+                     "exchanges": len(rtt), "bound_us": bound,
                      "p50_us": float(np.percentile(rtt, 50)),
                      "p99_us": float(np.percentile(rtt, 99)), "max_us": float(rtt.max()),
                      "p99_over_bound": float(np.percentile(rtt, 99) / bound),
                      "timeouts": counters["timeouts"], "crc_errors": counters["crc_errors"]})
-    plant = []
-    models = Path(__file__).resolve().parents[2] / "models"
-    for robot, name, command, hz in (("one_joint", "joint_track.onnx", [0.5, 0.0], 250),
-                                     ("spot", "spot_walk.onnx", [0.5, 0.0, 0.0], 50)):
-        if (models / name).is_file():
-            plant.append(compare_paths(str(models / name), robot, command,
-                                       seconds=2.0 if quick else 5.0, command_hz=hz))
-    return {"benchmark": "bridge", "joints": SPOT.n_joints, "request_bytes": request,
-            "reply_bytes": reply, "rows": rows, "sim_plant": plant}
+    return rows
 
 
 def table(result: dict[str, Any]) -> str:
     lines = [f"bridge round trip, {result['joints']} joints: SET_TARGETS "
              f"{result['request_bytes']} B + STATE {result['reply_bytes']} B "
              f"(8N1, emulator on a pty)",
-             f"{'baud':>10} {'bound us':>9} {'p50 us':>8} {'p99 us':>8} {'max us':>8} "
-             f"{'p99/bound':>9} {'timeouts':>8}"]
+             f"{'emulator':>8} {'baud':>10} {'bound us':>9} {'p50 us':>8} {'p99 us':>8} "
+             f"{'max us':>8} {'p99/bound':>9} {'timeouts':>8}"]
     for r in result["rows"]:
-        lines.append(f"{r['baud']:>10,} {r['bound_us']:>9.0f} {r['p50_us']:>8.0f} "
+        lines.append(f"{r['emulator']:>8} {r['baud']:>10,} {r['bound_us']:>9.0f} "
+                     f"{r['p50_us']:>8.0f} "
                      f"{r['p99_us']:>8.0f} {r['max_us']:>8.0f} {r['p99_over_bound']:>9.2f} "
                      f"{r['timeouts']:>8}")
     for c in result.get("sim_plant", []):

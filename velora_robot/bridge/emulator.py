@@ -37,7 +37,7 @@ class Emulator:
 
     def __init__(self, *, joints: int = 12, baud: int = 1_000_000, seed: int = 1,
                  link: str | Path | None = None, pose: list[float] | None = None,
-                 plant: str | None = None) -> None:
+                 plant: str | None = None, spin: bool = False) -> None:
         binary = build()
         self._tmp = None
         if link is None:
@@ -47,7 +47,8 @@ class Emulator:
         self.baud = baud
         args = [str(binary), "--baud", str(baud), "--joints", str(joints), "--link",
                 self.port, "--seed", str(seed),
-                "--pose", ",".join(f"{q:.6f}" for q in (pose or [0.0]))]
+                "--pose", ",".join(f"{q:.6f}" for q in (pose or [0.0]))] + \
+            (["--spin"] if spin else [])
         self.plant = None
         fds: tuple[int, ...] = ()
         if plant is not None:  # sim-plant mode: the motors are the simulated robot's joints
