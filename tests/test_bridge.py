@@ -241,6 +241,7 @@ def test_a_launch_file_runs_the_one_joint_rig_through_the_serial_path(tmp_path):
             f"telemetry: {{path: null}}\nstatus: false\n")
         summary = deploy(launch)
     assert summary["final_mode"] == "policy" and summary["fallback"] is None
+    assert summary["cycles"] == 75  # 1.5 s at the rig's 50 Hz
     assert ONE_JOINT.n_joints == 1
 
 

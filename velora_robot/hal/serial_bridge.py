@@ -281,6 +281,12 @@ class SerialBridgeHardware(Hardware):
         return HardwareState(q=s.q, dq=s.dq, tau=s.tau, gyro=s.gyro, gravity=s.gravity,
                              time_s=self._time_base + s.time_us * 1e-6)
 
+    def status(self) -> dict[str, float]:
+        """The link, for a status display: the last round trip and the losses so far."""
+        return {"link_rtt_us": self.rtt_us[-1] if self.rtt_us else 0.0,
+                "link_timeouts": float(self.counters.timeouts),
+                "link_crc_errors": float(self.counters.crc_errors)}
+
     def link_status(self) -> dict[str, float]:
         """Counters and round-trip times for reports."""
         rtt = np.asarray(self.rtt_us) if self.rtt_us else np.zeros(1)

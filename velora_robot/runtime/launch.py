@@ -158,6 +158,10 @@ class StatusLine:
         hw_status = self.loop.controller.hardware.status()
         if "base_vx" in hw_status:
             parts.append(f"base vx {hw_status['base_vx']:+.2f} m/s")
+        if "link_rtt_us" in hw_status:
+            parts.append(f"link rtt {hw_status['link_rtt_us']:5.0f}us, "
+                         f"{hw_status['link_timeouts']:.0f} timeouts, "
+                         f"{hw_status['link_crc_errors']:.0f} CRC errors")
         parts.append(f"late p99 {np.percentile(late, 99):5.0f}us")
         parts.append(f"compute {np.percentile(comp, 50):5.0f}us")
         parts.append(f"overruns {stats.overruns}")
