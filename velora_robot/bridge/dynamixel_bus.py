@@ -8,6 +8,7 @@ every status packet and switch the servo's torque off, as the real firmware does
 from __future__ import annotations
 
 import os
+import select
 import struct
 import threading
 import time
@@ -121,8 +122,6 @@ class EmulatedBus:
     def _serve(self) -> None:
         parser = D.StatusParser()
         while not self._stop.is_set():
-            import select
-
             ready, _, _ = select.select([self.master], [], [], 0.005)
             now = time.monotonic()
             with self._lock:

@@ -55,7 +55,7 @@ def simulated(spec: RobotSpec, sim: SimSection, period_s: float) -> Hardware:
                           seed=sim.seed, period_s=period_s)
 
 
-def _device(section: HardwareSection, spec: RobotSpec, period_s: float) -> Hardware:
+def _device(section: HardwareSection, spec: RobotSpec) -> Hardware:
     if section.port is None:
         raise ConfigError(f"hardware: backend {section.backend!r} needs field 'port' (a "
                           "device such as /dev/ttyUSB0, or a pyserial URL)")
@@ -82,7 +82,7 @@ def open_hardware(section: HardwareSection, spec: RobotSpec, period_s: float
         hw = MockHardware(spec, period_s=period_s)
     else:
         try:
-            hw = _device(section, spec, period_s)
+            hw = _device(section, spec)
             hw.configure()
             return hw, None
         except HardwareError as exc:
