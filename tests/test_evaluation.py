@@ -53,3 +53,19 @@ def test_spot_locomotion_metrics_are_reported(tmp_path):
                 "energy_j_mean", "falls"):
         assert key in r
     assert r["velocity_error_mean"] > 0 and r["energy_j_mean"] > 0
+
+
+def test_eval_works_for_other_gymnasium_envs_too(tmp_path):
+    from velora_robot.rl import Recipe, train
+    from velora_robot.rl.trainer import CHECKPOINT
+
+    recipe = Recipe.model_validate({
+        "name": "pend", "env": {"id": "InvertedPendulum-v5", "n_envs": 2, "n_workers": 1},
+        "policy": {"kind": "liquid", "n_neurons": 6},
+        "algorithm": {"steps_per_env": 16, "chunk_len": 8}, "budget": {"env_steps": 32},
+        "logging": {"dir": str(tmp_path)}, "eval": {"episodes": 0}})
+    train(recipe, progress=False)
+    path = export(recipe.run_dir / CHECKPOINT, "onnx")["policy"]
+    r = evaluate(path, episodes=2, randomize=False)
+    assert r["env"] == "InvertedPendulum-v5" and r["return_mean"] > 0
+    assert "velocity_error_mean" not in r and r["randomization"] is None

@@ -161,8 +161,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
             raise UserError(f"--command {args.command!r}: comma-separated numbers, e.g. "
                             "0.5,0,0") from None
     settings = {"on": [True], "off": [False], "both": [True, False]}[args.randomization]
-    results = [evaluation.evaluate(args.model, episodes=args.episodes, seed=args.seed,
-                                   randomize=r, command=command) for r in settings]
+    results = []
+    for randomize in settings:
+        results.append(evaluation.evaluate(args.model, episodes=args.episodes, seed=args.seed,
+                                           randomize=randomize, command=command))
+        if results[-1]["randomization"] is None:  # an env without randomization
+            break
     print(evaluation.table(results))
     _write_json({"results": results}, args.json)
 

@@ -25,9 +25,12 @@ def _env(card: Any, randomize: bool, command: list[float] | None) -> Any:
     import velora_robot.envs  # noqa: F401  (registers the ids)
     from velora_robot.envs.base import _merge
 
+    from velora_robot.envs import ENV_IDS
+
     env_id = card.training.get("env")
     kwargs = dict(card.training.get("env_kwargs") or {})
-    kwargs = _merge(kwargs, {"randomization": {"enabled": randomize}})
+    if env_id in ENV_IDS:  # other gymnasium envs have no randomization setting
+        kwargs = _merge(kwargs, {"randomization": {"enabled": randomize}})
     if command is not None:
         names = list(card.robot["commands"]) if card.robot else []
         if len(command) != len(names):
@@ -47,9 +50,9 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
 
     policy = load_policy(path)
     env = _env(policy.card, randomize, command)
-    task = env.unwrapped.task
+    task = getattr(env.unwrapped, "task", None)  # None for other gymnasium envs
     locomotion = hasattr(task, "velocity_command")
-    dt = task.dt
+    dt = task.dt if task is not None else float(getattr(env.unwrapped, "dt", 1.0))
     rows: list[dict[str, float]] = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
@@ -86,7 +89,8 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
     if locomotion:
         summary["velocity_error_max"] = float(max(r["velocity_error"] for r in rows))
     return {"model": str(path), "env": policy.card.training.get("env"), "episodes": episodes,
-            "seed": seed, "randomization": randomize, "command": command, **summary}
+            "seed": seed, "randomization": randomize if task is not None else None,
+            "command": command, **summary}
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -94,7 +98,7 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         head = (f"{Path(r['model']).name} on {r['env']}, {r['episodes']} episodes, "
-                f"randomization {'on' if r['randomization'] else 'off'}"
+                f"randomization {({True: 'on', False: 'off'}).get(r['randomization'], 'n/a')}"
                 + (f", command {r['command']}" if r["command"] else ""))
         body = [f"return {r['return_mean']:.2f}", f"length {r['length_s_mean']:.1f} s",
                 f"falls {r['falls']}"]
