@@ -22,10 +22,8 @@ from velora_robot.errors import ConfigError
 def _env(card: Any, randomize: bool, command: list[float] | None) -> Any:
     import gymnasium as gym
 
-    import velora_robot.envs  # noqa: F401  (registers the ids)
+    from velora_robot.envs import ENV_IDS  # importing the package registers the ids
     from velora_robot.envs.base import _merge
-
-    from velora_robot.envs import ENV_IDS
 
     env_id = card.training.get("env")
     kwargs = dict(card.training.get("env_kwargs") or {})
