@@ -255,3 +255,13 @@ def test_sim_plant_mode_drives_the_simulated_robot_through_the_serial_path():
     # Both paths hold the rig near the command; the serial path's latency (state one
     # period old, wire time, 1 ms firmware tick, physics step) makes them differ.
     assert 0.0 < result["rms_diff_rad"] < 0.15 and result["latency_s"] > 0.004
+
+
+def test_hil_in_sim_plant_mode_drives_the_simulated_spot_through_the_serial_path(tmp_path):
+    from velora_robot.cli import main
+
+    report = tmp_path / "hil.json"
+    assert main(["hil", "--emulate", "--sim-plant", "--report", str(report)]) == 0
+    steps = {s["step"]: s for s in json.loads(report.read_text())["steps"]}
+    assert steps["small motion within limits"]["passed"]
+    assert steps["read state"]["q"][1] == pytest.approx(SPOT.joints[1].default_pos, abs=0.01)

@@ -95,7 +95,8 @@ def test_the_same_policy_gives_the_same_joint_trajectories_in_env_and_runtime():
 
 
 def test_the_hal_and_runtime_import_neither_torch_nor_gymnasium_nor_mujoco_eagerly():
-    code = ("import sys, velora_robot.hal, velora_robot.runtime, velora_robot.runtime.controller\n"
+    code = ("import sys, velora_robot.hal, velora_robot.runtime, velora_robot.runtime.launch\n"
+            "import velora_robot.bridge.hil, velora_robot.bridge.dynamixel_bus\n"
             "bad = [m for m in ('torch', 'gymnasium', 'wandb', 'mujoco') if m in sys.modules]\n"
             "assert not bad, bad\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
