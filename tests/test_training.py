@@ -198,3 +198,28 @@ def test_a_liquid_critic_values_the_taken_actions_as_its_own_sequence_does():
     along, _ = algo.q1(torch.cat([b["obs"], b["action"]], -1), b["critic_h0"]["q1"],
                        resets=start)
     torch.testing.assert_close(algo._q_for(b, "q1", b["action"]), along, atol=1e-5, rtol=0)
+
+
+def test_the_bound_loss_pulls_ppo_means_back_into_the_action_range():
+    from velora_robot.rl.policies import MLPActor, MLPCritic
+    from velora_robot.rl.ppo import PPO
+    from velora_robot.rl.storage import RolloutStorage
+
+    torch.manual_seed(0)
+    actor, critic = MLPActor(3, 2, hidden=[16]), MLPCritic(3, [16])
+    with torch.no_grad():
+        actor.net[-1].bias.fill_(3.0)  # means far outside [-1, 1]
+    algo = PPO(actor, critic, lr=1e-2, chunk_len=4, minibatches=1, epochs=10, bound_coef=1.0,
+               desired_kl=None)
+    storage = RolloutStorage(8, 4, 3, 3, 2, 0)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(8, 4, 3)
+    for t in range(8):
+        action, logp, mean, _ = algo.act(obs[t], storage.hidden[t], torch.zeros(4, dtype=bool), g)
+        storage.obs[t], storage.critic_obs[t] = obs[t], obs[t]
+        storage.actions[t], storage.logp[t], storage.mean[t] = action, logp, mean
+    storage.compute_returns(torch.zeros(4), 0.99, 0.95)
+    before = actor(obs[:1].transpose(0, 1))[0].abs().mean()
+    algo.update(storage, g)
+    after = actor(obs[:1].transpose(0, 1))[0].abs().mean()
+    assert before > 2.5 and after < before - 0.5

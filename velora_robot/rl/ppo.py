@@ -2,9 +2,12 @@
 
 The update follows the paper and rsl_rl: clipped surrogate objective, clipped value loss,
 entropy bonus, and an adaptive learning rate that keeps the KL divergence between the old
-and new Gaussian policies near `desired_kl`. Recurrent actors are trained by truncated
-backpropagation through time over chunks of `chunk_len` steps that start from the state the
-rollout had, with the state reset where episodes began.
+and new Gaussian policies near `desired_kl`. Environments clip actions to [-1, 1]; a mean
+outside that range stops exploring (every sample is clipped to the same action), so an
+optional bound loss (`bound_coef`, as rl_games' `bounds_loss`) pulls means back inside.
+Recurrent actors are trained by truncated backpropagation through time over chunks of
+`chunk_len` steps that start from the state the rollout had, with the state reset where
+episodes began.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ class PPO:
                  minibatches: int = 4, chunk_len: int = 16, gamma: float = 0.99,
                  lam: float = 0.95, entropy_coef: float = 0.0, value_coef: float = 1.0,
                  max_grad_norm: float = 1.0, desired_kl: float | None = 0.01,
+                 bound_coef: float = 0.0,
                  lr_bounds: tuple[float, float] = (1e-5, 1e-2)) -> None:
         self.actor, self.critic = actor, critic
         self.lr, self.clip_param, self.value_clip = lr, clip_param, value_clip
         self.epochs, self.minibatches, self.chunk_len = epochs, minibatches, chunk_len
         self.gamma, self.lam = gamma, lam
         self.entropy_coef, self.value_coef = entropy_coef, value_coef
+        self.bound_coef = bound_coef
         self.max_grad_norm, self.desired_kl, self.lr_bounds = max_grad_norm, desired_kl, lr_bounds
         self.optimizer = torch.optim.Adam([*actor.parameters(), *critic.parameters()], lr=lr)
 
@@ -72,8 +77,10 @@ class PPO:
                                                                       self.value_clip)
                 value_loss = torch.max((values - mb["returns"]) ** 2,
                                        (clipped - mb["returns"]) ** 2)
+                # Means beyond the action range: squared excess, summed over joints.
+                bound = (torch.relu(mean.abs() - 1.0) ** 2).sum(-1).mean()
                 loss = (surrogate.mean() + self.value_coef * value_loss.mean()
-                        - self.entropy_coef * entropy)
+                        - self.entropy_coef * entropy + self.bound_coef * bound)
 
                 self.optimizer.zero_grad()
                 loss.backward()

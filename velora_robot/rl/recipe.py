@@ -77,6 +77,7 @@ class PPOSection(_Section):
     value_coef: float = Field(default=1.0, ge=0)
     max_grad_norm: float = Field(default=1.0, gt=0)
     desired_kl: float | None = Field(default=0.01, gt=0)
+    bound_coef: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _chunks(self) -> PPOSection:
