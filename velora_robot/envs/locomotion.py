@@ -20,7 +20,7 @@ class LocomotionTask(VecTask):
     REWARDS: ClassVar[dict[str, float]] = {
         "tracking_lin_vel": 1.0, "tracking_ang_vel": 0.5, "orientation": -5.0,
         "lin_vel_z": -0.5, "ang_vel_xy": -0.05, "torques": -2e-4, "action_rate": -0.01,
-        "energy": -1e-3, "feet_air_time": 0.1,
+        "energy": -1e-3, "feet_air_time": 0.1, "pose": 0.0,
     }
 
     def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
@@ -55,6 +55,8 @@ class LocomotionTask(VecTask):
             "action_rate": np.sum((action - self.last_action) ** 2, axis=1),
             "energy": np.sum(np.abs(m.tau * s.dq), axis=1),
             "feet_air_time": self._feet_air_time(m.contacts, cmd),
+            # distance from the default pose (MuJoCo Playground's `pose`): no extreme stance
+            "pose": np.sum((s.q - self.io.q0) ** 2, axis=1),
         }
 
     def _feet_air_time(self, contact: np.ndarray, cmd: np.ndarray) -> np.ndarray:

@@ -21,9 +21,12 @@ class SpotWalkTask(LocomotionTask):
         "min_upright": 0.85,
         "only_positive_rewards": True,
         # Spot's servos (kp 500) need tens of N*m just to stand: the generic torque and
-        # energy weights would outweigh tracking, so they are scaled to its size. Swings
-        # are rewarded as in legged_gym (weight 1): without it PPO settles on standing.
-        "reward_weights": {"torques": -1e-5, "energy": -1e-4, "feet_air_time": 1.0},
+        # energy weights would outweigh tracking, so they are scaled to its size. Tracking
+        # weighs more and swings are rewarded (as in MuJoCo Playground and legged_gym), and
+        # the pose term keeps it from a static stance at the action limits: without them
+        # PPO settled on standing still in our first runs.
+        "reward_weights": {"tracking_lin_vel": 2.0, "tracking_ang_vel": 1.0, "torques": -1e-5,
+                           "energy": -1e-4, "feet_air_time": 1.0, "pose": -0.5},
     }
 
 
