@@ -82,7 +82,7 @@ def test_locomotion_rewards_are_clipped_at_zero_so_falling_early_never_pays():
 def test_actor_sees_only_onboard_measurements_and_critics_get_privileged_state():
     env = SpotWalkEnv()
     obs, _ = env.reset(seed=0)
-    assert obs.shape == (45,)  # gyro, gravity, q - q0, dq, last action, command
+    assert obs.shape == (47,)  # gyro, gravity, q - q0, dq, last action, command, clock
     priv = env.privileged()
     np.testing.assert_allclose(priv[3], env.robot.measure().base_pos[2], rtol=1e-6)
     assert priv.shape == (3 + 1 + 4 + 5,)

@@ -118,9 +118,9 @@ def test_the_lean_onnx_graph_equals_the_pytorch_policy_for_a_spot_sized_controll
 
     torch.manual_seed(0)
     agent = Agent(PolicySection(kind="liquid", n_neurons=100, neurons_per_dof=neurons_per_dof),
-                  45, 12, 0, squash=squash, critic=False).eval()
+                  47, 12, 0, squash=squash, critic=False).eval()
     rng = np.random.default_rng(0)
-    agent.obs_norm.update(torch.as_tensor(rng.normal(1.0, 3.0, size=(500, 45)),
+    agent.obs_norm.update(torch.as_tensor(rng.normal(1.0, 3.0, size=(500, 47)),
                                           dtype=torch.float32))
     path = tmp_path / "spot.onnx"
     _export_liquid_onnx(agent, path)
@@ -129,7 +129,7 @@ def test_the_lean_onnx_graph_equals_the_pytorch_policy_for_a_spot_sized_controll
     n = agent.actor.cell.n_neurons
     state, ref_state = np.zeros((1, n), np.float32), torch.zeros(1, n)
     for _ in range(300):
-        obs = rng.normal(1.0, 3.0, size=(1, 45)).astype(np.float32)
+        obs = rng.normal(1.0, 3.0, size=(1, 47)).astype(np.float32)
         action, state = session.run(None, {"obs": obs, "state": state})
         with torch.no_grad():
             ref_action, ref_state = reference(torch.from_numpy(obs), ref_state)

