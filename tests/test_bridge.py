@@ -117,7 +117,7 @@ SPOT_POSE = [j.default_pos for j in SPOT.joints]
 
 @pytest.fixture
 def emulator():
-    with Emulator(joints=12, baud=1_000_000, pose=SPOT_POSE) as emu:
+    with Emulator.for_robot(SPOT) as emu:
         yield emu
 
 

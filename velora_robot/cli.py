@@ -133,10 +133,8 @@ def cmd_hil(args: argparse.Namespace) -> None:
     if args.emulate:
         from velora_robot.bridge.emulator import Emulator
 
-        spec = get_spec(args.robot)
-        with Emulator(joints=spec.n_joints, baud=args.baud,
-                      pose=[j.default_pos for j in spec.joints],
-                      plant=args.robot if args.sim_plant else None) as emu:
+        with Emulator.for_robot(get_spec(args.robot), baud=args.baud,
+                                sim_plant=args.sim_plant) as emu:
             report = hil.run(emu.port, robot=args.robot, baud=args.baud)
             report.steps.append({"step": "emulator counters", "passed": True, **emu.stats()})
     else:

@@ -44,8 +44,7 @@ def _exchanges(quick: bool, spin: bool) -> list[dict[str, Any]]:
     request, reply = P.exchange_bytes(SPOT.n_joints)
     rows = []
     for baud in BAUDS:
-        with Emulator(joints=SPOT.n_joints, baud=baud, spin=spin,
-                      pose=[j.default_pos for j in SPOT.joints]) as emu:
+        with Emulator.for_robot(SPOT, baud=baud, spin=spin) as emu:
             hw = SerialBridgeHardware(SPOT, emu.port, baud=baud)
             hw.configure()
             hw.activate()
@@ -125,14 +124,14 @@ def compare_paths(policy_path: str, robot: str, command: list[float], seconds: f
         return np.array(rows)
 
     direct = trajectory(MujocoHardware(spec, period_s=1 / command_hz))
-    with Emulator(joints=spec.n_joints, baud=baud, plant=robot) as emu:
+    with Emulator.for_robot(spec, baud=baud, sim_plant=True) as emu:
         hw = SerialBridgeHardware(spec, emu.port, baud=baud, fresh_state=fresh_state)
         serial = trajectory(hw)
         link = hw.link_status()
     n = spec.n_joints
     diff = np.abs(direct[:, :n] - serial[:, :n])
-    request = P.exchange_bytes(n)[0]
-    state_age = P.wire_time_s(P.exchange_bytes(n)[1], baud) if fresh_state else 1 / command_hz
+    request, reply = P.exchange_bytes(n)
+    state_age = P.wire_time_s(reply, baud) if fresh_state else 1 / command_hz
     latency = state_age + P.wire_time_s(request, baud) + 1e-3 + spec.physics_dt
     explained = float(np.nanmax(np.abs(direct[:, n:])) * latency)
     return {"robot": robot, "seconds": seconds, "command_hz": command_hz, "baud": baud,

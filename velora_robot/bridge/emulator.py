@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from velora_robot.errors import ConfigError
+from velora_robot.robots.spec import RobotSpec
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware_bridge" / "firmware"
 
@@ -71,6 +72,15 @@ class Emulator:
             err = self.proc.stderr.read()
             self.close()
             raise RuntimeError(f"the firmware emulator did not start: {line!r} {err}")
+
+    @classmethod
+    def for_robot(cls, spec: RobotSpec, *, baud: int = 1_000_000, sim_plant: bool = False,
+                  spin: bool = False) -> Emulator:
+        """The emulator with `spec`'s joints standing in its default pose, or (`sim_plant`)
+        with the simulated robot as its motors."""
+        return cls(joints=spec.n_joints, baud=baud, spin=spin,
+                   pose=[j.default_pos for j in spec.joints],
+                   plant=spec.name if sim_plant else None)
 
     def command(self, line: str) -> str:
         """Send one command (see emulator.c); returns its answer line."""

@@ -78,15 +78,17 @@ class DynamixelHardware(Hardware):
         return got
 
     def _transact(self, data: bytes, ids: list[int], what: str) -> dict[int, D.Status]:
-        for attempt in range(self.retries + 1):
+        """Send `data` and collect the status packets of `ids`, retrying on a failure."""
+        for _ in range(self.retries):
             self._serial.reset_input_buffer()
             self._send(data)
             try:
                 return self._receive(ids, what)
             except HardwareError:
-                if attempt == self.retries:
-                    raise
-        raise AssertionError("unreachable")
+                continue
+        self._serial.reset_input_buffer()
+        self._send(data)
+        return self._receive(ids, what)  # the last try: its error goes to the caller
 
     def _sync_write(self, address: int, values: list[bytes]) -> None:
         self._send(D.sync_write(address, len(values[0]), dict(zip(self.ids, values,

@@ -45,6 +45,7 @@ class Controller:
         self._targets: np.ndarray | None = None
         self._count = 0
         self._policy_steps = 0  # since the policy took over: its clock, as in training
+        self._policy_dt = hardware.spec.control_dt
         self._policy_running = False
 
     def start(self) -> None:
@@ -75,7 +76,7 @@ class Controller:
         self._policy_running = active
         if active and (self._count % self.policy_every == 0 or self._targets is None):
             obs = self.io.observation(state.robot_state(), self.last_action, self.command,
-                                      self._policy_steps * self.hardware.spec.control_dt)
+                                      self._policy_steps * self._policy_dt)
             self._policy_steps += 1
             action = np.asarray(self.policy(obs), float)
             self._targets = self.io.targets(action) if np.isfinite(action).all() \
