@@ -7,7 +7,7 @@ import pytest
 
 from velora_robot.cli import main
 from velora_robot.errors import ConfigError
-from velora_robot.evaluation import evaluate
+from velora_robot.evaluation import compare, evaluate
 from velora_robot.export import export
 
 from .helpers import tiny_joint_track_run
@@ -28,6 +28,28 @@ def test_eval_reports_return_length_falls_and_tracking_error_per_setting(policy,
     for r in (on, off):
         assert r["episodes"] == 2 and r["falls"] == 0 and r["length_s_mean"] == 10.0
         assert r["tracking_error_mean"] > 0 and "return_mean" in r
+
+
+def test_baseline_comparison_reports_tracking_reward_and_parameter_ratios(policy, tmp_path,
+                                                                         capsys):
+    other = export(tiny_joint_track_run(tmp_path, seed=1, neurons_per_dof=2, eval_episodes=0),
+                   "onnx")["policy"]
+    out = tmp_path / "cmp.json"
+    assert main(["eval", str(policy), "--baseline", str(other), "--episodes", "2",
+                 "--randomization", "off", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    (mine,), (base,), (cmp,) = data["results"], data["baseline"], data["comparison"]
+    assert mine["tracking_reward_mean"] > 0 and base["tracking_reward_mean"] > 0
+    assert cmp["tracking_reward_ratio"] == pytest.approx(
+        mine["tracking_reward_mean"] / base["tracking_reward_mean"])
+    assert cmp["parameter_ratio"] == pytest.approx(
+        mine["trainable_parameters"] / base["trainable_parameters"])
+    assert mine["trainable_parameters"] != base["trainable_parameters"]
+    assert "of the baseline's" in capsys.readouterr().out
+    same = evaluate(policy, episodes=1, randomize=False)
+    assert compare(same, same)["tracking_reward_ratio"] == 1.0
+    with pytest.raises(ConfigError, match="randomization differs"):
+        compare(same, evaluate(policy, episodes=1, randomize=True))
 
 
 def test_eval_is_deterministic_for_a_seed(policy):

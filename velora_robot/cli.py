@@ -149,8 +149,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     """Evaluate an exported policy in its training env, with and without randomization."""
     from velora_robot import evaluation
 
-    if not args.model.is_file():
-        raise UserError(f"no policy file at {args.model}")
+    for model in (args.model, args.baseline):
+        if model is not None and not model.is_file():
+            raise UserError(f"no policy file at {model}")
     command = None
     if args.command is not None:
         try:
@@ -159,14 +160,22 @@ def cmd_eval(args: argparse.Namespace) -> None:
             raise UserError(f"--command {args.command!r}: comma-separated numbers, e.g. "
                             "0.5,0,0") from None
     settings = {"on": [True], "off": [False], "both": [True, False]}[args.randomization]
-    results = []
+    results, baselines = [], []
     for randomize in settings:
-        results.append(evaluation.evaluate(args.model, episodes=args.episodes, seed=args.seed,
-                                           randomize=randomize, command=command))
+        for model, into in ((args.model, results), (args.baseline, baselines)):
+            if model is not None:
+                into.append(evaluation.evaluate(model, episodes=args.episodes, seed=args.seed,
+                                                randomize=randomize, command=command))
         if results[-1]["randomization"] is None:  # an env without randomization
             break
-    print(evaluation.table(results))
-    _write_json({"results": results}, args.json)
+    print(evaluation.table(results + baselines))
+    out: dict = {"results": results}
+    if baselines:
+        out["baseline"] = baselines
+        out["comparison"] = [evaluation.compare(r, b)
+                             for r, b in zip(results, baselines, strict=True)]
+        print(evaluation.comparison_table(out["comparison"]))
+    _write_json(out, args.json)
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -228,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--command", default=None,
                     help="fixed command, e.g. 0.5,0,0 (default: the env's random commands)")
     ev.add_argument("--randomization", choices=("on", "off", "both"), default="both")
+    ev.add_argument("--baseline", type=Path, default=None,
+                    help="a second policy (e.g. the MLP) on the same seeds: reports the "
+                         "tracking reward ratio and the parameter ratio")
     ev.add_argument("--json", type=Path, default=None, help="write the results here")
     ev.set_defaults(func=cmd_eval)
     run = sub.add_parser("run", help="run a policy on a robot from a launch file")

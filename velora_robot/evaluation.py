@@ -5,8 +5,14 @@ domain randomization.
 Reported per setting: return, episode length, falls (episodes that ended before the time
 limit), and for locomotion the velocity tracking error (|command - base velocity| in the
 base frame, from simulator truth; yaw rate separately), forward speed and energy
-(sum of |tau * dq| dt); for JointTrack its tracking error. The policy runs through the same
+(sum of |tau * dq| dt); for JointTrack its tracking error. The tracking reward is the
+episode's sum of the env's weighted `tracking*` reward terms (what training maximizes for
+following the command; an early fall forfeits the rest). The policy runs through the same
 runtime runner as on the robot.
+
+`compare(results, baseline)` sets a policy against a baseline evaluated on the same seeds
+(issue 7's liquid-vs-MLP figure): tracking reward as a fraction of the baseline's, and the
+ratio of trainable parameters.
 """
 
 from __future__ import annotations
@@ -55,13 +61,15 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         policy.reset()
-        total, steps, energy = 0.0, 0, 0.0
+        total, steps, energy, tracking = 0.0, 0, 0.0, 0.0
         lin_err, yaw_err, speed, extra = [], [], [], []
         terminated = truncated = False
         while not (terminated or truncated):
             obs, reward, terminated, truncated, info = env.step(policy(obs.astype(np.float32)))
             total += reward
             steps += 1
+            tracking += sum(v for k, v in info.get("reward_terms", {}).items()
+                            if k.split("_")[0] == "tracking")
             if locomotion:
                 m = task._measurement()
                 cmd = task.velocity_command()[0]
@@ -73,6 +81,8 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
             if "tracking_error" in info:
                 extra.append(info["tracking_error"])
         row = {"return": total, "length_s": steps * dt, "fell": float(terminated)}
+        if "reward_terms" in info:
+            row["tracking_reward"] = tracking
         if locomotion:
             row.update(velocity_error=float(np.mean(lin_err)), yaw_rate_error=float(
                 np.mean(yaw_err)), forward_speed=float(np.mean(speed)), energy_j=energy)
@@ -88,7 +98,28 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
         summary["velocity_error_max"] = float(max(r["velocity_error"] for r in rows))
     return {"model": str(path), "env": policy.card.training.get("env"), "episodes": episodes,
             "seed": seed, "randomization": randomize if task is not None else None,
-            "command": command, **summary}
+            "command": command,
+            "trainable_parameters": policy.card.network.get("trainable_parameters"),
+            "env_steps": policy.card.training.get("env_steps"), **summary}
+
+
+def compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """`result` against `baseline` (the same env, seeds, episodes and setting)."""
+    for key in ("env", "seed", "episodes", "randomization", "command"):
+        if result[key] != baseline[key]:
+            raise ConfigError(f"--baseline: {key} differs ({result[key]!r} vs "
+                              f"{baseline[key]!r}); compare policies of the same env")
+    if "tracking_reward_mean" not in result:
+        raise ConfigError(f"--baseline: {result['env']} has no tracking reward terms")
+    ratio = (result["tracking_reward_mean"] / baseline["tracking_reward_mean"]
+             if baseline["tracking_reward_mean"] > 0 else float("nan"))
+    params = (result["trainable_parameters"] / baseline["trainable_parameters"]
+              if result["trainable_parameters"] and baseline["trainable_parameters"]
+              else float("nan"))
+    return {"model": result["model"], "baseline": baseline["model"],
+            "randomization": result["randomization"],
+            "tracking_reward_ratio": ratio, "parameter_ratio": params,
+            "env_steps": [result["env_steps"], baseline["env_steps"]]}
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -108,5 +139,17 @@ def table(results: list[dict[str, Any]]) -> str:
                      f"energy {r['energy_j_mean']:.0f} J"]
         if "tracking_error_mean" in r:
             body.append(f"tracking error {r['tracking_error_mean']:.4f} rad")
+        if "tracking_reward_mean" in r:
+            body.append(f"tracking reward {r['tracking_reward_mean']:.2f}")
         lines.append(head + ":\n  " + ", ".join(body))
     return "\n".join(lines)
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    """One line per setting of `compare` results."""
+    return "\n".join(
+        f"{Path(c['model']).name} vs {Path(c['baseline']).name}, randomization "
+        f"{({True: 'on', False: 'off'}).get(c['randomization'], 'n/a')}: tracking reward "
+        f"{100 * c['tracking_reward_ratio']:.1f}% of the baseline's, "
+        f"{c['parameter_ratio']:.4f}x its parameters (env steps {c['env_steps'][0]:,} vs "
+        f"{c['env_steps'][1]:,})" for c in rows)
