@@ -74,6 +74,14 @@ def test_the_model_card_describes_policy_robot_and_source(trained):
     check_card(card, ONE_JOINT)  # matches its robot
 
 
+def test_export_writes_the_learning_curve_up_to_the_checkpoint(trained, tmp_path):
+    curve = trained["onnx"]["curve"]
+    assert curve.name == "jt_curve.png" and curve.read_bytes()[:4] == b"\x89PNG"
+    lone = tmp_path / "elsewhere.pt"  # a checkpoint without its run's metrics
+    lone.write_bytes(trained["ckpt"].read_bytes())
+    assert "curve" not in export(lone, "onnx", tmp_path / "p.onnx")
+
+
 @pytest.mark.parametrize("change,message", [
     ({"joints": ONE_JOINT.joints * 2}, "drives 1 joints, robot 'one_joint' has 2"),
     ({"joints": (ONE_JOINT.joints[0].model_copy(update={"name": "elbow"}),)},

@@ -44,8 +44,10 @@ def robot_of(env_id: str, kwargs: dict[str, Any]) -> str | None:
 
 def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"] = "onnx",
            out: str | Path | None = None) -> dict[str, Path]:
-    """Write the policy (`out` or beside the checkpoint) and its model card. `kernel`
-    writes the liquid network's frozen arrays (.npz) for the runtime's C-kernel runner."""
+    """Write the policy (`out` or beside the checkpoint), its model card and, when the run's
+    metrics.jsonl is beside the checkpoint, its learning curve up to the checkpoint
+    (`<policy>_curve.png`). `kernel` writes the liquid network's frozen arrays (.npz) for
+    the runtime's C-kernel runner."""
     checkpoint = Path(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     recipe, agent = load_agent(ckpt)
@@ -69,7 +71,15 @@ def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"]
     card = card_path(path)
     card.write_text(json.dumps(model_card(recipe, ckpt, agent, policy, fmt, path, checkpoint),
                                indent=2))
-    return {"policy": path, "card": card}
+    written = {"policy": path, "card": card}
+    metrics = checkpoint.parent / "metrics.jsonl"
+    if metrics.is_file():
+        from velora_robot.rl.run_log import plot_curve, read_metrics
+
+        rows = read_metrics(metrics, until_update=ckpt["update"])
+        title = f"{recipe.name}: {ckpt['env_steps']:,} steps, {ckpt['wall_s'] / 60:.0f} min"
+        written["curve"] = plot_curve(rows, path.with_name(f"{path.stem}_curve.png"), title)
+    return written
 
 
 def _export_kernel(agent: Agent, path: Path) -> None:

@@ -45,29 +45,40 @@ class RunLog:
 
     def rows(self) -> list[dict[str, Any]]:
         """Everything logged so far."""
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+        return read_metrics(self.path)
 
     def plot(self, path: Path, title: str) -> Path:
         """Episode return against environment steps, to PNG."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        rows = [r for r in self.rows() if r.get("return_mean") is not None]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot([r["env_steps"] for r in rows], [r["return_mean"] for r in rows])
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("mean episode return (last 100)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return plot_curve(self.rows(), path, title)
 
     def close(self) -> None:
         """Flush and finish."""
         self._file.close()
         if self.wandb_run is not None:
             self.wandb_run.finish()
+
+
+def read_metrics(path: Path, *, until_update: int | None = None) -> list[dict[str, Any]]:
+    """The rows of a metrics.jsonl, up to an update (a checkpoint's) when given."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [r for r in rows if until_update is None or r["update"] <= until_update]
+
+
+def plot_curve(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Mean episode return against environment steps, to PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r.get("return_mean") is not None]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["env_steps"] for r in rows], [r["return_mean"] for r in rows])
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean episode return (last 100)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
