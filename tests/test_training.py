@@ -68,6 +68,15 @@ def test_resume_refuses_a_different_recipe(tmp_path):
         train(recipe(tmp_path, "other"), resume=True, progress=False)
 
 
+def test_resume_with_a_larger_budget_extends_the_run(tmp_path):
+    train(recipe(tmp_path, "run"), progress=False)
+    summary = train(recipe(tmp_path, "run", budget={"env_steps": 4 * 4 * 32}), resume=True,
+                    progress=False)
+    assert summary["updates"] == 4
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["update"] for line in lines] == [1, 2, 3, 4]
+
+
 def test_checkpoints_are_written_atomically(tmp_path):
     path = tmp_path / "checkpoint.pt"
     save_atomic({"step": 1}, path)

@@ -92,9 +92,10 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     torch.set_num_threads(recipe.threads)
     run_dir = recipe.run_dir
     ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
-    if ckpt is not None and ckpt["recipe"] != recipe.model_dump():
+    if ckpt is not None and _but_budget(ckpt["recipe"]) != _but_budget(recipe.model_dump()):
         raise ConfigError(f"{run_dir / CHECKPOINT} was written by a different recipe; resume "
-                          "with the recipe that started the run, or change `name`")
+                          "with the recipe that started the run (only `budget` may change: "
+                          "a larger one extends the run), or change `name`")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.json").write_text(recipe.model_dump_json(indent=2))
 
@@ -193,6 +194,12 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
             (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=2))
     log.close()
     return summary
+
+
+def _but_budget(recipe: dict[str, Any]) -> dict[str, Any]:
+    """What decides a run's updates: the budget only says where it stops (no schedule
+    depends on it), so a run may be resumed with a larger one."""
+    return {k: v for k, v in recipe.items() if k != "budget"}
 
 
 def episode_means(episodes: Iterable[tuple[float, int]]) -> tuple[float | None, float | None]:
