@@ -122,12 +122,17 @@ def compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
             "env_steps": [result["env_steps"], baseline["env_steps"]]}
 
 
+def _setting(result: dict[str, Any]) -> str:
+    """on, off, or n/a for envs without randomization."""
+    return {True: "on", False: "off"}.get(result["randomization"], "n/a")
+
+
 def table(results: list[dict[str, Any]]) -> str:
     """One line per setting."""
     lines = []
     for r in results:
         head = (f"{Path(r['model']).name} on {r['env']}, {r['episodes']} episodes, "
-                f"randomization {({True: 'on', False: 'off'}).get(r['randomization'], 'n/a')}"
+                f"randomization {_setting(r)}"
                 + (f", command {r['command']}" if r["command"] else ""))
         body = [f"return {r['return_mean']:.2f}", f"length {r['length_s_mean']:.1f} s",
                 f"falls {r['falls']}"]
@@ -149,7 +154,7 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
     """One line per setting of `compare` results."""
     return "\n".join(
         f"{Path(c['model']).name} vs {Path(c['baseline']).name}, randomization "
-        f"{({True: 'on', False: 'off'}).get(c['randomization'], 'n/a')}: tracking reward "
+        f"{_setting(c)}: tracking reward "
         f"{100 * c['tracking_reward_ratio']:.1f}% of the baseline's, "
         f"{c['parameter_ratio']:.4f}x its parameters (env steps {c['env_steps'][0]:,} vs "
         f"{c['env_steps'][1]:,})" for c in rows)

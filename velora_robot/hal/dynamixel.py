@@ -80,15 +80,17 @@ class DynamixelHardware(Hardware):
     def _transact(self, data: bytes, ids: list[int], what: str) -> dict[int, D.Status]:
         """Send `data` and collect the status packets of `ids`, retrying on a failure."""
         for _ in range(self.retries):
-            self._serial.reset_input_buffer()
-            self._send(data)
             try:
-                return self._receive(ids, what)
+                return self._request(data, ids, what)
             except HardwareError:
-                continue
+                pass
+        return self._request(data, ids, what)  # the last try: its error goes to the caller
+
+    def _request(self, data: bytes, ids: list[int], what: str) -> dict[int, D.Status]:
+        """One try: a clean input buffer, the packet, the status packets of `ids`."""
         self._serial.reset_input_buffer()
         self._send(data)
-        return self._receive(ids, what)  # the last try: its error goes to the caller
+        return self._receive(ids, what)
 
     def _sync_write(self, address: int, values: list[bytes]) -> None:
         self._send(D.sync_write(address, len(values[0]), dict(zip(self.ids, values,

@@ -74,7 +74,6 @@ class SerialBridgeHardware(Hardware):
         self.last_fault: P.Fault | None = None
         self._serial = None
         self._fd: int | None = None
-        self._link_errors: tuple[type[BaseException], ...] = (OSError,)
         self._parser = P.FrameParser()
         self._seq = 0
         self._state: P.State | None = None
@@ -97,7 +96,6 @@ class SerialBridgeHardware(Hardware):
             self._fd = None
         self._serial.reset_input_buffer()
         self._parser = P.FrameParser()
-        self._link_errors = (serial.SerialException, OSError)  # pyserial is loaded now
 
     def _close(self) -> None:
         if self._serial is not None:
@@ -180,7 +178,7 @@ class SerialBridgeHardware(Hardware):
                     if not data:
                         break
                     reply = self._absorb(self._parser.push(data), self._seq)
-            except self._link_errors as exc:
+            except OSError as exc:  # pyserial's SerialException is an OSError
                 self.counters.link_errors += 1
                 last_error = f"link error: {exc}"
                 self._sync_parser_counters()
