@@ -7,7 +7,7 @@ from velora_robot.robots.spec import JointSpec, ModelSource, ObsTerm, RobotSpec
 _LOCOMOTION_OBS = (ObsTerm(name="gyro", scale=0.25), ObsTerm(name="gravity"),
                    ObsTerm(name="joint_pos"), ObsTerm(name="joint_vel", scale=0.05),
                    ObsTerm(name="last_action"), ObsTerm(name="command"))
-# Spot walks to a 2 Hz trot clock.
+# Walkers step to a gait clock (Spot trots at 2 Hz, the humanoid steps at 1.5 Hz).
 _CLOCKED_OBS = (*_LOCOMOTION_OBS, ObsTerm(name="gait_clock"))
 
 
@@ -90,9 +90,12 @@ HUMANOID = RobotSpec(
     action_scale=0.5,
     control_hz=50.0,
     physics_hz=250.0,
-    observation=_LOCOMOTION_OBS,
+    # Its feet are spheres: it cannot stand still and balances by stepping, to a 1.5 Hz
+    # clock (a step every third of a second).
+    observation=_CLOCKED_OBS,
     commands=("vx",),
     base_height=1.4,
+    gait_hz=1.5,
     sources={
         "default": ModelSource(
             path="gymnasium:envs/mujoco/assets/humanoid.xml",
