@@ -69,7 +69,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
             total += reward
             steps += 1
             tracking += sum(v for k, v in info.get("reward_terms", {}).items()
-                            if k.split("_")[0] == "tracking")
+                            if k.startswith("tracking"))
             if locomotion:
                 m = task._measurement()
                 cmd = task.velocity_command()[0]

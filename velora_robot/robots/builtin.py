@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from velora_robot.robots.spec import JointSpec, ModelSource, ObsTerm, RobotSpec
 
-_LOCOMOTION_OBS = (ObsTerm(name="gyro", scale=0.25), ObsTerm(name="gravity"),
-                   ObsTerm(name="joint_pos"), ObsTerm(name="joint_vel", scale=0.05),
-                   ObsTerm(name="last_action"), ObsTerm(name="command"))
 # Walkers step to a gait clock (Spot trots at 2 Hz, the humanoid steps at 1.5 Hz).
-_CLOCKED_OBS = (*_LOCOMOTION_OBS, ObsTerm(name="gait_clock"))
+_WALKING_OBS = (ObsTerm(name="gyro", scale=0.25), ObsTerm(name="gravity"),
+                ObsTerm(name="joint_pos"), ObsTerm(name="joint_vel", scale=0.05),
+                ObsTerm(name="last_action"), ObsTerm(name="command"), ObsTerm(name="gait_clock"))
 
 
 def _spot_joints() -> tuple[JointSpec, ...]:
@@ -37,7 +36,7 @@ SPOT = RobotSpec(
     action_scale=0.3,
     control_hz=50.0,
     physics_hz=250.0,
-    observation=_CLOCKED_OBS,
+    observation=_WALKING_OBS,
     commands=("vx", "vy", "yaw_rate"),
     base_height=0.46,
     gait_hz=2.0,
@@ -92,7 +91,7 @@ HUMANOID = RobotSpec(
     physics_hz=250.0,
     # Its feet are spheres: it cannot stand still and balances by stepping, to a 1.5 Hz
     # clock (a step every third of a second).
-    observation=_CLOCKED_OBS,
+    observation=_WALKING_OBS,
     commands=("vx",),
     base_height=1.4,
     gait_hz=1.5,
