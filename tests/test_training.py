@@ -77,6 +77,33 @@ def test_resume_with_a_larger_budget_extends_the_run(tmp_path):
     assert [json.loads(line)["update"] for line in lines] == [1, 2, 3, 4]
 
 
+def test_a_stage_starts_from_an_earlier_runs_networks_and_counts_its_training(tmp_path):
+    first = recipe(tmp_path, "stage1")
+    train(first, progress=False)
+    done = load_checkpoint(first.run_dir / CHECKPOINT)
+    path = str(first.run_dir / CHECKPOINT)
+    second = recipe(tmp_path, "stage2", init_from=path, budget={"env_steps": 4 * 32})
+    train(second, progress=False)
+    after = load_checkpoint(second.run_dir / CHECKPOINT)
+    assert after["init"] == {"checkpoint": path, "recipe": "stage1", "env_steps": 3 * 4 * 32,
+                             "wall_s": done["wall_s"]}
+    # the normalizer went on counting from the first stage's samples
+    assert after["agent"]["obs_norm.count"] == done["agent"]["obs_norm.count"] + 4 * 32
+    third = recipe(tmp_path, "stage3", init_from=str(second.run_dir / CHECKPOINT),
+                   budget={"env_steps": 4 * 32})
+    train(third, progress=False)
+    assert load_checkpoint(third.run_dir / CHECKPOINT)["init"]["env_steps"] == 4 * 4 * 32
+
+
+def test_a_stage_refuses_a_missing_or_mismatched_checkpoint(tmp_path):
+    train(recipe(tmp_path, "stage1"), progress=False, stop_after=1)
+    path = str(tmp_path / "stage1" / CHECKPOINT)
+    with pytest.raises(ConfigError, match="'init_from': no checkpoint"):
+        train(recipe(tmp_path, "a", init_from=str(tmp_path / "none.pt")), progress=False)
+    with pytest.raises(ConfigError, match=r"'init_from'.*policy"):
+        train(recipe(tmp_path, "b", init_from=path, policy={"n_neurons": 8}), progress=False)
+
+
 def test_checkpoints_are_written_atomically(tmp_path):
     path = tmp_path / "checkpoint.pt"
     save_atomic({"step": 1}, path)

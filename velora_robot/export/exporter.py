@@ -138,6 +138,8 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
                "algorithm": recipe.algorithm.name, "updates": ckpt["update"],
                "env_steps": ckpt["env_steps"], "wall_s": ckpt["wall_s"],
                "return_mean_last_100": episode_means(ckpt["recent_episodes"])[0]}
+    if ckpt.get("init"):  # a curriculum stage: the earlier stages' steps and time
+        summary["init_from"] = ckpt["init"]
     eval_path = checkpoint.parent / "eval.json"
     if eval_path.exists():
         summary["eval"] = json.loads(eval_path.read_text())

@@ -170,6 +170,10 @@ class Recipe(_Section):
     budget: BudgetSection
     logging: LoggingSection = LoggingSection()
     eval: EvalSection = EvalSection()
+    # A curriculum stage: the actor, critic and observation normalizer of an earlier run's
+    # checkpoint start this run (same env dimensions and policy section); the optimizer,
+    # counters and episodes start fresh. Unused on --resume.
+    init_from: str | None = None
 
     @property
     def run_dir(self) -> Path:

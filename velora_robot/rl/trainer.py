@@ -122,6 +122,9 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     recent: deque[tuple[float, int]] = deque(maxlen=100)  # (return, length) of episodes
     update, env_steps, wall = 0, 0, 0.0
     wandb_id = None
+    init = ckpt.get("init") if ckpt is not None else None
+    if ckpt is None and recipe.init_from is not None:
+        init = _init_from(Path(recipe.init_from), recipe, agent, (obs_dim, act_dim, priv_dim))
     if ckpt is not None:
         agent.load_state_dict(ckpt["agent"])
         algo.load_state_dict(ckpt["algo"])
@@ -175,7 +178,7 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
                     "carry": carry, "replay": None if replay is None else replay.state_dict(),
                     "recent_episodes": list(recent),
                     "wandb_id": log.wandb_id, "obs_dim": obs_dim, "act_dim": act_dim,
-                    "priv_dim": priv_dim,
+                    "priv_dim": priv_dim, "init": init,
                 }, run_dir / CHECKPOINT)
     finally:
         bar.close()
@@ -194,6 +197,30 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
             (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=2))
     log.close()
     return summary
+
+
+def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, int]
+               ) -> dict[str, Any]:
+    """Load an earlier run's networks into `agent` (recipe field `init_from`); returns
+    where they came from and that run's training so far (earlier stages included), for
+    the model card."""
+    where = f"recipe {recipe.name!r}: field 'init_from'"
+    if not path.is_file():
+        raise ConfigError(f"{where}: no checkpoint at {path}")
+    start = load_checkpoint(path)
+    given = (start["obs_dim"], start["act_dim"], start["priv_dim"])
+    if given != dims:
+        raise ConfigError(f"{where}: {path} has (obs, action, privileged) sizes {given}, "
+                          f"this env {dims}")
+    if start["recipe"]["policy"] != recipe.policy.model_dump():
+        raise ConfigError(f"{where}: {path} was trained with policy "
+                          f"{start['recipe']['policy']}, this recipe asks for "
+                          f"{recipe.policy.model_dump()}")
+    agent.load_state_dict(start["agent"])
+    before = start.get("init") or {"env_steps": 0, "wall_s": 0.0}
+    return {"checkpoint": str(path), "recipe": start["recipe"]["name"],
+            "env_steps": start["env_steps"] + before["env_steps"],
+            "wall_s": start["wall_s"] + before["wall_s"]}
 
 
 def _but_budget(recipe: dict[str, Any]) -> dict[str, Any]:
