@@ -79,6 +79,20 @@ def test_locomotion_rewards_are_clipped_at_zero_so_falling_early_never_pays():
     assert env.step(np.full(12, 0.5))[1] < 0
 
 
+@pytest.mark.parametrize("yaw_rate", [0.0, 1.0])
+def test_the_heading_term_follows_the_integrated_yaw_rate_command(yaw_rate):
+    # Spot stands still under zero action: asked to turn at 1 rad/s, after 0.5 s its
+    # heading is 0.5 rad behind, exp(-0.5^2 / 0.25) = e^-1; asked to hold, it is on course.
+    still = {"vx": (0.0, 0.0), "vy": (0.0, 0.0), "yaw_rate": (yaw_rate, yaw_rate)}
+    env = SpotWalkEnv(reward_weights={"heading": 1.0}, command_ranges=still)
+    env.reset(seed=0)
+    for _ in range(25):
+        info = env.step(np.zeros(12))[4]
+    dt = env.unwrapped.task.dt
+    expected = np.exp(-((0.5 * yaw_rate) ** 2) / 0.25)
+    assert info["reward_terms"]["heading"] / dt == pytest.approx(expected, abs=0.02)
+
+
 def test_actor_sees_only_onboard_measurements_and_critics_get_privileged_state():
     env = SpotWalkEnv()
     obs, _ = env.reset(seed=0)

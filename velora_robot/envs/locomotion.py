@@ -24,19 +24,23 @@ class LocomotionTask(VecTask):
     REWARDS: ClassVar[dict[str, float]] = {
         "tracking_lin_vel": 2.0, "tracking_ang_vel": 0.5, "orientation": -5.0,
         "lin_vel_z": -0.5, "ang_vel_xy": -0.05, "torques": -2e-5, "action_rate": -0.01,
-        "energy": -1e-4, "feet_air_time": 1.0, "pose": -0.5, "gait": 1.0,
+        "energy": -1e-4, "feet_air_time": 1.0, "pose": -0.5, "gait": 1.0, "heading": 0.0,
     }
 
     def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
                  **settings: Any) -> None:
         super().__init__(n, config, **settings)
         self._air_time = np.zeros((n, len(self.batch.index.feet)))
+        # The heading the robot should have: where it started, turned by the yaw-rate
+        # commands since (NaN until its episode's first step).
+        self._heading = np.full(n, np.nan)
         columns = {"vx": 0, "vy": 1, "yaw_rate": 2}
         self._command_columns = [columns[name] for name in self.spec.commands]
 
     def _reset_task(self, i: int) -> None:
         super()._reset_task(i)
         self._air_time[i] = 0.0
+        self._heading[i] = np.nan
 
     def velocity_command(self) -> np.ndarray:
         """Commands as (n, 3): vx, vy, yaw rate."""
@@ -62,7 +66,17 @@ class LocomotionTask(VecTask):
             # distance from the default pose (MuJoCo Playground's `pose`): no extreme stance
             "pose": np.sum((s.q - self.io.q0) ** 2, axis=1),
             "gait": self._gait(m.contacts, cmd),
+            "heading": self._heading_kept(m.base_yaw, cmd[:, 2]),
         }
+
+    def _heading_kept(self, yaw: np.ndarray, yaw_rate_cmd: np.ndarray) -> np.ndarray:
+        """exp(-e^2 / sigma) of the heading error e: the yaw-rate term alone lets a robot
+        whose torso swings with each step drift round in a circle."""
+        start = np.isnan(self._heading)
+        self._heading[start] = yaw[start]
+        self._heading += yaw_rate_cmd * self.dt
+        error = (yaw - self._heading + np.pi) % (2 * np.pi) - np.pi
+        return np.exp(-error**2 / TRACKING_SIGMA)
 
     def _gait(self, contact: np.ndarray, cmd: np.ndarray) -> np.ndarray:
         """Fraction of feet whose contact follows the gait clock (a periodic contact

@@ -25,6 +25,7 @@ class Measurement:
     state: RobotState
     base_pos: np.ndarray  # world position, m
     base_lin_vel: np.ndarray  # base frame, m/s (no onboard sensor measures it directly)
+    base_yaw: np.ndarray  # world heading of the base, rad
     tau: np.ndarray  # joint torques applied by the servos, N*m
     contacts: np.ndarray  # bool per foot
 
@@ -51,7 +52,14 @@ def measure(index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray, tau: np.ndarr
         state=state,
         base_pos=np.zeros((*batch, 3)) if pos is None else pos.copy(),
         base_lin_vel=np.zeros((*batch, 3)) if lin is None else lin,
+        base_yaw=np.zeros(batch) if quat is None else _yaw(quat),
         tau=tau.copy(), contacts=sensordata[..., index.touch] > 0)
+
+
+def _yaw(quat_wxyz: np.ndarray) -> np.ndarray:
+    """Heading (rotation about world z) of orientations given as (..., 4) quaternions."""
+    w, x, y, z = np.moveaxis(quat_wxyz, -1, 0)
+    return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
 class SimRobot:
