@@ -121,11 +121,9 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
              "starts": torch.ones(n, dtype=torch.bool)}
     recent: deque[tuple[float, int]] = deque(maxlen=100)  # (return, length) of episodes
     update, env_steps, wall = 0, 0, 0.0
-    wandb_id = None
-    init = ckpt.get("init") if ckpt is not None else None
-    if ckpt is None and recipe.init_from is not None:
-        init = _init_from(Path(recipe.init_from), recipe, agent, (obs_dim, act_dim, priv_dim))
+    wandb_id = init = None
     if ckpt is not None:
+        init = ckpt.get("init")
         agent.load_state_dict(ckpt["agent"])
         algo.load_state_dict(ckpt["algo"])
         generator.set_state(ckpt["generator"])
@@ -139,6 +137,8 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
             carry = ckpt["carry"]
         else:  # an env without snapshots: continue from fresh episodes
             carry["obs"] = env.reset(seed=recipe.seed + 1000 * update)
+    elif recipe.init_from is not None:
+        init = _init_from(Path(recipe.init_from), recipe, agent, (obs_dim, act_dim, priv_dim))
 
     total_updates = math.ceil(recipe.budget.env_steps / (n * t_steps))
     use_wandb = recipe.logging.wandb if wandb is None else wandb
