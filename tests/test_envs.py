@@ -93,6 +93,22 @@ def test_the_heading_term_follows_the_integrated_yaw_rate_command(yaw_rate):
     assert info["reward_terms"]["heading"] / dt == pytest.approx(expected, abs=0.02)
 
 
+@pytest.mark.parametrize("sigma", [0.25, 0.1])
+def test_tracking_sigma_sets_the_width_of_the_velocity_tracking_term(sigma):
+    # Spot under zero action, asked for 0.5 m/s: the term is exp(-e^2 / sigma) of its
+    # velocity error e, about 0.5 m/s.
+    ahead = {"vx": (0.5, 0.5), "vy": (0.0, 0.0), "yaw_rate": (0.0, 0.0)}
+    env = SpotWalkEnv(command_ranges=ahead, tracking_sigma=sigma)
+    env.reset(seed=0)
+    for _ in range(10):
+        info = env.step(np.zeros(12))[4]
+    task = env.unwrapped.task
+    error2 = np.sum((np.array([0.5, 0.0]) - task._measurement().base_lin_vel[0, :2]) ** 2)
+    assert 0.1 < error2 < 0.5
+    term = info["reward_terms"]["tracking_lin_vel"] / (task.weights["tracking_lin_vel"] * task.dt)
+    assert term == pytest.approx(np.exp(-error2 / sigma), rel=1e-3)
+
+
 def test_actor_sees_only_onboard_measurements_and_critics_get_privileged_state():
     env = SpotWalkEnv()
     obs, _ = env.reset(seed=0)
@@ -140,6 +156,7 @@ def test_latency_delays_the_new_target():
     ({"command_ranges": {"vx": (1.0, -1.0)}}, "inverted range"),
     ({"episode_seconds": 3}, "field 'episode_seconds': unknown field"),
     ({"reward_weights": {"speed": 1.0}}, "unknown term"),
+    ({"tracking_sigma": 0.0}, "field 'tracking_sigma'"),
     ({"source": "menagerie"}, "MENAGERIE_ROOT"),
 ])
 def test_bad_config_is_a_clear_error_naming_the_field(settings, message, monkeypatch):

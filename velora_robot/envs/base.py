@@ -36,6 +36,9 @@ class EnvConfig(BaseModel):
     command_ranges: dict[str, Range] = {}
     command_resample_s: float = Field(default=4.0, gt=0)
     reward_weights: dict[str, float] = {}
+    # Width of the velocity-tracking terms exp(-e^2 / sigma), in (m/s)^2 (legged_gym: 0.25).
+    # A narrower width pays more for the last few cm/s (a fine-tuning stage).
+    tracking_sigma: float = Field(default=0.25, gt=0)
     # legged_gym's and MuJoCo Playground's guard: a step's reward is clipped at zero, so
     # ending an episode early never pays (without it, penalties teach the robot to fall).
     only_positive_rewards: bool = False

@@ -10,7 +10,7 @@ import numpy as np
 from velora_robot.envs.base import EnvConfig, VecTask
 from velora_robot.simulation.robot import Measurement
 
-TRACKING_SIGMA = 0.25
+HEADING_SIGMA_RAD2 = 0.25
 AIR_TIME_TARGET_S = 0.25
 
 
@@ -54,8 +54,8 @@ class LocomotionTask(VecTask):
         lin_err = np.sum((cmd[:, :2] - v[:, :2]) ** 2, axis=1)
         yaw_err = (cmd[:, 2] - s.gyro[:, 2]) ** 2
         return {
-            "tracking_lin_vel": np.exp(-lin_err / TRACKING_SIGMA),
-            "tracking_ang_vel": np.exp(-yaw_err / TRACKING_SIGMA),
+            "tracking_lin_vel": np.exp(-lin_err / self.config.tracking_sigma),
+            "tracking_ang_vel": np.exp(-yaw_err / self.config.tracking_sigma),
             "orientation": np.sum(s.gravity[:, :2] ** 2, axis=1),
             "lin_vel_z": v[:, 2] ** 2,
             "ang_vel_xy": np.sum(s.gyro[:, :2] ** 2, axis=1),
@@ -76,7 +76,7 @@ class LocomotionTask(VecTask):
         self._heading[start] = yaw[start]
         self._heading += yaw_rate_cmd * self.dt
         error = (yaw - self._heading + np.pi) % (2 * np.pi) - np.pi
-        return np.exp(-error**2 / TRACKING_SIGMA)
+        return np.exp(-error**2 / HEADING_SIGMA_RAD2)
 
     def _gait(self, contact: np.ndarray, cmd: np.ndarray) -> np.ndarray:
         """Fraction of feet whose contact follows the gait clock (a periodic contact
