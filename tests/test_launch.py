@@ -58,7 +58,7 @@ def test_every_file_in_launch_is_a_valid_recipe_or_deploy_launch_file():
 
     deploys = set()
     for path in sorted((ROOT / "launch").glob("*.yaml")):
-        if "env" in yaml.safe_load(path.read_text()):
+        if {"env", "extends"} & set(yaml.safe_load(path.read_text())):
             load_recipe(path)
         else:
             launch = load_launch(path)
@@ -108,9 +108,10 @@ def test_a_bad_launch_file_names_the_file_and_field(policy, tmp_path, changes, m
     assert str(path) in str(err.value)
 
 
-def test_a_training_recipe_given_to_run_is_named_as_such():
+@pytest.mark.parametrize("name", ["joint_track.yaml", "spot_walk_1n.yaml"])  # the 2nd extends
+def test_a_training_recipe_given_to_run_is_named_as_such(name):
     with pytest.raises(ConfigError, match="this is a training recipe"):
-        load_launch(ROOT / "launch" / "joint_track.yaml")
+        load_launch(ROOT / "launch" / name)
 
 
 @pytest.mark.parametrize("changes,message", [

@@ -145,6 +145,38 @@ def test_an_unreadable_recipe_is_reported(tmp_path):
         load_recipe(tmp_path / "broken.yaml")
 
 
+def test_a_recipe_extends_another_changing_only_the_fields_it_writes(tmp_path):
+    base = recipe(tmp_path, "base").model_dump()
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "stages").mkdir()
+    stage = tmp_path / "stages" / "stage.yaml"
+    stage.write_text("extends: ../base.yaml\nname: stage\nalgorithm: {lr: 0.0001}\n"
+                     "env: {kwargs: {randomization: {enabled: true}}}\n")
+    (tmp_path / "stages" / "stage2.yaml").write_text("extends: stage.yaml\nname: stage2\n")
+    got = load_recipe(tmp_path / "stages" / "stage2.yaml").model_dump()
+    expected = {**base, "name": "stage2", "algorithm": {**base["algorithm"], "lr": 0.0001},
+                "env": {**base["env"], "kwargs": {**base["env"]["kwargs"],
+                                                  "randomization": {"enabled": True}}}}
+    assert got == expected
+
+
+@pytest.mark.parametrize("files,message", [
+    ({"a.yaml": "extends: gone.yaml\nname: a\n"}, r"a.yaml: field 'extends': no recipe at"),
+    ({"a.yaml": "extends: b.yaml\nname: a\n", "b.yaml": "extends: a.yaml\nname: b\n"},
+     "a cycle"),
+    ({"a.yaml": "extends: [b.yaml]\n"}, "field 'extends': expected a recipe file name"),
+    ({"a.yaml": "extends: b.yaml\nname: a\n", "b.yaml": "env: [unclosed"},
+     r"b.yaml: not valid YAML"),
+    ({"a.yaml": "extends: b.yaml\nname: a\n", "b.yaml": "name: b\n"},
+     r"a.yaml: field 'env': Field required"),
+])
+def test_a_bad_extends_is_a_clear_error_naming_the_file(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(tmp_path / "a.yaml")
+
+
 def test_wandb_offline_writes_its_files_without_the_network(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
@@ -162,7 +194,8 @@ def test_shipped_recipes_are_valid():
     import yaml
 
     for path in sorted((Path(__file__).parents[1] / "launch").glob("*.yaml")):
-        if "env" in yaml.safe_load(path.read_text()):  # the others are deploy launch files
+        # the others are deploy launch files
+        if {"env", "extends"} & set(yaml.safe_load(path.read_text())):
             assert load_recipe(path).name == path.stem
 
 

@@ -42,15 +42,31 @@ def parse(model: type[M], data: M | dict[str, Any] | None, where: str,
         raise ConfigError(describe_validation_error(exc, where, tags)) from None
 
 
-def load_file(model: type[M], path: str | Path, tags: frozenset[str] = frozenset()) -> M:
-    """A YAML or (by its .json suffix) JSON file validated as `model`."""
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` updated by `extra`, merging nested mappings (lists are replaced whole)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_file(path: str | Path) -> Any:
+    """The data in a YAML or (by its .json suffix) JSON file; a ConfigError naming the file
+    if it cannot be read or decoded."""
     path = Path(path)
     kind, decode, error = (("JSON", json.loads, json.JSONDecodeError) if path.suffix == ".json"
                            else ("YAML", yaml.safe_load, yaml.YAMLError))
     try:
-        data = decode(path.read_text())
+        return decode(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except error as exc:
         raise ConfigError(f"{path}: not valid {kind}: {exc}") from None
-    return parse(model, data, str(path), tags)
+
+
+def load_file(model: type[M], path: str | Path, tags: frozenset[str] = frozenset()) -> M:
+    """A YAML or (by its .json suffix) JSON file validated as `model`."""
+    return parse(model, read_file(path), str(path), tags)

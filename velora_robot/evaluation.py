@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from velora_robot.config import merge
 from velora_robot.errors import ConfigError
 
 
@@ -29,12 +30,11 @@ def _env(card: Any, randomize: bool, command: list[float] | None) -> Any:
     import gymnasium as gym
 
     from velora_robot.envs import ENV_IDS  # importing the package registers the ids
-    from velora_robot.envs.base import _merge
 
     env_id = card.training.get("env")
     kwargs = dict(card.training.get("env_kwargs") or {})
     if env_id in ENV_IDS:  # other gymnasium envs have no randomization setting
-        kwargs = _merge(kwargs, {"randomization": {"enabled": randomize}})
+        kwargs = merge(kwargs, {"randomization": {"enabled": randomize}})
     if command is not None:
         names = list(card.robot["commands"]) if card.robot else []
         if len(command) != len(names):

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from velora_robot.config import parse
+from velora_robot.config import merge, parse
 from velora_robot.errors import ConfigError
 from velora_robot.robots.sources import get_spec
 from velora_robot.simulation.randomization import Randomization, Range, add_noise, noise_widths
@@ -67,17 +67,6 @@ class EnvConfig(BaseModel):
         return self
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """`base` updated by `extra`, merging nested mappings."""
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 class VecTask:
     """A task over `n` robots. Subclasses set DEFAULTS (config) and REWARDS (term ->
     weight), implement `_reward_terms`, and may override the command hooks."""
@@ -89,7 +78,7 @@ class VecTask:
                  **settings: Any) -> None:
         given = config.model_dump() if isinstance(config, EnvConfig) else dict(config or {})
         where = f"{type(self).__name__} config"
-        self.config = parse(EnvConfig, _merge(_merge(self.DEFAULTS, given), settings), where)
+        self.config = parse(EnvConfig, merge(merge(self.DEFAULTS, given), settings), where)
         unknown = sorted(set(self.config.reward_weights) - set(self.REWARDS))
         if unknown:
             raise ConfigError(f"{where}: field 'reward_weights': unknown term(s) {unknown}; "

@@ -15,7 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from velora_robot.config import load_file
+from velora_robot.config import merge, parse, read_file
+from velora_robot.errors import ConfigError
 
 
 class _Section(BaseModel):
@@ -182,5 +183,31 @@ class Recipe(_Section):
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """A recipe file, validated; errors name the file and the field."""
-    return load_file(Recipe, path, tags=frozenset({"ppo", "sac", "td3"}))
+    """A recipe file, validated; errors name the file and the field. A recipe may start
+    with `extends: OTHER.yaml` (relative to its own file): it is that recipe with the
+    fields it writes changed, nested sections merged key by key (a curriculum stage)."""
+    return parse(Recipe, _recipe_data(Path(path), ()), str(path),
+                 tags=frozenset({"ppo", "sac", "td3"}))
+
+
+def _recipe_data(path: Path, chain: tuple[Path, ...]) -> Any:
+    """The fields of the recipe at `path`, those of the recipes it extends merged in."""
+    data = read_file(path)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    data = dict(data)
+    extends = data.pop("extends")
+    if not isinstance(extends, str):
+        raise ConfigError(f"{path}: field 'extends': expected a recipe file name, got "
+                          f"{extends!r}")
+    base = path.parent / extends
+    if not base.is_file():
+        raise ConfigError(f"{path}: field 'extends': no recipe at {base}")
+    if base.resolve() in chain or base.resolve() == path.resolve():
+        raise ConfigError(f"{path}: field 'extends': {base} extends this recipe in turn "
+                          "(a cycle)")
+    parent = _recipe_data(base, (*chain, path.resolve()))
+    if not isinstance(parent, dict):
+        raise ConfigError(f"{base}: expected a mapping of settings, got "
+                          f"{type(parent).__name__}")
+    return merge(parent, data)

@@ -102,7 +102,8 @@ def load_launch(path: str | Path) -> Launch:
     try:
         launch = load_file(Launch, path)
     except ConfigError as exc:
-        if "field 'env'" in str(exc) and "field 'algorithm'" in str(exc):
+        recipe_fields = "field 'env'" in str(exc) and "field 'algorithm'" in str(exc)
+        if recipe_fields or "field 'extends'" in str(exc):
             raise ConfigError(f"{path}: this is a training recipe; train it with "
                               f"`velora-robot train {path}`") from None
         raise
