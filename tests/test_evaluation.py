@@ -52,6 +52,32 @@ def test_baseline_comparison_reports_tracking_reward_and_parameter_ratios(policy
         compare(same, evaluate(policy, episodes=1, randomize=True))
 
 
+def test_randomization_on_draws_the_standard_ranges_whatever_the_model_trained_with(policy,
+                                                                                   tmp_path):
+    # A curriculum stage trained with narrow ranges is measured on the standard ones;
+    # "trained" asks for the card's own.
+    from velora_robot.evaluation import _env
+    from velora_robot.runtime import load_policy
+
+    card = load_policy(policy).card
+    card.training["env_kwargs"] = {"randomization": {"enabled": True, "friction": [0.9, 0.9]}}
+    for randomize, ranges, friction in ((True, "standard", (0.4, 1.0)),
+                                        (True, "trained", (0.9, 0.9)),
+                                        (False, "standard", (0.4, 1.0))):
+        config = _env(card, randomize, None, ranges).unwrapped.task.config.randomization
+        assert (config.enabled, tuple(config.friction)) == (randomize, friction)
+    with pytest.raises(ConfigError, match="'standard' or 'trained'"):
+        evaluate(policy, episodes=1, ranges="narrow")
+    standard = evaluate(policy, episodes=1)
+    assert standard["ranges"] == "standard"
+    with pytest.raises(ConfigError, match="ranges differs"):
+        compare(standard, evaluate(policy, episodes=1, ranges="trained"))
+    out = tmp_path / "trained.json"
+    assert main(["eval", str(policy), "--episodes", "1", "--randomization", "trained",
+                 "--json", str(out)]) == 0
+    assert [r["ranges"] for r in json.loads(out.read_text())["results"]] == ["trained"]
+
+
 def test_eval_is_deterministic_for_a_seed(policy):
     a = evaluate(policy, episodes=1, seed=3, randomize=True)
     b = evaluate(policy, episodes=1, seed=3, randomize=True)

@@ -159,13 +159,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
         except ValueError:
             raise UserError(f"--command {args.command!r}: comma-separated numbers, e.g. "
                             "0.5,0,0") from None
-    settings = {"on": [True], "off": [False], "both": [True, False]}[args.randomization]
+    settings = {"on": [True], "off": [False], "both": [True, False],
+                "trained": [True]}[args.randomization]
+    ranges = "trained" if args.randomization == "trained" else "standard"
     results, baselines = [], []
     for randomize in settings:
         for model, into in ((args.model, results), (args.baseline, baselines)):
             if model is not None:
                 into.append(evaluation.evaluate(model, episodes=args.episodes, seed=args.seed,
-                                                randomize=randomize, command=command))
+                                                randomize=randomize, command=command,
+                                                ranges=ranges))
         if results[-1]["randomization"] is None:  # an env without randomization
             break
     print(evaluation.table(results + baselines))
@@ -236,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--command", default=None,
                     help="fixed command, e.g. 0.5,0,0 (default: the env's random commands)")
-    ev.add_argument("--randomization", choices=("on", "off", "both"), default="both")
+    ev.add_argument("--randomization", choices=("on", "off", "both", "trained"),
+                    default="both", help="on: the standard ranges, whatever the model was "
+                    "trained with; trained: the ranges in its model card")
     ev.add_argument("--baseline", type=Path, default=None,
                     help="a second policy (e.g. the MLP) on the same seeds: reports the "
                          "tracking reward ratio and the parameter ratio")

@@ -1,6 +1,9 @@
 """`velora-robot eval MODEL`: an exported policy (ONNX, TorchScript or kernel file with its
 model card) in the environment it was trained in, over seeded episodes, with and without
-domain randomization.
+domain randomization. Randomization "on" draws the standard ranges (`Randomization()`'s
+defaults: friction 0.4-1.0, mass +-10 %, latency 0-20 ms, sensor noise, pushes, ...)
+whatever ranges the model was trained with, so curriculum stages are measured alike;
+`ranges="trained"` uses the ranges in its model card instead.
 
 Reported per setting: return, episode length, falls (episodes that ended before the time
 limit), and for locomotion the velocity tracking error (|command - base velocity| in the
@@ -26,7 +29,8 @@ from velora_robot.config import merge
 from velora_robot.errors import ConfigError
 
 
-def _env(card: Any, randomize: bool, command: list[float] | None) -> Any:
+def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = "standard"
+         ) -> Any:
     import gymnasium as gym
 
     from velora_robot.envs import ENV_IDS  # importing the package registers the ids
@@ -34,7 +38,9 @@ def _env(card: Any, randomize: bool, command: list[float] | None) -> Any:
     env_id = card.training.get("env")
     kwargs = dict(card.training.get("env_kwargs") or {})
     if env_id in ENV_IDS:  # other gymnasium envs have no randomization setting
-        kwargs = merge(kwargs, {"randomization": {"enabled": randomize}})
+        trained = kwargs.get("randomization") or {}
+        kwargs["randomization"] = merge(trained if ranges == "trained" else {},
+                                        {"enabled": randomize})
     if command is not None:
         names = list(card.robot["commands"]) if card.robot else []
         if len(command) != len(names):
@@ -48,12 +54,15 @@ def _env(card: Any, randomize: bool, command: list[float] | None) -> Any:
 
 
 def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: bool = True,
-             command: list[float] | None = None) -> dict[str, Any]:
-    """Metrics of the policy at `path` over `episodes` seeded episodes."""
+             command: list[float] | None = None, ranges: str = "standard") -> dict[str, Any]:
+    """Metrics of the policy at `path` over `episodes` seeded episodes; `ranges`: the
+    randomization's, "standard" or as "trained" (the model card's)."""
+    if ranges not in ("standard", "trained"):
+        raise ConfigError(f"ranges {ranges!r}: 'standard' or 'trained'")
     from velora_robot.runtime import load_policy
 
     policy = load_policy(path)
-    env = _env(policy.card, randomize, command)
+    env = _env(policy.card, randomize, command, ranges)
     task = getattr(env.unwrapped, "task", None)  # None for other gymnasium envs
     locomotion = hasattr(task, "velocity_command")
     dt = task.dt if task is not None else float(getattr(env.unwrapped, "dt", 1.0))
@@ -98,6 +107,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
         summary["velocity_error_max"] = float(max(r["velocity_error"] for r in rows))
     return {"model": str(path), "env": policy.card.training.get("env"), "episodes": episodes,
             "seed": seed, "randomization": randomize if task is not None else None,
+            "ranges": ranges if randomize and task is not None else None,
             "command": command,
             "trainable_parameters": policy.card.network.get("trainable_parameters"),
             "env_steps": policy.card.training.get("env_steps"), **summary}
@@ -105,7 +115,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
 
 def compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """`result` against `baseline` (the same env, seeds, episodes and setting)."""
-    for key in ("env", "seed", "episodes", "randomization", "command"):
+    for key in ("env", "seed", "episodes", "randomization", "ranges", "command"):
         if result[key] != baseline[key]:
             raise ConfigError(f"--baseline: {key} differs ({result[key]!r} vs "
                               f"{baseline[key]!r}); compare policies of the same env")
@@ -124,7 +134,9 @@ def compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
 
 def _setting(result: dict[str, Any]) -> str:
     """on, off, or n/a for envs without randomization."""
-    return {True: "on", False: "off"}.get(result["randomization"], "n/a")
+    setting = {True: "on", False: "off"}.get(result["randomization"], "n/a")
+    return setting + (" (the model's trained ranges)" if result.get("ranges") == "trained"
+                      else "")
 
 
 def table(results: list[dict[str, Any]]) -> str:
