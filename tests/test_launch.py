@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from velora_robot.config import is_recipe
 from velora_robot.errors import ConfigError
 from velora_robot.export import export
 from velora_robot.hal import MockHardware
@@ -58,8 +59,8 @@ def test_every_file_in_launch_is_a_valid_recipe_or_deploy_launch_file():
 
     deploys = set()
     for path in sorted((ROOT / "launch").glob("*.yaml")):
-        if {"env", "extends"} & set(yaml.safe_load(path.read_text())):
-            load_recipe(path)
+        if is_recipe(yaml.safe_load(path.read_text())):
+            assert load_recipe(path).name == path.stem
         else:
             launch = load_launch(path)
             assert Path(launch.policy).parent == ROOT / "models"

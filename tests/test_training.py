@@ -188,17 +188,6 @@ def test_wandb_offline_writes_its_files_without_the_network(tmp_path, monkeypatc
     assert os.environ["WANDB_MODE"] == "offline"
 
 
-def test_shipped_recipes_are_valid():
-    from pathlib import Path
-
-    import yaml
-
-    for path in sorted((Path(__file__).parents[1] / "launch").glob("*.yaml")):
-        # the others are deploy launch files
-        if {"env", "extends"} & set(yaml.safe_load(path.read_text())):
-            assert load_recipe(path).name == path.stem
-
-
 @pytest.mark.parametrize("algo,critic", [("sac", "mlp"), ("td3", "mlp"), ("sac", "liquid"),
                                          ("td3", "liquid")])
 def test_off_policy_runs_learn_and_resume_exactly_with_their_replay(tmp_path, algo, critic):

@@ -53,6 +53,12 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def is_recipe(data: Any) -> bool:
+    """Whether file data is a training recipe (it has an `env` section, or `extends` one)
+    rather than a deploy launch file; told apart here, without importing the trainer."""
+    return isinstance(data, dict) and bool({"env", "extends"} & data.keys())
+
+
 def read_file(path: str | Path) -> Any:
     """The data in a YAML or (by its .json suffix) JSON file; a ConfigError naming the file
     if it cannot be read or decoded."""

@@ -203,10 +203,11 @@ def _recipe_data(path: Path, chain: tuple[Path, ...]) -> Any:
     base = path.parent / extends
     if not base.is_file():
         raise ConfigError(f"{path}: field 'extends': no recipe at {base}")
-    if base.resolve() in chain or base.resolve() == path.resolve():
+    chain = (*chain, path.resolve())
+    if base.resolve() in chain:
         raise ConfigError(f"{path}: field 'extends': {base} extends this recipe in turn "
                           "(a cycle)")
-    parent = _recipe_data(base, (*chain, path.resolve()))
+    parent = _recipe_data(base, chain)
     if not isinstance(parent, dict):
         raise ConfigError(f"{base}: expected a mapping of settings, got "
                           f"{type(parent).__name__}")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from velora_robot.config import load_file
+from velora_robot.config import is_recipe, parse, read_file
 from velora_robot.errors import ConfigError
 from velora_robot.hal.factory import HardwareSection, open_hardware
 from velora_robot.robots.sources import get_spec
@@ -99,14 +99,11 @@ class Launch(_Section):
 def load_launch(path: str | Path) -> Launch:
     """A launch file, validated; a training recipe given by mistake is named as such."""
     path = Path(path)
-    try:
-        launch = load_file(Launch, path)
-    except ConfigError as exc:
-        recipe_fields = "field 'env'" in str(exc) and "field 'algorithm'" in str(exc)
-        if recipe_fields or "field 'extends'" in str(exc):
-            raise ConfigError(f"{path}: this is a training recipe; train it with "
-                              f"`velora-robot train {path}`") from None
-        raise
+    data = read_file(path)
+    if is_recipe(data):
+        raise ConfigError(f"{path}: this is a training recipe; train it with "
+                          f"`velora-robot train {path}`")
+    launch = parse(Launch, data, str(path))
     launch.policy = os.path.normpath(path.parent / launch.policy)  # an absolute one stays
     return launch
 
