@@ -109,6 +109,27 @@ def test_tracking_sigma_sets_the_width_of_the_velocity_tracking_term(sigma):
     assert term == pytest.approx(np.exp(-error2 / sigma), rel=1e-3)
 
 
+def test_error_terms_charge_the_tracking_errors_per_m_s_and_per_rad_s():
+    # Off by default (every shipped recipe's reward is unchanged); weighted, each is its
+    # weight times |command - velocity| (the norm over vx, vy) or |yaw-rate command - gyro z|.
+    ahead = {"vx": (0.5, 0.5), "vy": (0.2, 0.2), "yaw_rate": (0.4, 0.4)}
+    plain = SpotWalkEnv(command_ranges=ahead)
+    assert plain.unwrapped.task.weights["lin_vel_error"] == 0.0
+    env = SpotWalkEnv(command_ranges=ahead,
+                      reward_weights={"lin_vel_error": -2.0, "yaw_rate_error": -1.0})
+    env.reset(seed=0)
+    for _ in range(10):
+        info = env.step(np.zeros(12))[4]
+    task = env.unwrapped.task
+    m = task._measurement()
+    lin = np.linalg.norm(np.array([0.5, 0.2]) - m.base_lin_vel[0, :2])
+    yaw = abs(0.4 - m.state.gyro[0, 2])
+    assert lin > 0.3 and yaw > 0.2
+    terms = info["reward_terms"]
+    assert terms["lin_vel_error"] == pytest.approx(-2.0 * lin * task.dt, rel=1e-6)
+    assert terms["yaw_rate_error"] == pytest.approx(-1.0 * yaw * task.dt, rel=1e-6)
+
+
 def test_actor_sees_only_onboard_measurements_and_critics_get_privileged_state():
     env = SpotWalkEnv()
     obs, _ = env.reset(seed=0)

@@ -66,7 +66,7 @@ def test_randomization_on_draws_the_standard_ranges_whatever_the_model_trained_w
                                         (False, "standard", (0.4, 1.0))):
         config = _env(card, randomize, None, ranges).unwrapped.task.config.randomization
         assert (config.enabled, tuple(config.friction)) == (randomize, friction)
-    with pytest.raises(ConfigError, match="'standard' or 'trained'"):
+    with pytest.raises(ConfigError, match="'standard', 'core' or 'trained'"):
         evaluate(policy, episodes=1, ranges="narrow")
     standard = evaluate(policy, episodes=1)
     assert standard["ranges"] == "standard"
@@ -76,6 +76,25 @@ def test_randomization_on_draws_the_standard_ranges_whatever_the_model_trained_w
     assert main(["eval", str(policy), "--episodes", "1", "--randomization", "trained",
                  "--json", str(out)]) == 0
     assert [r["ranges"] for r in json.loads(out.read_text())["results"]] == ["trained"]
+
+
+def test_core_randomization_keeps_friction_mass_latency_and_pushes_only(policy, tmp_path):
+    # The parts issue 7 names; payload, CoM shift, actuator scaling and sensor noise nominal.
+    from velora_robot.evaluation import _env
+    from velora_robot.runtime import load_policy
+    from velora_robot.simulation.randomization import Randomization
+
+    config = _env(load_policy(policy).card, True, None, "core").unwrapped.task.config
+    r, standard = config.randomization, Randomization()
+    for name in ("friction", "mass_scale", "latency_s", "push_velocity", "push_interval_s"):
+        assert getattr(r, name) == getattr(standard, name), name
+    assert (r.payload_kg, r.com_shift_m, r.obs_noise_scale) == ((0, 0), (0, 0), 0.0)
+    assert r.motor_strength == r.kp_scale == r.kd_scale == (1, 1)
+    out = tmp_path / "core.json"
+    assert main(["eval", str(policy), "--episodes", "1", "--randomization", "core",
+                 "--json", str(out)]) == 0
+    [result] = json.loads(out.read_text())["results"]
+    assert (result["randomization"], result["ranges"]) == (True, "core")
 
 
 def test_eval_is_deterministic_for_a_seed(policy):

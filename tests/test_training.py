@@ -1,6 +1,7 @@
 """Training: learning happens, resume is exact, checkpoints are atomic, recipes and wandb."""
 
 import json
+import math
 import os
 
 import pytest
@@ -281,3 +282,39 @@ def test_the_bound_loss_pulls_ppo_means_back_into_the_action_range():
     algo.update(storage, g)
     after = actor(obs[:1].transpose(0, 1))[0].abs().mean()
     assert before > 2.5 and after < before - 0.5
+
+
+def test_ppo_explores_with_a_held_noise_when_the_recipe_sets_action_std():
+    from velora_robot.rl.policies import MLPActor, MLPCritic
+    from velora_robot.rl.ppo import PPO
+    from velora_robot.rl.storage import RolloutStorage
+
+    torch.manual_seed(0)
+    actor, critic = MLPActor(3, 2, hidden=[16], init_log_std=-0.5), MLPCritic(3, [16])
+    algo = PPO(actor, critic, lr=1e-2, chunk_len=4, minibatches=1, epochs=2, action_std=0.1)
+    storage = RolloutStorage(8, 64, 3, 3, 2, 0)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(8, 64, 3)
+    spread = []
+    for t in range(8):
+        action, logp, mean, _ = algo.act(obs[t], storage.hidden[t], torch.zeros(64, dtype=bool), g)
+        spread.append(action - mean)
+        storage.obs[t], storage.critic_obs[t] = obs[t], obs[t]
+        storage.actions[t], storage.logp[t], storage.mean[t] = action, logp, mean
+        storage.rewards[t] = torch.randn(64)
+    assert torch.cat(spread).std().item() == pytest.approx(0.1, rel=0.1)  # not exp(-0.5)
+    storage.compute_returns(torch.zeros(64), 0.99, 0.95)
+    metrics = algo.update(storage, g)
+    # the learned log_std is left alone; the entropy is the held noise's
+    assert torch.equal(actor.log_std, torch.full((2,), -0.5))
+    held = 2 * (math.log(0.1) + 0.5 * (1 + math.log(2 * math.pi)))
+    assert metrics["entropy"] == pytest.approx(held)
+
+
+def test_a_run_resumes_after_a_setting_it_predates_was_added_with_its_old_default(tmp_path):
+    train(recipe(tmp_path, "run"), progress=False, stop_after=1)
+    path = tmp_path / "run" / CHECKPOINT
+    ckpt = load_checkpoint(path)
+    del ckpt["recipe"]["algorithm"]["action_std"]  # as saved before the field existed
+    save_atomic(ckpt, path)
+    assert train(recipe(tmp_path, "run"), resume=True, progress=False)["updates"] == 3

@@ -159,9 +159,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
         except ValueError:
             raise UserError(f"--command {args.command!r}: comma-separated numbers, e.g. "
                             "0.5,0,0") from None
-    settings = {"on": [True], "off": [False], "both": [True, False],
+    settings = {"on": [True], "off": [False], "both": [True, False], "core": [True],
                 "trained": [True]}[args.randomization]
-    ranges = "trained" if args.randomization == "trained" else "standard"
+    ranges = args.randomization if args.randomization in ("core", "trained") else "standard"
     results, baselines = [], []
     for randomize in settings:
         for model, into in ((args.model, results), (args.baseline, baselines)):
@@ -239,9 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--command", default=None,
                     help="fixed command, e.g. 0.5,0,0 (default: the env's random commands)")
-    ev.add_argument("--randomization", choices=("on", "off", "both", "trained"),
+    ev.add_argument("--randomization", choices=("on", "off", "both", "core", "trained"),
                     default="both", help="on: the standard ranges, whatever the model was "
-                    "trained with; trained: the ranges in its model card")
+                    "trained with; core: friction, mass, latency and pushes only (sensor "
+                    "noise, payload, CoM shift, actuator scaling nominal); trained: the "
+                    "ranges in its model card")
     ev.add_argument("--baseline", type=Path, default=None,
                     help="a second policy (e.g. the MLP) on the same seeds: reports the "
                          "tracking reward ratio and the parameter ratio")

@@ -3,7 +3,9 @@ model card) in the environment it was trained in, over seeded episodes, with and
 domain randomization. Randomization "on" draws the standard ranges (`Randomization()`'s
 defaults: friction 0.4-1.0, mass +-10 %, latency 0-20 ms, sensor noise, pushes, ...)
 whatever ranges the model was trained with, so curriculum stages are measured alike;
-`ranges="trained"` uses the ranges in its model card instead.
+`ranges="core"` keeps only friction, mass, latency and pushes (the parts issue 7 names;
+payload, CoM shift, actuator scaling and sensor noise nominal); `ranges="trained"` uses the
+ranges in its model card instead.
 
 Reported per setting: return, episode length, falls (episodes that ended before the time
 limit), and for locomotion the velocity tracking error (|command - base velocity| in the
@@ -27,6 +29,7 @@ import numpy as np
 
 from velora_robot.config import merge
 from velora_robot.errors import ConfigError
+from velora_robot.simulation.randomization import CORE_NOMINAL
 
 
 def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = "standard"
@@ -38,9 +41,9 @@ def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = 
     env_id = card.training.get("env")
     kwargs = dict(card.training.get("env_kwargs") or {})
     if env_id in ENV_IDS:  # other gymnasium envs have no randomization setting
-        trained = kwargs.get("randomization") or {}
-        kwargs["randomization"] = merge(trained if ranges == "trained" else {},
-                                        {"enabled": randomize})
+        base = {"standard": {}, "core": CORE_NOMINAL,
+                "trained": kwargs.get("randomization") or {}}[ranges]
+        kwargs["randomization"] = merge(base, {"enabled": randomize})
     if command is not None:
         names = list(card.robot["commands"]) if card.robot else []
         if len(command) != len(names):
@@ -57,8 +60,8 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
              command: list[float] | None = None, ranges: str = "standard") -> dict[str, Any]:
     """Metrics of the policy at `path` over `episodes` seeded episodes; `ranges`: the
     randomization's, "standard" or as "trained" (the model card's)."""
-    if ranges not in ("standard", "trained"):
-        raise ConfigError(f"ranges {ranges!r}: 'standard' or 'trained'")
+    if ranges not in ("standard", "core", "trained"):
+        raise ConfigError(f"ranges {ranges!r}: 'standard', 'core' or 'trained'")
     from velora_robot.runtime import load_policy
 
     policy = load_policy(path)
@@ -135,8 +138,9 @@ def compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
 def _setting(result: dict[str, Any]) -> str:
     """on, off, or n/a for envs without randomization."""
     setting = {True: "on", False: "off"}.get(result["randomization"], "n/a")
-    return setting + (" (the model's trained ranges)" if result.get("ranges") == "trained"
-                      else "")
+    return setting + {"trained": " (the model's trained ranges)",
+                      "core": " (core: friction, mass, latency, pushes)"}.get(
+                          result.get("ranges") or "", "")
 
 
 def table(results: list[dict[str, Any]]) -> str:

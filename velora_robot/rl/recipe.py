@@ -79,6 +79,10 @@ class PPOSection(_Section):
     max_grad_norm: float = Field(default=1.0, gt=0)
     desired_kl: float | None = Field(default=0.01, gt=0)
     bound_coef: float = Field(default=0.0, ge=0)
+    # Exploration noise held at this standard deviation instead of learned (a low-noise
+    # fine-tuning stage, so that training acts as the deterministic robot will); None: the
+    # actor's learned log_std.
+    action_std: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _chunks(self) -> PPOSection:

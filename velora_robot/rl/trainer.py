@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from velora_robot.errors import ConfigError
 from velora_robot.rl.agent import Agent
@@ -92,7 +93,8 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     torch.set_num_threads(recipe.threads)
     run_dir = recipe.run_dir
     ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
-    if ckpt is not None and _but_budget(ckpt["recipe"]) != _but_budget(recipe.model_dump()):
+    if ckpt is not None and _but_budget(_with_defaults(ckpt["recipe"])) != _but_budget(
+            recipe.model_dump()):
         raise ConfigError(f"{run_dir / CHECKPOINT} was written by a different recipe; resume "
                           "with the recipe that started the run (only `budget` may change: "
                           "a larger one extends the run), or change `name`")
@@ -221,6 +223,16 @@ def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, i
     return {"checkpoint": str(path), "recipe": start["recipe"]["name"],
             "env_steps": start["env_steps"] + before["env_steps"],
             "wall_s": start["wall_s"] + before["wall_s"]}
+
+
+def _with_defaults(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's recipe with every field it predates at its default, as this version
+    reads it (a setting added later, defaulting to the old behaviour, keeps a run
+    resumable); as saved where it no longer parses."""
+    try:
+        return Recipe.model_validate(recipe).model_dump()
+    except ValidationError:
+        return recipe
 
 
 def _but_budget(recipe: dict[str, Any]) -> dict[str, Any]:

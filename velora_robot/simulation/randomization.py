@@ -18,6 +18,13 @@ Range = tuple[float, float]
 # Uniform noise half-widths at obs_noise_scale 1 (MuJoCo Playground's Go1 values).
 NOISE = {"q": 0.03, "dq": 1.5, "gyro": 0.2, "gravity": 0.05}
 
+# The parts of the randomization issue 7 names for Spot's walking test (friction 0.4-1.0,
+# mass +-10 %, latency 0-20 ms, pushes): the standard ranges with payload, CoM shift,
+# actuator scaling and sensor noise held nominal (`velora-robot eval --randomization core`).
+CORE_NOMINAL = {"payload_kg": (0.0, 0.0), "com_shift_m": (0.0, 0.0),
+                "motor_strength": (1.0, 1.0), "kp_scale": (1.0, 1.0), "kd_scale": (1.0, 1.0),
+                "obs_noise_scale": 0.0}
+
 
 def noise_widths(n_joints: int, scale: float) -> np.ndarray:
     """Half-widths for one draw of sensor noise laid out as [q, dq, gyro, gravity]."""
