@@ -161,7 +161,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
                             "0.5,0,0") from None
     settings = {"on": [True], "off": [False], "both": [True, False], "core": [True],
                 "trained": [True]}[args.randomization]
-    ranges = args.randomization if args.randomization in ("core", "trained") else "standard"
+    ranges = args.randomization if args.randomization in evaluation.RANGES else "standard"
     results, baselines = [], []
     for randomize in settings:
         for model, into in ((args.model, results), (args.baseline, baselines)):

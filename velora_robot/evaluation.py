@@ -31,6 +31,10 @@ from velora_robot.config import merge
 from velora_robot.errors import ConfigError
 from velora_robot.simulation.randomization import CORE_NOMINAL
 
+# The randomization ranges an evaluation may draw, with how a result's table line names them.
+RANGES = {"standard": "", "core": " (core: friction, mass, latency, pushes)",
+          "trained": " (the model's trained ranges)"}
+
 
 def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = "standard"
          ) -> Any:
@@ -59,9 +63,10 @@ def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = 
 def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: bool = True,
              command: list[float] | None = None, ranges: str = "standard") -> dict[str, Any]:
     """Metrics of the policy at `path` over `episodes` seeded episodes; `ranges`: the
-    randomization's, "standard" or as "trained" (the model card's)."""
-    if ranges not in ("standard", "core", "trained"):
-        raise ConfigError(f"ranges {ranges!r}: 'standard', 'core' or 'trained'")
+    randomization's, one of `RANGES` (see the module docstring)."""
+    if ranges not in RANGES:
+        *first, last = RANGES
+        raise ConfigError(f"ranges {ranges!r}: {', '.join(map(repr, first))} or {last!r}")
     from velora_robot.runtime import load_policy
 
     policy = load_policy(path)
@@ -138,9 +143,7 @@ def compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
 def _setting(result: dict[str, Any]) -> str:
     """on, off, or n/a for envs without randomization."""
     setting = {True: "on", False: "off"}.get(result["randomization"], "n/a")
-    return setting + {"trained": " (the model's trained ranges)",
-                      "core": " (core: friction, mass, latency, pushes)"}.get(
-                          result.get("ranges") or "", "")
+    return setting + RANGES.get(result.get("ranges") or "standard", "")
 
 
 def table(results: list[dict[str, Any]]) -> str:

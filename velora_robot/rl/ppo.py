@@ -40,12 +40,11 @@ class PPO:
         self.max_grad_norm, self.desired_kl, self.lr_bounds = max_grad_norm, desired_kl, lr_bounds
         self.optimizer = torch.optim.Adam([*actor.parameters(), *critic.parameters()], lr=lr)
         # Exploration noise held at `action_std` (the actor's learned log_std then goes
-        # unused): a policy trained with wide noise learns to push through it, and without
-        # it, as deployed, overshoots (a Spot controller with leg odometry walked 0.56 m/s when
-        # asked for 0.5, 0.40 with its training noise); a low-noise stage makes training act
-        # as the robot will.
+        # unused): a policy trained with wide noise learns to push through it and, run
+        # without it as on the robot, overshoots; a low-noise stage makes training act as
+        # the robot will.
         self.fixed_log_std = (None if action_std is None else
-                              torch.full_like(actor.log_std, math.log(action_std)).detach())
+                              torch.full_like(actor.log_std, math.log(action_std)))
 
     def _log_std(self) -> Tensor:
         """The exploration noise's log standard deviation: learned, or held fixed."""

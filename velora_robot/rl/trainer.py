@@ -214,9 +214,10 @@ def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, i
     if given != dims:
         raise ConfigError(f"{where}: {path} has (obs, action, privileged) sizes {given}, "
                           f"this env {dims}")
-    if start["recipe"]["policy"] != recipe.policy.model_dump():
+    trained_policy = _with_defaults(start["recipe"])["policy"]
+    if trained_policy != recipe.policy.model_dump():
         raise ConfigError(f"{where}: {path} was trained with policy "
-                          f"{start['recipe']['policy']}, this recipe asks for "
+                          f"{trained_policy}, this recipe asks for "
                           f"{recipe.policy.model_dump()}")
     agent.load_state_dict(start["agent"])
     before = start.get("init") or {"env_steps": 0, "wall_s": 0.0}
