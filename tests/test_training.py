@@ -96,6 +96,37 @@ def test_a_stage_starts_from_an_earlier_runs_networks_and_counts_its_training(tm
     assert load_checkpoint(third.run_dir / CHECKPOINT)["init"]["env_steps"] == 4 * 4 * 32
 
 
+def test_a_stages_learning_curve_continues_the_earlier_stages(tmp_path):
+    from velora_robot.export.exporter import export, history
+
+    first = recipe(tmp_path, "stage1")
+    train(first, progress=False)  # 3 updates of 128 steps
+    path = first.run_dir / CHECKPOINT
+    kept = first.run_dir / "at_stage2.pt"  # the checkpoint the stage starts from, kept
+    kept.write_bytes(path.read_bytes())
+    second = recipe(tmp_path, "stage2", init_from=str(path), budget={"env_steps": 2 * 4 * 32})
+    train(second, progress=False)
+    # the first run goes on after the stage began: its later rows are not the stage's past
+    train(recipe(tmp_path, "stage1", budget={"env_steps": 5 * 4 * 32}), resume=True,
+          progress=False)
+    ckpt = load_checkpoint(second.run_dir / CHECKPOINT)
+    ckpt["init"]["checkpoint"] = str(kept)
+    rows, stages = history(ckpt, second.run_dir / CHECKPOINT)
+    assert [r["env_steps"] for r in rows] == [128, 256, 384, 512, 640]
+    assert [r["update"] for r in rows] == [1, 2, 3, 1, 2]
+    assert stages == [(0, "stage1"), (384, "stage2")]
+    ckpt["init"]["checkpoint"] = str(path)  # the live checkpoint, 2 updates further on
+    assert [r["env_steps"] for r in history(ckpt, second.run_dir / CHECKPOINT)[0]] == [
+        128, 256, 384, 512, 640]
+    # an earlier stage whose files are gone leaves a gap, not an error
+    ckpt["init"]["checkpoint"] = str(tmp_path / "gone.pt")
+    rows, stages = history(ckpt, second.run_dir / CHECKPOINT)
+    assert [r["env_steps"] for r in rows] == [512, 640]
+    assert stages == [(384, "stage2")]
+    curve = export(second.run_dir / CHECKPOINT, "onnx", tmp_path / "s2.onnx")["curve"]
+    assert curve.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_stage_refuses_a_missing_or_mismatched_checkpoint(tmp_path):
     train(recipe(tmp_path, "stage1"), progress=False, stop_after=1)
     path = str(tmp_path / "stage1" / CHECKPOINT)

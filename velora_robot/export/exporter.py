@@ -72,14 +72,39 @@ def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"]
     card.write_text(json.dumps(model_card(recipe, ckpt, agent, policy, fmt, path, checkpoint),
                                indent=2))
     written = {"policy": path, "card": card}
-    metrics = checkpoint.parent / "metrics.jsonl"
-    if metrics.is_file():
-        from velora_robot.rl.run_log import plot_curve, read_metrics
+    if (checkpoint.parent / "metrics.jsonl").is_file():
+        from velora_robot.rl.run_log import plot_curve
 
-        rows = read_metrics(metrics, until_update=ckpt["update"])
-        title = f"{recipe.name}: {ckpt['env_steps']:,} steps, {ckpt['wall_s'] / 60:.0f} min"
-        written["curve"] = plot_curve(rows, path.with_name(f"{path.stem}_curve.png"), title)
+        rows, stages = history(ckpt, checkpoint)
+        init = ckpt.get("init") or {"env_steps": 0, "wall_s": 0.0}
+        steps, wall = init["env_steps"] + ckpt["env_steps"], init["wall_s"] + ckpt["wall_s"]
+        title = f"{recipe.name}: {steps:,} steps, {wall / 60:.0f} min"
+        written["curve"] = plot_curve(rows, path.with_name(f"{path.stem}_curve.png"), title,
+                                      stages=stages)
     return written
+
+
+def history(ckpt: dict[str, Any], checkpoint: Path
+            ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """The metrics rows of a run up to `checkpoint`, after those of the curriculum stages it
+    started from (`init_from`, followed back while their checkpoints and metrics are still
+    on disk), with env_steps counted from the first stage's start; and where each stage
+    began (env steps, recipe name). A stage whose files are gone leaves a gap."""
+    from velora_robot.rl.run_log import read_metrics
+
+    metrics = checkpoint.parent / "metrics.jsonl"
+    rows = read_metrics(metrics, until_update=ckpt["update"]) if metrics.is_file() else []
+    init, name = ckpt.get("init"), ckpt["recipe"]["name"]
+    if not init:
+        return rows, [(0, name)]
+    offset, earlier, stages = init["env_steps"], [], []
+    parent = Path(init["checkpoint"])
+    if parent.is_file():
+        earlier, stages = history(load_checkpoint(parent), parent)
+        # The earlier run may have gone on after this stage started from it.
+        earlier = [r for r in earlier if r["env_steps"] <= offset]
+    shifted = [{**r, "env_steps": r["env_steps"] + offset} for r in rows]
+    return earlier + shifted, [*stages, (offset, name)]
 
 
 def _export_kernel(agent: Agent, path: Path) -> None:

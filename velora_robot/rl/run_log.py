@@ -4,6 +4,7 @@ asked (it honours WANDB_MODE=offline)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,10 @@ def read_metrics(path: Path, *, until_update: int | None = None) -> list[dict[st
     return [r for r in rows if until_update is None or r["update"] <= until_update]
 
 
-def plot_curve(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
-    """Mean episode return against environment steps, to PNG."""
+def plot_curve(rows: list[dict[str, Any]], path: Path, title: str, *,
+               stages: Sequence[tuple[int, str]] = ()) -> Path:
+    """Mean episode return against environment steps, to PNG; `stages` (env steps, name)
+    marks where each curriculum stage began."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,6 +77,11 @@ def plot_curve(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     rows = [r for r in rows if r.get("return_mean") is not None]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([r["env_steps"] for r in rows], [r["return_mean"] for r in rows])
+    if len(stages) > 1:
+        for start, name in stages:
+            ax.axvline(start, color="grey", linestyle="--", linewidth=0.8)
+            ax.annotate(name, (start, 1), xycoords=("data", "axes fraction"), rotation=90,
+                        va="top", ha="right", fontsize=7, color="grey")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("mean episode return (last 100)")
     ax.set_title(title)
