@@ -98,6 +98,7 @@ def test_a_stage_starts_from_an_earlier_runs_networks_and_counts_its_training(tm
 
 def test_a_stages_learning_curve_continues_the_earlier_stages(tmp_path):
     from velora_robot.export.exporter import export, history
+    from velora_robot.runtime import load_card
 
     first = recipe(tmp_path, "stage1")
     train(first, progress=False)  # 3 updates of 128 steps
@@ -123,8 +124,11 @@ def test_a_stages_learning_curve_continues_the_earlier_stages(tmp_path):
     rows, stages = history(ckpt, second.run_dir / CHECKPOINT)
     assert [r["env_steps"] for r in rows] == [512, 640]
     assert stages == [(384, "stage2")]
-    curve = export(second.run_dir / CHECKPOINT, "onnx", tmp_path / "s2.onnx")["curve"]
-    assert curve.read_bytes()[:4] == b"\x89PNG"
+    written = export(second.run_dir / CHECKPOINT, "onnx", tmp_path / "s2.onnx")
+    assert written["curve"].read_bytes()[:4] == b"\x89PNG"
+    # the card counts the whole curriculum's training (as the demo and eval report it)
+    steps, wall = load_card(written["card"]).trained()
+    assert steps == 640 and wall == pytest.approx(ckpt["wall_s"] + ckpt["init"]["wall_s"])
 
 
 def test_a_stage_refuses_a_missing_or_mismatched_checkpoint(tmp_path):

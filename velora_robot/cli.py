@@ -69,10 +69,11 @@ def _describe_controller(path: Path) -> None:
     net = card.network
     if "wiring" in net:
         print(NCPWiring.from_dict(net["wiring"]).describe())
+    steps, wall = card.trained()
+    stages = " (with the stages before it)" if card.training.get("init_from") else ""
     print(f"{card.name}: {net.get('neurons')} neurons, {net.get('synapses')} + "
           f"{net.get('sensory_synapses')} synapses, {net['trainable_parameters']} trainable "
-          f"parameters; trained {card.training['env_steps']:,} env steps in "
-          f"{card.training['wall_s'] / 3600:.2f} h\n")
+          f"parameters; trained {steps:,} env steps in {wall / 3600:.2f} h{stages}\n")
 
 
 def _record_policy(path: Path, env_id: str, gif: Path, command: list[float]) -> None:

@@ -118,7 +118,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
             "ranges": ranges if randomize and task is not None else None,
             "command": command,
             "trainable_parameters": policy.card.network.get("trainable_parameters"),
-            "env_steps": policy.card.training.get("env_steps"), **summary}
+            "env_steps": policy.card.trained()[0], **summary}
 
 
 def compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:

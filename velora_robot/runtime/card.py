@@ -30,6 +30,15 @@ class ModelCard(BaseModel):
     network: dict[str, Any]
     training: dict[str, Any]
 
+    def trained(self) -> tuple[int | None, float | None]:
+        """Env steps and wall-clock seconds of all its training: a curriculum stage's own
+        plus those of the stages before it (`training.init_from`); None where the card
+        does not say."""
+        earlier = self.training.get("init_from") or {}
+        steps, wall = self.training.get("env_steps"), self.training.get("wall_s")
+        return (None if steps is None else steps + earlier.get("env_steps", 0),
+                None if wall is None else wall + earlier.get("wall_s", 0.0))
+
 
 def card_path(policy: str | Path) -> Path:
     """Where a policy file's card lives: beside it, `<policy file>.json`."""
