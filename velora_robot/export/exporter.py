@@ -16,7 +16,7 @@ from velora_robot.errors import ConfigError
 from velora_robot.export.deploy import DeployPolicy
 from velora_robot.rl.agent import Agent
 from velora_robot.rl.recipe import PPOSection, Recipe
-from velora_robot.rl.trainer import episode_means, load_checkpoint
+from velora_robot.rl.trainer import episode_means, load_checkpoint, trained_so_far
 from velora_robot.runtime.card import card_path
 
 CARD_FORMAT = "velora-model-card/1"
@@ -76,8 +76,7 @@ def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"]
         from velora_robot.rl.run_log import plot_curve
 
         rows, stages = history(ckpt, checkpoint)
-        init = ckpt.get("init") or {"env_steps": 0, "wall_s": 0.0}
-        steps, wall = init["env_steps"] + ckpt["env_steps"], init["wall_s"] + ckpt["wall_s"]
+        steps, wall = trained_so_far(ckpt)
         title = f"{recipe.name}: {steps:,} steps, {wall / 60:.0f} min"
         written["curve"] = plot_curve(rows, path.with_name(f"{path.stem}_curve.png"), title,
                                       stages=stages)

@@ -220,10 +220,16 @@ def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, i
                           f"{trained_policy}, this recipe asks for "
                           f"{recipe.policy.model_dump()}")
     agent.load_state_dict(start["agent"])
-    before = start.get("init") or {"env_steps": 0, "wall_s": 0.0}
-    return {"checkpoint": str(path), "recipe": start["recipe"]["name"],
-            "env_steps": start["env_steps"] + before["env_steps"],
-            "wall_s": start["wall_s"] + before["wall_s"]}
+    steps, wall = trained_so_far(start)
+    return {"checkpoint": str(path), "recipe": start["recipe"]["name"], "env_steps": steps,
+            "wall_s": wall}
+
+
+def trained_so_far(ckpt: dict[str, Any]) -> tuple[int, float]:
+    """A checkpoint's env steps and wall-clock seconds, the stages it started from
+    (`init_from`) included. (A model card's `trained()` reads the same from the card.)"""
+    before = ckpt.get("init") or {"env_steps": 0, "wall_s": 0.0}
+    return ckpt["env_steps"] + before["env_steps"], ckpt["wall_s"] + before["wall_s"]
 
 
 def _with_defaults(recipe: dict[str, Any]) -> dict[str, Any]:
