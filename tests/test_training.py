@@ -69,6 +69,23 @@ def test_resume_refuses_a_different_recipe(tmp_path):
         train(recipe(tmp_path, "other"), resume=True, progress=False)
 
 
+def test_a_checkpoint_from_an_env_with_another_observation_is_refused_by_name(tmp_path):
+    # as when the env's observation changed since the run: a clear error, not torch's
+    # size-mismatch traceback, and the checkpoint left as it was
+    train(recipe(tmp_path, "run"), progress=False, stop_after=1)
+    path = tmp_path / "run" / CHECKPOINT
+    ckpt = load_checkpoint(path)
+    ckpt["obs_dim"] += 3
+    save_atomic(ckpt, path)
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match=r"'run': --resume: .*checkpoint.pt has \(obs, "
+                                          r"action, privileged\) sizes"):
+        train(recipe(tmp_path, "run"), resume=True, progress=False)
+    with pytest.raises(ConfigError, match=r"'init_from': .*sizes"):
+        train(recipe(tmp_path, "stage", init_from=str(path)), progress=False)
+    assert path.read_bytes() == before
+
+
 def test_resume_with_a_larger_budget_extends_the_run(tmp_path):
     train(recipe(tmp_path, "run"), progress=False)
     summary = train(recipe(tmp_path, "run", budget={"env_steps": 4 * 4 * 32}), resume=True,

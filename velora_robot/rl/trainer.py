@@ -125,6 +125,8 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     update, env_steps, wall = 0, 0, 0.0
     wandb_id = init = None
     if ckpt is not None:
+        _check_sizes(ckpt, (obs_dim, act_dim, priv_dim), run_dir / CHECKPOINT,
+                     f"recipe {recipe.name!r}: --resume")
         init = ckpt.get("init")
         agent.load_state_dict(ckpt["agent"])
         algo.load_state_dict(ckpt["algo"])
@@ -210,10 +212,7 @@ def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, i
     if not path.is_file():
         raise ConfigError(f"{where}: no checkpoint at {path}")
     start = load_checkpoint(path)
-    given = (start["obs_dim"], start["act_dim"], start["priv_dim"])
-    if given != dims:
-        raise ConfigError(f"{where}: {path} has (obs, action, privileged) sizes {given}, "
-                          f"this env {dims}")
+    _check_sizes(start, dims, path, where)
     trained_policy = _with_defaults(start["recipe"])["policy"]
     if trained_policy != recipe.policy.model_dump():
         raise ConfigError(f"{where}: {path} was trained with policy "
@@ -223,6 +222,17 @@ def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, i
     steps, wall = trained_so_far(start)
     return {"checkpoint": str(path), "recipe": start["recipe"]["name"], "env_steps": steps,
             "wall_s": wall}
+
+
+def _check_sizes(ckpt: dict[str, Any], dims: tuple[int, int, int], path: Path,
+                 where: str) -> None:
+    """A checkpoint's networks fit this env only if its observation, action and
+    privileged sizes are this env's (an env whose observation changed since cannot load
+    it)."""
+    given = (ckpt["obs_dim"], ckpt["act_dim"], ckpt["priv_dim"])
+    if given != dims:
+        raise ConfigError(f"{where}: {path} has (obs, action, privileged) sizes {given}, "
+                          f"this env {dims}")
 
 
 def trained_so_far(ckpt: dict[str, Any]) -> tuple[int, float]:
