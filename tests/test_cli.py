@@ -13,6 +13,21 @@ def test_unknown_benchmark_is_a_clear_error(capsys):
     assert "unknown benchmark 'nope'" in err and "ltc" in err and "Traceback" not in err
 
 
+def test_export_of_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("# not a checkpoint")
+    other = tmp_path / "other.pt"
+    import torch
+
+    torch.save({"weights": torch.zeros(2)}, other)
+    for path, why in ((text, "UnpicklingError"), (other, "no recipe, update"),
+                      (tmp_path / "none.pt", "no checkpoint at")):
+        assert main(["export", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("velora-robot export: error: ") and why in err, err
+        assert "Traceback" not in err
+
+
 def test_bench_ltc_reports_every_case_against_ncps(tmp_path):
     out = tmp_path / "ltc.json"
     run = subprocess.run([sys.executable, "-m", "velora_robot.cli", "bench", "ltc", "--quick",

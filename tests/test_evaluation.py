@@ -107,7 +107,14 @@ def test_a_fixed_command_must_fit_the_robot(policy, capsys):
     with pytest.raises(ConfigError, match="takes 2"):
         evaluate(policy, episodes=1, command=[0.5, 0.0, 0.0])
     assert main(["eval", str(policy), "--command", "fast"]) == 2
-    assert "comma-separated numbers" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # the line names the subcommand (eval's --command option once took its place)
+    assert err.startswith("velora-robot eval: error: --command 'fast': comma-separated")
+
+
+def test_zero_episodes_is_a_clear_error(policy, capsys):
+    assert main(["eval", str(policy), "--episodes", "0"]) == 2
+    assert "velora-robot eval: error: episodes 0: at least 1" in capsys.readouterr().err
 
 
 def test_spot_locomotion_metrics_are_reported(tmp_path):

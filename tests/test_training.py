@@ -167,7 +167,7 @@ def test_checkpoints_are_written_atomically(tmp_path):
 
     with pytest.raises(RuntimeError, match="disk full"):
         save_atomic({"step": 2, "bad": Unpicklable()}, path)
-    assert load_checkpoint(path) == {"step": 1}
+    assert torch.load(path) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 

@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="velora-robot",
         description="Liquid neural controllers for robots: train in MuJoCo, run on the robot.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="verb", required=True)
     demo = sub.add_parser("demo", help="run the main demo")
     demo.add_argument("--out", default="out/demo", help="folder for the demo's files")
     demo.add_argument("--seconds", type=float, default=20.0, help="how long the robot runs")
@@ -287,10 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (UserError, ValueError, HardwareError) as exc:
-        print(f"velora-robot {args.command}: error: {exc}", file=sys.stderr)
+        print(f"velora-robot {args.verb}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"velora-robot {args.command}: interrupted", file=sys.stderr)
+        print(f"velora-robot {args.verb}: interrupted", file=sys.stderr)
         return 130
     return 0
 

@@ -64,6 +64,8 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
              command: list[float] | None = None, ranges: str = "standard") -> dict[str, Any]:
     """Metrics of the policy at `path` over `episodes` seeded episodes; `ranges`: the
     randomization's, one of `RANGES` (see the module docstring)."""
+    if episodes < 1:
+        raise ConfigError(f"episodes {episodes}: at least 1")
     if ranges not in RANGES:
         *first, last = RANGES
         raise ConfigError(f"ranges {ranges!r}: {', '.join(map(repr, first))} or {last!r}")

@@ -38,6 +38,11 @@ from velora_robot.rl.vec_env import make_vec_env
 CHECKPOINT = "checkpoint.pt"
 
 
+# What every checkpoint holds (export, resume and init_from read them).
+_CHECKPOINT_KEYS = ("recipe", "update", "env_steps", "wall_s", "agent", "obs_dim", "act_dim",
+                    "priv_dim")
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """torch.save to a temporary file in the same folder, then rename: a reader (or a
     crash) never sees a half-written checkpoint."""
@@ -57,8 +62,17 @@ def save_atomic(obj: Any, path: Path) -> None:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint written by `train` (our own file: full unpickling is intended)."""
     if not path.is_file():
-        raise ConfigError(f"no checkpoint at {path}: nothing to resume")
-    return torch.load(path, map_location="cpu", weights_only=False)
+        raise ConfigError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # not a torch file, truncated, or pickled by something else
+        raise ConfigError(f"{path}: not a checkpoint written by `velora-robot train` "
+                          f"({type(exc).__name__}: {exc})") from None
+    missing = [key for key in _CHECKPOINT_KEYS if not isinstance(ckpt, dict) or key not in ckpt]
+    if missing:
+        raise ConfigError(f"{path}: not a checkpoint written by `velora-robot train` "
+                          f"(no {', '.join(missing)})")
+    return ckpt
 
 
 class _Progress:
@@ -92,6 +106,10 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     ends the run there (benchmarks use it to stop once a task is solved)."""
     torch.set_num_threads(recipe.threads)
     run_dir = recipe.run_dir
+    if resume and not (run_dir / CHECKPOINT).is_file():
+        raise ConfigError(f"recipe {recipe.name!r}: --resume: no checkpoint at "
+                          f"{run_dir / CHECKPOINT}: nothing to resume (train without --resume "
+                          "to start the run)")
     ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
     if ckpt is not None and _but_budget(_with_defaults(ckpt["recipe"])) != _but_budget(
             recipe.model_dump()):
