@@ -2,6 +2,7 @@
 randomization, over seeded episodes."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,20 @@ def test_baseline_comparison_reports_tracking_reward_and_parameter_ratios(policy
     assert compare(same, same)["tracking_reward_ratio"] == 1.0
     with pytest.raises(ConfigError, match="randomization differs"):
         compare(same, evaluate(policy, episodes=1, randomize=True))
+
+
+def test_a_baseline_of_another_env_is_refused_before_any_episode_runs(policy, tmp_path,
+                                                                      capsys):
+    other = tmp_path / "other.onnx"
+    other.write_bytes(policy.read_bytes())
+    card = json.loads(Path(str(policy) + ".json").read_text())
+    card["training"]["env"] = "velora_robot/SpotWalk-v0"
+    Path(str(other) + ".json").write_text(json.dumps(card))
+    assert main(["eval", str(policy), "--baseline", str(other), "--episodes", "2"]) == 2
+    captured = capsys.readouterr()
+    assert f"velora-robot eval: error: --baseline {other}: trained on " \
+           "'velora_robot/SpotWalk-v0'" in captured.err
+    assert captured.out == ""  # refused before the first episode, not after them all
 
 
 def test_randomization_on_draws_the_standard_ranges_whatever_the_model_trained_with(policy,

@@ -90,6 +90,13 @@ def test_an_absent_device_falls_back_to_the_simulated_robot_loudly(policy, tmp_p
     assert "!!! serial device" in captured.err and "WARNING" in captured.out
 
 
+def test_a_duration_that_is_not_positive_is_refused_before_anything_runs(policy, tmp_path):
+    path = write_launch(tmp_path, policy)
+    for seconds in (0.0, -1.0):  # 0 once meant "the launch file's duration"
+        with pytest.raises(ConfigError, match=f"duration {seconds} s: must be more than 0"):
+            deploy(path, duration_s=seconds)
+
+
 def test_an_absent_device_without_fallback_stops_with_the_reason(policy, tmp_path):
     hardware = {"backend": "serial", "port": str(tmp_path / "ttyNOPE")}
     with pytest.raises(HardwareError, match=r"ttyNOPE is not present.*fallback: sim"):

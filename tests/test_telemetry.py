@@ -71,3 +71,14 @@ def test_plot_writes_a_png(tmp_path):
     loop.run(cycles=30)
     png = telemetry.plot(tmp_path / "run.telemetry")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_file_that_is_not_telemetry_is_named_in_a_clear_error(tmp_path, capsys):
+    from velora_robot.cli import main
+
+    for name, content in (("notes.md", b"# notes\n"), ("blob.bin", b"\xff\xfe\x00"),
+                          ("other.json", b'{"format": "csv"}\n')):
+        (tmp_path / name).write_bytes(content)
+        assert main(["plot", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"velora-robot plot: error: {tmp_path / name}: not a velora telemetry" in err

@@ -153,6 +153,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     for model in (args.model, args.baseline):
         if model is not None and not model.is_file():
             raise UserError(f"no policy file at {model}")
+    if args.baseline is not None:  # before any episode runs, not after them all
+        from velora_robot.runtime.card import card_path, load_card
+
+        envs = [load_card(card_path(m)).training.get("env") for m in (args.model, args.baseline)]
+        if envs[0] != envs[1]:
+            raise UserError(f"--baseline {args.baseline}: trained on {envs[1]!r}, {args.model} "
+                            f"on {envs[0]!r}; compare policies of the same env")
     command = None
     if args.command is not None:
         try:

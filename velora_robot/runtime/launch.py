@@ -214,6 +214,8 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
            out: Any = None) -> dict[str, Any]:
     """Run a launch file to its duration, a quit key or a signal; returns the summary."""
     out = out or sys.stdout
+    if duration_s is not None and not duration_s > 0:
+        raise ConfigError(f"duration {duration_s} s: must be more than 0")
     launch = load_launch(path)
     where = str(path)
     spec = get_spec(launch.robot)
@@ -257,7 +259,8 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
     start_status = hw.status()
     started = time.monotonic()
     try:
-        stats = loop.run(seconds=duration_s or launch.loop.duration_s, on_cycle=on_cycle)
+        seconds = duration_s if duration_s is not None else launch.loop.duration_s
+        stats = loop.run(seconds=seconds, on_cycle=on_cycle)
     finally:
         if line is not None:
             line.end()

@@ -77,9 +77,13 @@ def read(path: str | Path) -> tuple[dict[str, Any], np.ndarray]:
     """The header and the complete records (records, columns) of a telemetry file."""
     raw = Path(path).read_bytes()
     end = raw.find(b"\n")
-    header = json.loads(raw[:end])
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a velora telemetry file")
+    try:
+        header = json.loads(raw[:end]) if end >= 0 else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a velora telemetry file (its first line is not a "
+                         f"{FORMAT!r} header)")
     width = len(header["columns"]) * 8
     body = raw[end + 1:]
     complete = len(body) // width * width  # a record torn by a crash is dropped
