@@ -225,6 +225,7 @@ def test_hil_against_a_board_that_is_absent_fails_clearly(tmp_path, capsys):
     assert main(["hil", "--port", str(tmp_path / "ttyUSB9"), "--report",
                  str(tmp_path / "r.json")]) == 2
     assert "cannot open" in json.loads((tmp_path / "r.json").read_text())["steps"][0]["detail"]
+    assert "[FAIL] error: serial bridge: cannot open" in capsys.readouterr().out
 
 
 def test_a_launch_file_runs_the_one_joint_rig_through_the_serial_path(tmp_path):

@@ -144,7 +144,8 @@ def table(report: Report) -> str:
     lines = [f"HIL check of {report.port} ({report.robot}, {report.baud} baud): "
              f"{'PASS' if report.passed else 'FAIL'}"]
     for s in report.steps:
-        details = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+        details = ", ".join(str(v) if k == "detail" else f"{k} {v:.4g}"
+                            if isinstance(v, float) else f"{k} {v}"
                             for k, v in s.items() if k not in ("step", "passed"))
         lines.append(f"  [{'ok' if s['passed'] else 'FAIL'}] {s['step']}: {details}")
     return "\n".join(lines)
