@@ -1,0 +1,52 @@
+"""The controllers shipped in models/: each loads with its card, fits its robot and its
+training env, and its eval JSON and curve are the ones of that file."""
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import velora_robot.envs  # noqa: F401  (registers the ids)
+from velora_robot.robots import get_spec
+from velora_robot.runtime import load_policy
+from velora_robot.runtime.card import card_path, check_card, load_card
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+SHIPPED = sorted(MODELS.glob("*.onnx"))
+
+
+def test_the_three_controllers_are_shipped():
+    assert {p.stem for p in SHIPPED} >= {"spot_walk", "humanoid_walk", "joint_track"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_a_shipped_controller_fits_its_robot_env_and_records(path):
+    card = load_card(card_path(path))
+    check_card(card, get_spec(card.robot["name"]), where=str(path))
+    env = gym.make(card.training["env"], **card.training.get("env_kwargs", {}))
+    obs, _ = env.reset(seed=0)
+    assert obs.shape[0] == card.io["inputs"]["obs"][1]
+    assert env.action_space.shape[0] == card.io["outputs"]["action"][1]
+
+    policy = load_policy(path)
+    policy.reset()
+    for _ in range(3):  # a few closed-loop steps: finite actions in the env's range
+        action = policy(obs)
+        assert np.all(np.isfinite(action)) and np.all(np.abs(action) <= 1.0 + 1e-6)
+        obs, *_ = env.step(action)
+    env.close()
+
+    network = card.network
+    if path.stem != "joint_track":  # the walkers: issue 7's budget
+        assert network["neurons"] <= 100 and network["trainable_parameters"] <= 10_000
+    steps, _ = card.trained()
+    results = json.loads((MODELS / f"{path.stem}_eval.json").read_text())["results"]
+    assert results
+    for row in results:  # the figures are this file's, at this file's training
+        assert Path(row["model"]).name == path.name
+        assert row["env"] == card.training["env"]
+        assert row["trainable_parameters"] == network["trainable_parameters"]
+        assert row["env_steps"] == steps
+    assert (MODELS / f"{path.stem}_curve.png").read_bytes()[:4] == b"\x89PNG"
