@@ -134,10 +134,19 @@ def _export_liquid_onnx(agent: Agent, path: Path) -> None:
 
 
 def _export_onnx(policy: DeployPolicy, example: tuple[torch.Tensor, ...], path: Path) -> None:
+    import logging
+    import warnings
+
     import onnx
 
-    torch.onnx.export(policy, example, str(path), input_names=list(INPUTS),
-                      output_names=list(OUTPUTS), dynamo=True, external_data=False)
+    # Quiet: without these the exporter prints its progress, a line for each torchvision
+    # op it cannot find (torchvision is not a dependency) and a torch-internal deprecation.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(policy, example, str(path), input_names=list(INPUTS),
+                          output_names=list(OUTPUTS), dynamo=True, external_data=False,
+                          verbose=False)
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
