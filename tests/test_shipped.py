@@ -4,11 +4,10 @@ training env, and its eval JSON and curve are the ones of that file."""
 import json
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
-import velora_robot.envs  # noqa: F401  (registers the ids)
+from velora_robot.evaluation import _env
 from velora_robot.robots import get_spec
 from velora_robot.runtime import load_policy
 from velora_robot.runtime.card import card_path, check_card, load_card
@@ -26,7 +25,7 @@ def test_the_three_controllers_are_shipped():
 def test_a_shipped_controller_fits_its_robot_env_and_records(path):
     card = load_card(card_path(path))
     check_card(card, get_spec(card.robot["name"]), where=str(path))
-    env = gym.make(card.training["env"], **card.training.get("env_kwargs", {}))
+    env = _env(card, randomize=False, command=None)  # as `velora-robot eval` makes it
     obs, _ = env.reset(seed=0)
     assert obs.shape[0] == card.io["inputs"]["obs"][1]
     assert env.action_space.shape[0] == card.io["outputs"]["action"][1]

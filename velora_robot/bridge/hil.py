@@ -140,12 +140,17 @@ def write(report: Report, path: str | Path) -> Path:
     return path
 
 
+def _field(key: str, value: Any) -> str:
+    """One recorded value as the table shows it (a failure's text as itself)."""
+    if key == "detail":
+        return str(value)
+    return f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+
+
 def table(report: Report) -> str:
     lines = [f"HIL check of {report.port} ({report.robot}, {report.baud} baud): "
              f"{'PASS' if report.passed else 'FAIL'}"]
     for s in report.steps:
-        details = ", ".join(str(v) if k == "detail" else f"{k} {v:.4g}"
-                            if isinstance(v, float) else f"{k} {v}"
-                            for k, v in s.items() if k not in ("step", "passed"))
+        details = ", ".join(_field(k, v) for k, v in s.items() if k not in ("step", "passed"))
         lines.append(f"  [{'ok' if s['passed'] else 'FAIL'}] {s['step']}: {details}")
     return "\n".join(lines)

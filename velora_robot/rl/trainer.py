@@ -59,18 +59,20 @@ def save_atomic(obj: Any, path: Path) -> None:
         raise
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by `train` (our own file: full unpickling is intended)."""
+def load_checkpoint(path: Path, where: str | None = None) -> dict[str, Any]:
+    """A checkpoint written by `train` (our own file: full unpickling is intended);
+    `where` (e.g. the recipe field naming it) starts each error."""
+    at = f"{where}: " if where else ""
     if not path.is_file():
-        raise ConfigError(f"no checkpoint at {path}")
+        raise ConfigError(f"{at}no checkpoint at {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # not a torch file, truncated, or pickled by something else
-        raise ConfigError(f"{path}: not a checkpoint written by `velora-robot train` "
+        raise ConfigError(f"{at}{path}: not a checkpoint written by `velora-robot train` "
                           f"({type(exc).__name__}: {exc})") from None
     missing = [key for key in _CHECKPOINT_KEYS if not isinstance(ckpt, dict) or key not in ckpt]
     if missing:
-        raise ConfigError(f"{path}: not a checkpoint written by `velora-robot train` "
+        raise ConfigError(f"{at}{path}: not a checkpoint written by `velora-robot train` "
                           f"(no {', '.join(missing)})")
     return ckpt
 
@@ -106,11 +108,11 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     ends the run there (benchmarks use it to stop once a task is solved)."""
     torch.set_num_threads(recipe.threads)
     run_dir = recipe.run_dir
-    if resume and not (run_dir / CHECKPOINT).is_file():
-        raise ConfigError(f"recipe {recipe.name!r}: --resume: no checkpoint at "
-                          f"{run_dir / CHECKPOINT}: nothing to resume (train without --resume "
-                          "to start the run)")
-    ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
+    resuming = f"recipe {recipe.name!r}: --resume"
+    if resume and not (run_dir / CHECKPOINT).is_file():  # said with what to do instead
+        raise ConfigError(f"{resuming}: no checkpoint at {run_dir / CHECKPOINT}: nothing to "
+                          "resume (train without --resume to start the run)")
+    ckpt = load_checkpoint(run_dir / CHECKPOINT, resuming) if resume else None
     if ckpt is not None and _but_budget(_with_defaults(ckpt["recipe"])) != _but_budget(
             recipe.model_dump()):
         raise ConfigError(f"{run_dir / CHECKPOINT} was written by a different recipe; resume "
@@ -143,8 +145,7 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
     update, env_steps, wall = 0, 0, 0.0
     wandb_id = init = None
     if ckpt is not None:
-        _check_sizes(ckpt, (obs_dim, act_dim, priv_dim), run_dir / CHECKPOINT,
-                     f"recipe {recipe.name!r}: --resume")
+        _check_sizes(ckpt, (obs_dim, act_dim, priv_dim), run_dir / CHECKPOINT, resuming)
         init = ckpt.get("init")
         agent.load_state_dict(ckpt["agent"])
         algo.load_state_dict(ckpt["algo"])
@@ -227,9 +228,7 @@ def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, i
     where they came from and that run's training so far (earlier stages included), for
     the model card."""
     where = f"recipe {recipe.name!r}: field 'init_from'"
-    if not path.is_file():
-        raise ConfigError(f"{where}: no checkpoint at {path}")
-    start = load_checkpoint(path)
+    start = load_checkpoint(path, where)
     _check_sizes(start, dims, path, where)
     trained_policy = _with_defaults(start["recipe"])["policy"]
     if trained_policy != recipe.policy.model_dump():
