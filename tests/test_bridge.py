@@ -111,6 +111,46 @@ def test_fuzz_bit_flips_in_a_golden_frame_are_never_accepted(name, flips):
     assert frames == [] or bytes(frame) == golden(name)  # flips that cancel out
 
 
+def _pushed(parser, stream, cuts):
+    """What `parser` returns for `stream` read in pieces ending at `cuts`."""
+    out, last = [], 0
+    for cut in [*sorted(cuts), len(stream)]:
+        out += parser.push(stream[last:cut])
+        last = cut
+    return out
+
+
+_PIECES = st.one_of(
+    st.builds(lambda seq, kind, payload: P.encode_frame(seq, kind, payload),
+              st.integers(0, 255), st.integers(0, 255), st.binary(max_size=20)),
+    st.binary(max_size=12),  # garbage
+    st.sampled_from([b"\xa5", b"\x5a", b"\xa5\x5a", b"\xa5\x5a\xff\x01"]),  # sync-like
+    st.builds(lambda f, i: f[:i] + bytes([f[i] ^ 0x10]) + f[i + 1:] if f else f,  # corrupted
+              st.sampled_from([golden(n) for n in sorted(FRAMES)]), st.integers(0, 7)),
+)
+
+
+@settings(max_examples=3_000, deadline=None, derandomize=True)
+@given(st.lists(_PIECES, max_size=8), st.lists(st.integers(0, 400), max_size=40))
+def test_the_bridge_parser_gives_the_same_frames_however_the_stream_is_split(pieces, cuts):
+    stream = b"".join(pieces)
+    whole = P.FrameParser().push(stream)
+    assert _pushed(P.FrameParser(), stream, [c for c in cuts if c <= len(stream)]) == whole
+    assert _pushed(P.FrameParser(), stream, range(len(stream))) == whole  # byte by byte
+
+
+def test_a_frame_ending_in_a_sync_byte_is_not_reused_when_bytes_arrive_one_at_a_time():
+    # The last CRC byte of a frame is 0xA5; the next bytes are a frame without its first
+    # sync byte. Read at once that is one frame; the parser once re-used the CRC byte as a
+    # sync byte when the bytes came one at a time, and accepted a second frame.
+    first = next(f for seq in range(256) for f in [P.encode_frame(seq, 0x84, b"ab")]
+                 if f[-1] == 0xA5)
+    stream = first + P.encode_frame(7, 0x82, b"\x01\x00")[1:]
+    whole = P.FrameParser().push(stream)
+    assert len(whole) == 1
+    assert _pushed(P.FrameParser(), stream, range(len(stream))) == whole
+
+
 # ---------------------------------------------------------------- emulator + hardware
 SPOT_POSE = [j.default_pos for j in SPOT.joints]
 
@@ -268,3 +308,60 @@ def test_hil_in_sim_plant_mode_drives_the_simulated_spot_through_the_serial_path
     steps = {s["step"]: s for s in json.loads(report.read_text())["steps"]}
     assert steps["small motion within limits"]["passed"]
     assert steps["read state"]["q"][1] == pytest.approx(SPOT.joints[1].default_pos, abs=0.01)
+
+
+def test_a_stalled_link_still_ends_with_the_board_reporting_torque_off(emulator):
+    # The emulator process stops for 50 ms mid-run (SIGSTOP): the host's exchange fails, the
+    # loop latches damping and the HAL goes to its error state; shutdown must still switch
+    # the board's torque off (it used to skip deactivate and leave the board holding).
+    import os
+    import signal
+    import threading
+
+    def on_cycle(k):
+        if k == 12:
+            os.kill(emulator.proc.pid, signal.SIGSTOP)
+            threading.Timer(0.05, os.kill, (emulator.proc.pid, signal.SIGCONT)).start()
+
+    hw, safety, modes = loop_over_bridge(emulator.port, 30, on_cycle, retries=0)
+    assert safety.fault is Fault.HARDWARE and modes[-1] is Mode.DAMPING
+    assert hw.torque_off == "off"
+    stats = emulator.stats()
+    assert stats["enabled"] == 0 and not stats["flags"] & P.Flag.ENABLED
+
+
+def test_a_killed_host_leaves_the_board_with_torque_off_after_the_damping_hold(tmp_path):
+    # SIGKILL runs no shutdown code at all: the firmware's own watchdog damps, and after
+    # VB_DAMPING_HOLD_MS (1 s) of silence it switches the torque off by itself.
+    import os
+    import signal
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    with Emulator(joints=1) as emu:
+        launch = tmp_path / "serial.yaml"
+        launch.write_text(
+            f"name: killed\nrobot: one_joint\npolicy: {root}/models/joint_track.onnx\n"
+            f"hardware: {{backend: serial, port: {emu.port}}}\nloop: {{duration_s: 60}}\n"
+            "safety: {ramp_s: 0.2, min_upright: -1.0}\n"
+            "estop: {keys: false, file: null, signal: null}\ntelemetry: {path: null}\n"
+            "status: false\n")
+        host = subprocess.Popen([sys.executable, "-m", "velora_robot.cli", "run", str(launch)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while emu.stats()["enabled"] == 0:
+                assert time.monotonic() < deadline and host.poll() is None
+                time.sleep(0.05)
+            time.sleep(0.3)  # running: torque on, targets flowing
+            os.kill(host.pid, signal.SIGKILL)
+            host.wait()
+            time.sleep(0.3)
+            held = emu.stats()
+            assert held["watchdog_trips"] == 1 and held["enabled"] == 1  # damping, holding
+            time.sleep(1.2)
+            after = emu.stats()
+        finally:
+            if host.poll() is None:
+                host.kill()
+    assert after["enabled"] == 0 and after["torque_offs"] == 1

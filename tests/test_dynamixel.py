@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from velora_robot.bridge import dynamixel as D
 from velora_robot.bridge.dynamixel_bus import EmulatedBus
@@ -140,3 +142,97 @@ def test_a_missing_servo_is_a_clear_error(bus):
     hw = DynamixelHardware(ONE_JOINT, bus.port, ids=[7])
     with pytest.raises(HardwareError, match=r"no status from ID \[7\] \(joints \['joint'\]\)"):
         hw.configure()
+
+
+def _raw(dxl_id: int, body: bytes) -> bytes:
+    """A packet with a valid CRC around `body` exactly as given (no stuffing added)."""
+    head = D.HEADER + struct.pack("<BH", dxl_id, len(body) + 2)
+    return head + body + struct.pack("<H", D.crc16(head + body))
+
+
+@pytest.mark.parametrize("name,packet", [
+    ("no error byte", _raw(1, bytes([D.Inst.STATUS]))),
+    ("reserved ID 0xFD", _raw(0xFD, bytes([D.Inst.STATUS, 0, 7]))),
+    ("reserved ID 0xFF", _raw(0xFF, bytes([D.Inst.STATUS, 0, 7]))),
+    ("status from the broadcast ID", _raw(D.BROADCAST, bytes([D.Inst.STATUS, 0, 7]))),
+    ("broken byte stuffing", _raw(1, bytes([D.Inst.STATUS, 0]) + b"\xff\xff\xfd\x01\x02")),
+    ("a length below instruction and CRC", D.HEADER + b"\x01\x02\x00\x55\x00"),
+])
+def test_the_status_parser_refuses_malformed_packets(name, packet):
+    good = D.packet(2, D.Inst.STATUS, b"\x00\x10")
+    parser = D.StatusParser()
+    assert parser.push(packet + good) == [D.Status(2, 0, b"\x10")], name
+    assert parser.malformed + parser.crc_errors >= 1
+
+
+@settings(max_examples=2_000, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(
+    st.builds(lambda i, p: D.packet(i, D.Inst.STATUS, b"\x00" + p), st.integers(0, 252),
+              st.binary(max_size=12)),
+    st.binary(max_size=10), st.sampled_from([D.HEADER, D.HEADER[:3], b"\xff\xff\xfd\xfd"])),
+    max_size=8), st.lists(st.integers(0, 300), max_size=30))
+def test_the_status_parser_gives_the_same_packets_however_the_stream_is_split(pieces, cuts):
+    stream = b"".join(pieces)
+    whole = D.StatusParser().push(stream)
+    out, last = [], 0
+    parser = D.StatusParser()
+    for cut in [*sorted(c for c in cuts if c <= len(stream)), len(stream)]:
+        out += parser.push(stream[last:cut])
+        last = cut
+    assert out == whole
+
+
+def test_a_short_status_is_a_clear_error_naming_the_servo_not_an_unpack_error(bus):
+    # A servo answering ping with one parameter byte instead of three (model, firmware).
+    bus._handle = lambda dxl_id, inst, params: D.packet(dxl_id, D.Inst.STATUS, b"\x00\x01")
+    hw = DynamixelHardware(TWO, bus.port, retries=0)
+    with pytest.raises(HardwareError, match=r"ID 1 \(joint 'pan'\) answered ping with 1 "
+                                            r"bytes, expected 3"):
+        hw.configure()
+
+
+def test_the_servos_report_no_imu_instead_of_a_level_still_base(bus):
+    hw = DynamixelHardware(TWO, bus.port)
+    hw.configure()
+    state = hw.read()
+    assert not hw.has_imu and np.isnan(state.gyro).all() and np.isnan(state.gravity).all()
+    assert not any(name.startswith("imu/") for name in hw.state_interfaces())
+    hw.shutdown()
+
+
+def test_a_run_on_servos_without_an_imu_has_its_fall_check_visibly_off(tmp_path):
+    from pathlib import Path
+
+    from velora_robot.errors import ConfigError
+    from velora_robot.runtime.launch import deploy
+
+    root = Path(__file__).resolve().parents[1]
+    out = []
+    with EmulatedBus([1]) as one:
+        launch = tmp_path / "dxl.yaml"
+        launch.write_text(
+            f"name: dxl\nrobot: one_joint\npolicy: {root}/models/joint_track.onnx\n"
+            f"hardware: {{backend: dynamixel, port: {one.port}}}\nloop: {{duration_s: 0.5}}\n"
+            "safety: {ramp_s: 0.1}\nestop: {keys: false, file: null, signal: null}\n"
+            "telemetry: {path: null}\nstatus: false\n")
+
+        class Lines:
+            def write(self, text):
+                out.append(text)
+
+            def flush(self):
+                pass
+
+        summary = deploy(launch, out=Lines())
+    text = "".join(out)
+    assert "fall check: OFF (dynamixel has no IMU" in text and "fall check was OFF" in text
+    assert summary["fall_check"] is False and summary["fault"] is None
+    assert summary["torque_off"] == "off"
+    with EmulatedBus(list(range(1, 13))) as twelve:  # Spot's policy observes the IMU
+        spot = tmp_path / "spot_dxl.yaml"
+        spot.write_text(f"name: s\nrobot: spot\npolicy: {root}/models/spot_walk.onnx\n"
+                        f"hardware: {{backend: dynamixel, port: {twelve.port}}}\n"
+                        "estop: {keys: false, file: null, signal: null}\n")
+        with pytest.raises(ConfigError, match="dynamixel has no IMU, but the policy observes "
+                                              "gyro, gravity"):
+            deploy(spot)

@@ -10,6 +10,7 @@ import velora_robot.envs  # noqa: F401  (registers the ids)
 from velora_robot.envs import ENV_IDS, SpotWalkEnv, SpotWalkTask
 from velora_robot.envs.vector import BatchedEnv
 from velora_robot.errors import ConfigError
+from velora_robot.robots import get_spec
 
 
 @pytest.mark.parametrize("env_id", sorted(ENV_IDS))
@@ -136,7 +137,7 @@ def test_actor_sees_only_onboard_measurements_and_critics_get_privileged_state()
     assert obs.shape == (47,)  # gyro, gravity, q - q0, dq, last action, command, clock
     priv = env.privileged()
     np.testing.assert_allclose(priv[3], env.robot.measure().base_pos[2], rtol=1e-6)
-    assert priv.shape == (3 + 1 + 4 + 5,)
+    assert priv.shape == (3 + 1 + 4 + 6,)
 
 
 def test_randomization_is_off_by_default_and_draws_within_its_ranges():
@@ -170,10 +171,62 @@ def test_latency_delays_the_new_target():
     assert moved < 0.5 * np.abs(fast.robot.measure().state.q - q_before).max()
 
 
+def _fixed_latency_robot(actuation_s: float, sensing_s: float):
+    from velora_robot.simulation.randomization import Randomization
+    from velora_robot.simulation.robot import SimRobot
+
+    rand = Randomization(enabled=True, latency_s=(actuation_s, actuation_s),
+                         sensor_latency_s=(sensing_s, sensing_s))
+    robot = SimRobot(get_spec("spot"), randomization=rand)
+    robot.reset(np.random.default_rng(0))
+    return robot
+
+
+@pytest.mark.parametrize("latency_s", [0.03, 0.04, 0.1])
+def test_a_new_target_reaches_the_motors_after_the_configured_actuation_latency(latency_s):
+    robot = _fixed_latency_robot(latency_s, 0.0)
+    dt = robot.spec.physics_dt
+    home, new = robot.io.q0.copy(), robot.io.q0 + 0.1
+    for _ in range(40):  # one physics step per call: ctrl then holds the next step's target
+        robot.step(home, nstep=1)
+    sent = robot.data.time
+    applied = None
+    while applied is None and robot.data.time < sent + 3 * latency_s:
+        robot.step(new, nstep=1)  # sent again every step, as a control loop does
+        if np.allclose(robot.data.ctrl, new):
+            applied = robot.data.time
+    assert applied == pytest.approx(sent + latency_s, abs=dt * 1.01)
+
+
+def test_with_sensing_latency_the_observed_state_is_the_state_that_long_ago():
+    lagged, truth = _fixed_latency_robot(0.0, 0.03), _fixed_latency_robot(0.0, 0.0)
+    spec = truth.spec
+    rng = np.random.default_rng(1)
+    history = {0: truth.data.qpos[truth.index.qpos].copy()}
+    for _ in range(10):
+        target = truth.io.targets(rng.uniform(-1, 1, spec.n_joints))
+        lagged.step(target)
+        for _ in range(spec.substeps):
+            truth.step(target, nstep=1)
+            history[truth._step] = truth.data.qpos[truth.index.qpos].copy()
+        seen = lagged.measure()
+        back = max(0, lagged._step - round(0.03 / spec.physics_dt))
+        np.testing.assert_array_equal(seen.state.q, history[back])
+        np.testing.assert_array_equal(seen.base_pos, truth.measure().base_pos)  # truth: now
+    assert not np.allclose(seen.state.q, history[lagged._step])
+
+
+def test_latency_beyond_half_a_second_or_not_finite_is_refused():
+    for bad in ({"latency_s": (0.0, 2.0)}, {"sensor_latency_s": (-0.01, 0.0)},
+                {"latency_s": (0.0, float("nan"))}):
+        with pytest.raises(ConfigError, match="latency"):
+            SpotWalkEnv(randomization={"enabled": True, **bad})
+
+
 @pytest.mark.parametrize("settings,message", [
     ({"robot": "atlas"}, "field 'robot': unknown robot 'atlas'"),
     ({"randomization": {"friction": (1.0, 0.4)}}, "field 'randomization.friction': inverted"),
-    ({"randomization": {"latency_s": (-0.01, 0.02)}}, "latency cannot be negative"),
+    ({"randomization": {"latency_s": (-0.01, 0.02)}}, "latency must be within"),
     ({"command_ranges": {"vx": (1.0, -1.0)}}, "inverted range"),
     ({"episode_seconds": 3}, "field 'episode_seconds': unknown field"),
     ({"reward_weights": {"speed": 1.0}}, "unknown term"),

@@ -75,7 +75,7 @@ def test_randomization_on_draws_the_standard_ranges_whatever_the_model_trained_w
     from velora_robot.runtime import load_policy
 
     card = load_policy(policy).card
-    card.training["env_kwargs"] = {"randomization": {"enabled": True, "friction": [0.9, 0.9]}}
+    card.training.env_kwargs = {"randomization": {"enabled": True, "friction": [0.9, 0.9]}}
     for randomize, ranges, friction in ((True, "standard", (0.4, 1.0)),
                                         (True, "trained", (0.9, 0.9)),
                                         (False, "standard", (0.4, 1.0))):
@@ -119,8 +119,11 @@ def test_eval_is_deterministic_for_a_seed(policy):
 
 
 def test_a_fixed_command_must_fit_the_robot(policy, capsys):
-    with pytest.raises(ConfigError, match="takes 2"):
-        evaluate(policy, episodes=1, command=[0.5, 0.0, 0.0])
+    # JointTrack follows its own reference trajectory: a fixed command is refused, not
+    # silently ignored
+    for command in ([0.5, 0.0, 0.0], [3.0, 0.0]):
+        with pytest.raises(ConfigError, match="makes its own commands"):
+            evaluate(policy, episodes=1, command=command)
     assert main(["eval", str(policy), "--command", "fast"]) == 2
     err = capsys.readouterr().err
     # the line names the subcommand (eval's --command option once took its place)
@@ -129,7 +132,7 @@ def test_a_fixed_command_must_fit_the_robot(policy, capsys):
 
 def test_zero_episodes_is_a_clear_error(policy, capsys):
     assert main(["eval", str(policy), "--episodes", "0"]) == 2
-    assert "velora-robot eval: error: episodes 0: at least 1" in capsys.readouterr().err
+    assert "velora-robot eval: error: --episodes 0: at least 1" in capsys.readouterr().err
 
 
 def test_spot_locomotion_metrics_are_reported(tmp_path):

@@ -64,9 +64,9 @@ def test_the_model_card_describes_policy_robot_and_source(trained):
     assert card.policy_file == "jt.onnx" and card.policy_format == "onnx"
     assert trained["onnx"]["card"].name == "jt.onnx.json"
     assert load_card(trained["ts"]["card"]).policy_format == "torchscript"
-    assert card.robot["joints"][0]["name"] == "joint"
-    assert card.network["neurons"] == 8 and card.network["neurons_per_dof"] == 2
-    assert card.io["inputs"] == {"obs": [1, 5], "state": [1, 8]}
+    assert card.robot.joints[0].name == "joint"
+    assert card.network.neurons == 8 and card.network.neurons_per_dof == 2
+    assert card.io.shapes()[0] == {"obs": [1, 5], "state": [1, 8]}
     import hashlib
 
     digest = hashlib.sha256(trained["ckpt"].read_bytes()).hexdigest()

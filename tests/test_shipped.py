@@ -24,11 +24,11 @@ def test_the_three_controllers_are_shipped():
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_a_shipped_controller_fits_its_robot_env_and_records(path):
     card = load_card(card_path(path))
-    check_card(card, get_spec(card.robot["name"]), where=str(path))
+    check_card(card, get_spec(card.robot.name), where=str(path))
     env = _env(card, randomize=False, command=None)  # as `velora-robot eval` makes it
     obs, _ = env.reset(seed=0)
-    assert obs.shape[0] == card.io["inputs"]["obs"][1]
-    assert env.action_space.shape[0] == card.io["outputs"]["action"][1]
+    assert obs.shape[0] == card.io.obs_dim
+    assert env.action_space.shape[0] == card.io.act_dim
 
     policy = load_policy(path)
     policy.reset()
@@ -39,14 +39,14 @@ def test_a_shipped_controller_fits_its_robot_env_and_records(path):
     env.close()
 
     network = card.network
-    if network["kind"] == "liquid" and path.stem != "joint_track":  # the walkers' budget
-        assert network["neurons"] <= 100 and network["trainable_parameters"] <= 10_000
+    if network.kind == "liquid" and path.stem != "joint_track":  # the walkers' budget
+        assert network.neurons <= 100 and network.trainable_parameters <= 10_000
     steps, _ = card.trained()
     results = json.loads((MODELS / f"{path.stem}_eval.json").read_text())["results"]
     assert results
     for row in results:  # the figures are this file's, at this file's training
         assert Path(row["model"]).name == path.name
-        assert row["env"] == card.training["env"]
-        assert row["trainable_parameters"] == network["trainable_parameters"]
+        assert row["env"] == card.training.env
+        assert row["trainable_parameters"] == network.trainable_parameters
         assert row["env_steps"] == steps
     assert (MODELS / f"{path.stem}_curve.png").read_bytes()[:4] == b"\x89PNG"

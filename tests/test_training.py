@@ -9,8 +9,8 @@ import torch
 import yaml
 
 from velora_robot.errors import ConfigError
-from velora_robot.rl import Recipe, load_recipe, train
-from velora_robot.rl.trainer import CHECKPOINT, load_checkpoint, save_atomic
+from velora_robot.rl import Recipe, checkpoint, load_recipe, train
+from velora_robot.rl.trainer import CHECKPOINT, load_checkpoint
 
 
 def recipe(tmp_path, name, **changes) -> Recipe:
@@ -76,7 +76,7 @@ def test_a_checkpoint_from_an_env_with_another_observation_is_refused_by_name(tm
     path = tmp_path / "run" / CHECKPOINT
     ckpt = load_checkpoint(path)
     ckpt["obs_dim"] += 3
-    save_atomic(ckpt, path)
+    checkpoint.save(ckpt, path)
     before = path.read_bytes()
     with pytest.raises(ConfigError, match=r"'run': --resume: .*checkpoint.pt has \(obs, "
                                           r"action, privileged\) sizes"):
@@ -159,15 +159,15 @@ def test_a_stage_refuses_a_missing_or_mismatched_checkpoint(tmp_path):
 
 def test_checkpoints_are_written_atomically(tmp_path):
     path = tmp_path / "checkpoint.pt"
-    save_atomic({"step": 1}, path)
+    checkpoint.save({"step": 1}, path)
 
     class Unpicklable:
         def __reduce__(self):
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        save_atomic({"step": 2, "bad": Unpicklable()}, path)
-    assert torch.load(path) == {"step": 1}
+        checkpoint.save({"step": 2, "bad": Unpicklable()}, path)
+    assert checkpoint.load(path) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
@@ -368,5 +368,51 @@ def test_a_run_resumes_after_a_setting_it_predates_was_added_with_its_old_defaul
     path = tmp_path / "run" / CHECKPOINT
     ckpt = load_checkpoint(path)
     del ckpt["recipe"]["algorithm"]["action_std"]  # as saved before the field existed
-    save_atomic(ckpt, path)
+    checkpoint.save(ckpt, path)
+    assert train(recipe(tmp_path, "run"), resume=True, progress=False)["updates"] == 3
+
+
+class _WritesAFile:
+    """What a crafted pickle does: run code while it is loaded."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
+
+
+def test_a_crafted_checkpoint_never_runs_code_on_export_resume_or_init_from(tmp_path):
+    from velora_robot.cli import main
+
+    train(recipe(tmp_path, "run"), progress=False, stop_after=1)
+    path = tmp_path / "run" / CHECKPOINT
+    proof = tmp_path / "pwned"
+    torch.save({**load_checkpoint(path), "payload": _WritesAFile(proof)}, path)
+    with pytest.raises(ConfigError, match="refused: it holds Python objects"):
+        train(recipe(tmp_path, "run"), resume=True, progress=False)
+    with pytest.raises(ConfigError, match="refused: it holds Python objects"):
+        train(recipe(tmp_path, "b", init_from=str(path)), progress=False)
+    assert main(["export", str(path)]) == 2
+    assert not proof.exists()
+
+
+def test_an_old_format_checkpoint_is_refused_with_a_way_to_convert_a_trusted_one(
+        tmp_path, capsys):
+    import numpy as np
+
+    from velora_robot.cli import main
+
+    train(recipe(tmp_path, "run"), progress=False, stop_after=2)
+    path = tmp_path / "run" / CHECKPOINT
+    new = load_checkpoint(path)
+    old = {k: v for k, v in new.items()}  # as pickled before: numpy arrays as themselves
+    old["carry"] = {**new["carry"], "obs": np.asarray(new["carry"]["obs"])}
+    torch.save(old, path)  # plain torch.save: numpy arrays pickled as objects
+    assert main(["export", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "velora-robot convert-checkpoint" in err and "Traceback" not in err
+    assert main(["convert-checkpoint", str(path)]) == 0
+    converted = load_checkpoint(path)
+    np.testing.assert_array_equal(converted["carry"]["obs"], new["carry"]["obs"])
     assert train(recipe(tmp_path, "run"), resume=True, progress=False)["updates"] == 3

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
+from velora_robot.config import check_writable
+
+MAX_BAUD = 20_000_000  # above any UART or USB adapter we know of
 BENCHMARKS = ("ltc", "env", "solve", "throughput", "policy", "loop", "bridge")
 
 
@@ -21,12 +25,24 @@ def _write_json(result: dict, path: Path | None) -> None:
         print(f"wrote {path}")
 
 
+def _numbers(text: str, option: str) -> list[float]:
+    """Comma-separated finite numbers."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: comma-separated numbers, e.g. 0.5,0,0") from None
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"{option} {text!r}: every value must be a finite number")
+    return values
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     """Run one benchmark, print its table and write its JSON."""
     if args.name not in BENCHMARKS:
         raise UserError(f"unknown benchmark {args.name!r}; available: {', '.join(BENCHMARKS)}")
     import importlib
 
+    check_writable(args.json, "--json")
     bench = importlib.import_module(f"velora_robot.bench.{args.name}")
     result = bench.run(quick=args.quick)
     print(bench.table(result))
@@ -44,6 +60,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from velora_robot.runtime.launch import deploy
 
     out = Path(args.out)
+    check_writable(out, "--out", folder=True)
+    if not args.seconds > 0 or not math.isfinite(args.seconds):
+        raise UserError(f"--seconds {args.seconds}: a finite number of seconds above 0")
     out.mkdir(parents=True, exist_ok=True)
     spot = ROOT / "models" / "spot_walk.onnx"
     if spot.is_file():
@@ -67,13 +86,13 @@ def _describe_controller(path: Path) -> None:
 
     card = load_card(card_path(path))
     net = card.network
-    if "wiring" in net:
-        print(NCPWiring.from_dict(net["wiring"]).describe())
+    if net.wiring is not None:
+        print(NCPWiring.from_dict(net.wiring).describe())
     steps, wall = card.trained()
-    stages = " (with the stages before it)" if card.training.get("init_from") else ""
-    print(f"{card.name}: {net.get('neurons')} neurons, {net.get('synapses')} + "
-          f"{net.get('sensory_synapses')} synapses, {net['trainable_parameters']} trainable "
-          f"parameters; trained {steps:,} env steps in {wall / 3600:.2f} h{stages}\n")
+    stages = " (with the stages before it)" if card.training.init_from else ""
+    print(f"{card.name}: {net.neurons} neurons, {net.synapses} + {net.sensory_synapses} "
+          f"synapses, {net.trainable_parameters} trainable parameters; trained {steps:,} env "
+          f"steps in {wall / 3600:.2f} h{stages}\n")
 
 
 def _record_policy(path: Path, env_id: str, gif: Path, command: list[float]) -> None:
@@ -100,8 +119,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from velora_robot.rl import load_recipe, train
 
     recipe = load_recipe(args.recipe)
-    summary = train(recipe, resume=args.resume, wandb=True if args.wandb else None,
-                    progress=not args.quiet)
+    summary = train(recipe, resume=args.resume, overwrite=args.overwrite,
+                    wandb=True if args.wandb else None, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
 
 
@@ -109,14 +128,24 @@ def cmd_export(args: argparse.Namespace) -> None:
     """Export a checkpoint to ONNX or TorchScript with its model card."""
     from velora_robot.export import export
 
+    check_writable(args.out, "--out")
     paths = export(args.checkpoint, args.format, args.out)
     print(f"wrote {paths['policy']} and its model card {paths['card']}")
+
+
+def cmd_convert_checkpoint(args: argparse.Namespace) -> None:
+    """Rewrite a trusted checkpoint of an earlier version in the code-free format."""
+    from velora_robot.rl.checkpoint import convert
+
+    check_writable(args.out, "--out")
+    print(f"wrote {convert(args.checkpoint, args.out)} (tensors and plain data only)")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     """Run a deploy launch file: policy, hardware (or the simulated fallback), loop."""
     from velora_robot.runtime.launch import deploy
 
+    check_writable(args.json, "--json")
     summary = deploy(args.launch, duration_s=args.duration,
                      status=False if args.no_status else None)
     _write_json(summary, args.json)
@@ -131,6 +160,11 @@ def cmd_hil(args: argparse.Namespace) -> None:
 
     if (args.port is None) == (not args.emulate):
         raise UserError("give --port PORT (a board) or --emulate (the firmware emulator)")
+    if not 0 < args.baud <= MAX_BAUD:
+        raise UserError(f"--baud {args.baud}: a UART rate in 1..{MAX_BAUD:,} bit/s (the "
+                        "bridge's default is 1,000,000)")
+    check_writable(args.report, "--report")
+    get_spec(args.robot)  # an unknown robot is named before anything starts
     if args.emulate:
         from velora_robot.bridge.emulator import Emulator
 
@@ -153,20 +187,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
     for model in (args.model, args.baseline):
         if model is not None and not model.is_file():
             raise UserError(f"no policy file at {model}")
+    check_writable(args.json, "--json")
+    if args.episodes < 1:
+        raise UserError(f"--episodes {args.episodes}: at least 1")
     if args.baseline is not None:  # before any episode runs, not after them all
         from velora_robot.runtime.card import card_path, load_card
 
-        envs = [load_card(card_path(m)).training.get("env") for m in (args.model, args.baseline)]
+        envs = [load_card(card_path(m)).training.env for m in (args.model, args.baseline)]
         if envs[0] != envs[1]:
             raise UserError(f"--baseline {args.baseline}: trained on {envs[1]!r}, {args.model} "
                             f"on {envs[0]!r}; compare policies of the same env")
-    command = None
-    if args.command is not None:
-        try:
-            command = [float(v) for v in args.command.split(",")]
-        except ValueError:
-            raise UserError(f"--command {args.command!r}: comma-separated numbers, e.g. "
-                            "0.5,0,0") from None
+    command = None if args.command is None else _numbers(args.command, "--command")
     settings = {"on": [True], "off": [False], "both": [True, False], "core": [True],
                 "trained": [True]}[args.randomization]
     ranges = args.randomization if args.randomization in evaluation.RANGES else "standard"
@@ -195,6 +226,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
     if not args.telemetry.is_file():
         raise UserError(f"no telemetry file at {args.telemetry}")
+    check_writable(args.out, "--out")
     print(f"wrote {telemetry.plot(args.telemetry, args.out)}")
 
 
@@ -231,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("recipe", type=Path, help="recipe file (see launch/)")
     train.add_argument("--resume", action="store_true",
                        help="continue from the run's checkpoint")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start the run again, removing the earlier run's files")
     train.add_argument("--wandb", action="store_true",
                        help="log to Weights & Biases (honours WANDB_MODE=offline)")
     train.add_argument("--quiet", action="store_true", help="no progress line")
@@ -241,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="kernel: the liquid network's arrays for the runtime's C kernel")
     exp.add_argument("--out", type=Path, default=None, help="policy file to write")
     exp.set_defaults(func=cmd_export)
+    conv = sub.add_parser("convert-checkpoint",
+                          help="rewrite a TRUSTED checkpoint of an earlier version in the "
+                               "code-free format (reading the old format runs its pickle)")
+    conv.add_argument("checkpoint", type=Path)
+    conv.add_argument("--out", type=Path, default=None, help="default: in place")
+    conv.set_defaults(func=cmd_convert_checkpoint)
     ev = sub.add_parser("eval", help="evaluate an exported policy in its training env")
     ev.add_argument("model", type=Path, help="policy file (.onnx, .pt or .npz) with its card")
     ev.add_argument("--episodes", type=int, default=50)
@@ -295,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except (UserError, ValueError, HardwareError) as exc:
         print(f"velora-robot {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or device the user named: say which and why
+        where = exc.filename if exc.filename is not None else "system call"
+        print(f"velora-robot {args.verb}: error: {where}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"velora-robot {args.verb}: interrupted", file=sys.stderr)

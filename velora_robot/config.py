@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from velora_robot.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Settings(BaseModel):
+    """Base of every validated settings model: unknown fields are refused, and so are NaN
+    and infinities in any number (a recipe's `lr: .inf` would train a policy that outputs
+    NaN; a launch command of 1e308 an infinite observation)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def describe_validation_error(exc: ValidationError, where: str,
@@ -76,3 +85,23 @@ def read_file(path: str | Path) -> Any:
 def load_file(model: type[M], path: str | Path, tags: frozenset[str] = frozenset()) -> M:
     """A YAML or (by its .json suffix) JSON file validated as `model`."""
     return parse(model, read_file(path), str(path), tags)
+
+
+def check_writable(path: Path | None, option: str, *, folder: bool = False) -> None:
+    """Refuse an output path that cannot be written, before any work starts (a result
+    computed for minutes and then lost is worse than an error now). `folder`: the path is
+    a folder to write into."""
+    if path is None:
+        return
+    path = Path(path)
+    target = path if folder else path.parent
+    if not folder and path.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give a file name")
+    existing = next((p for p in (target, *target.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"{option} {path}: {existing} is a file, not a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: cannot write into {existing} (permission denied)")
+    if path.exists() and not folder and not os.access(path, os.W_OK):
+        raise ConfigError(f"{option} {path}: the file exists and cannot be overwritten "
+                          "(permission denied)")

@@ -29,6 +29,7 @@ import numpy as np
 
 from velora_robot.config import merge
 from velora_robot.errors import ConfigError
+from velora_robot.runtime.card import check_card
 from velora_robot.simulation.randomization import CORE_NOMINAL
 
 # The randomization ranges an evaluation may draw, with how a result's table line names them.
@@ -36,28 +37,41 @@ RANGES = {"standard": "", "core": " (core: friction, mass, latency, pushes)",
           "trained": " (the model's trained ranges)"}
 
 
-def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = "standard"
-         ) -> Any:
+def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = "standard",
+         where: str = "policy") -> Any:
     import gymnasium as gym
 
     from velora_robot.envs import ENV_IDS  # importing the package registers the ids
 
-    env_id = card.training.get("env")
-    kwargs = dict(card.training.get("env_kwargs") or {})
+    env_id = card.training.env
+    kwargs = dict(card.training.env_kwargs)
     if env_id in ENV_IDS:  # other gymnasium envs have no randomization setting
         base = {"standard": {}, "core": CORE_NOMINAL,
                 "trained": kwargs.get("randomization") or {}}[ranges]
         kwargs["randomization"] = merge(base, {"enabled": randomize})
     if command is not None:
-        names = list(card.robot["commands"]) if card.robot else []
+        names = list(card.robot.commands) if card.robot else []
+        task = ENV_IDS[env_id].TASK if env_id in ENV_IDS else None
+        if task is not None and not task.RANGED_COMMANDS:
+            raise ConfigError(f"--command: {env_id} makes its own commands (a reference "
+                              "trajectory); it takes no fixed command")
         if len(command) != len(names):
             raise ConfigError(f"--command: {len(command)} values, but {env_id} takes "
                               f"{len(names)} ({', '.join(names)})")
         kwargs["command_ranges"] = {n: (v, v) for n, v in zip(names, command, strict=True)}
     try:
-        return gym.make(env_id, **kwargs)
+        env = gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
         raise ConfigError(f"model card: env {env_id!r} cannot be made: {exc}") from None
+    spec = getattr(env.unwrapped, "robot_spec", None)
+    if spec is not None:  # the same check `run` makes before it drives the robot
+        check_card(card, spec, where=f"{where} (model card)")
+    sizes = (env.observation_space.shape[0], env.action_space.shape[0])
+    if (card.io.obs_dim, card.io.act_dim) != sizes:
+        raise ConfigError(f"{where} (model card): the policy takes {card.io.obs_dim} "
+                          f"observations and gives {card.io.act_dim} actions; {env_id} has "
+                          f"{sizes[0]} and {sizes[1]}")
+    return env
 
 
 def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: bool = True,
@@ -72,7 +86,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
     from velora_robot.runtime import load_policy
 
     policy = load_policy(path)
-    env = _env(policy.card, randomize, command, ranges)
+    env = _env(policy.card, randomize, command, ranges, where=str(path))
     task = getattr(env.unwrapped, "task", None)  # None for other gymnasium envs
     locomotion = hasattr(task, "velocity_command")
     dt = task.dt if task is not None else float(getattr(env.unwrapped, "dt", 1.0))
@@ -115,11 +129,11 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
     summary.pop("fell_mean")
     if locomotion:
         summary["velocity_error_max"] = float(max(r["velocity_error"] for r in rows))
-    return {"model": str(path), "env": policy.card.training.get("env"), "episodes": episodes,
+    return {"model": str(path), "env": policy.card.training.env, "episodes": episodes,
             "seed": seed, "randomization": randomize if task is not None else None,
             "ranges": ranges if randomize and task is not None else None,
             "command": command,
-            "trainable_parameters": policy.card.network.get("trainable_parameters"),
+            "trainable_parameters": policy.card.network.trainable_parameters,
             "env_steps": policy.card.trained()[0], **summary}
 
 

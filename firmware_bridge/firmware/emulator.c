@@ -169,7 +169,7 @@ static void print_stats(void)
            "\"fw_resyncs\": %lu, \"fw_discarded\": %lu, \"nacks\": %lu, "
            "\"watchdog_trips\": %lu, \"faults\": %lu, \"dropped\": %lu, \"corrupted\": %lu, "
            "\"delayed\": %lu, \"garbage_bytes\": %lu, \"disconnects\": %lu, "
-           "\"overflows\": %lu, \"flags\": %u, \"n_joints\": %u, \"enabled\": %d, "
+           "\"overflows\": %lu, \"flags\": %u, \"n_joints\": %u, \"enabled\": %d, \"torque_offs\": %lu, "
            "\"time_us\": %lu}\n",
            E.rx_bytes, E.tx_bytes, (unsigned long)E.fw.rx_frames,
            (unsigned long)E.fw.tx_frames, (unsigned long)p->crc_errors,
@@ -177,7 +177,8 @@ static void print_stats(void)
            (unsigned long)p->discarded, (unsigned long)E.fw.nacks,
            (unsigned long)E.fw.watchdog_trips, (unsigned long)E.fw.faults, E.dropped,
            E.corrupted, E.delayed, E.garbage_bytes, E.disconnects, E.overflows,
-           (unsigned)E.fw.flags, E.fw.n_joints, E.sim.enabled, (unsigned long)E.fw.now_us);
+           (unsigned)E.fw.flags, E.fw.n_joints, E.sim.enabled, (unsigned long)E.fw.torque_offs,
+           (unsigned long)E.fw.now_us);
 }
 
 /* One command line from stdin; returns 0 to quit. */

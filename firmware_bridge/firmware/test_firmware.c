@@ -158,6 +158,11 @@ static void test_golden_exchange(void)
     sent_n = 0;
     vb_fw_tick(&fw, 123456 + 90000);
     CHECK(sent_n == 0); /* reported once */
+    /* the host stays silent: after the damping hold the board switches its torque off */
+    vb_fw_tick(&fw, 123456 + 50001 + VB_DAMPING_HOLD_MS * 1000u);
+    CHECK(fw.flags & VB_FLAG_ENABLED);
+    vb_fw_tick(&fw, 123456 + 50002 + VB_DAMPING_HOLD_MS * 1000u);
+    CHECK(!(fw.flags & VB_FLAG_ENABLED) && fw.torque_offs == 1);
 }
 
 static void test_stream_resync(void)

@@ -94,6 +94,7 @@ void vb_fw_damp(vb_firmware *fw, uint8_t code, uint8_t joint, int16_t value)
 {
     if (fw->flags & VB_FLAG_DAMPING) return;
     fw->flags |= VB_FLAG_DAMPING;
+    fw->damping_since_us = fw->now_us;
     hold_damped(fw);
     uint8_t p[4] = {code, joint};
     vb_put_i16(p + 2, value);
@@ -200,6 +201,7 @@ static void set_targets(vb_firmware *fw, const vb_frame *f)
 static void dispatch(vb_firmware *fw, const vb_frame *f)
 {
     fw->rx_frames++;
+    fw->last_host_us = fw->now_us;
     switch (f->type) {
     case VB_PING:
         if (f->len) nack(fw, f->seq, f->type, VB_NACK_BAD_LENGTH);
@@ -232,7 +234,19 @@ void vb_fw_tick(vb_firmware *fw, uint32_t now_us)
 {
     fw->now_us = now_us;
     if (fw->drv.update) fw->drv.update(fw->drv.ctx, now_us);
-    if (!(fw->flags & VB_FLAG_ENABLED) || (fw->flags & VB_FLAG_DAMPING)) return;
+    if ((fw->flags & VB_FLAG_ENABLED) && (fw->flags & VB_FLAG_DAMPING)) {
+        /* Damping with nobody talking: once the hold has passed since both the last frame
+         * and the start of damping, torque off (a killed host never says ENABLE 0). */
+        uint32_t hold = VB_DAMPING_HOLD_MS * 1000u;
+        if ((uint32_t)(now_us - fw->last_host_us) > hold &&
+            (uint32_t)(now_us - fw->damping_since_us) > hold) {
+            fw->flags &= (uint8_t)~VB_FLAG_ENABLED;
+            fw->drv.enable(fw->drv.ctx, 0);
+            fw->torque_offs++;
+        }
+        return;
+    }
+    if (!(fw->flags & VB_FLAG_ENABLED)) return;
     if (fw->drv.estop && fw->drv.estop(fw->drv.ctx)) {
         fw->flags |= VB_FLAG_ESTOP;
         vb_fw_damp(fw, VB_FAULT_ESTOP, 255, 0);

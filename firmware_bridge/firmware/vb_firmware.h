@@ -14,6 +14,10 @@
 #define VB_FW_MINOR 0u
 #define VB_FW_PATCH 0u
 
+/* After damping begins, how long the board waits for the host before it switches the torque
+ * off by itself (a host that crashed or was killed never sends ENABLE 0). */
+#define VB_DAMPING_HOLD_MS 1000u
+
 typedef struct {
     void *ctx;
     /* Drive joint i: position target (rad, already clamped), gains, feed-forward torque
@@ -47,10 +51,10 @@ typedef struct {
     unsigned max_joints;
     uint16_t watchdog_ms;
     uint8_t flags;
-    uint32_t now_us, last_command_us;
+    uint32_t now_us, last_command_us, last_host_us, damping_since_us;
     char board[6];
     /* counters */
-    uint32_t rx_frames, tx_frames, nacks, watchdog_trips, faults;
+    uint32_t rx_frames, tx_frames, nacks, watchdog_trips, faults, torque_offs;
     uint8_t tx[VB_MAX_FRAME];
 } vb_firmware;
 

@@ -78,12 +78,38 @@ def _table() -> list[int]:
 _CRC_TABLE = _table()
 
 
-def crc16(data: bytes) -> int:
-    """CRC-16 of the DYNAMIXEL protocol (poly 0x8005, init 0)."""
-    crc = 0
+def crc16(data: bytes, crc: int = 0) -> int:
+    """CRC-16 of the DYNAMIXEL protocol (poly 0x8005, init 0), continued from `crc`."""
+    table = _CRC_TABLE
     for b in data:
-        crc = ((crc << 8) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]) & 0xFFFF
+        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ b]
     return crc
+
+
+class _ZeroShift:
+    """The CRC register after m zero bytes, from any start value: linear in the start (the
+    CRC has init 0 and no final XOR), so it is the XOR of the 16 basis vectors' images,
+    tabulated per m. With it the CRC of any stretch of a stream is
+    crc(a..b) = P(b) ^ shift(P(a), b - a), P being the running CRC of the stream: each byte
+    is fed to the CRC once, however often the parser resyncs inside it."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[int]] = [[1 << i for i in range(16)]]
+
+    def __call__(self, crc: int, m: int) -> int:
+        rows = self.rows
+        while len(rows) <= m:
+            rows.append([crc16(b"\0", v) for v in rows[-1]])
+        row, out, i = rows[m], 0, 0
+        while crc:
+            if crc & 1:
+                out ^= row[i]
+            crc >>= 1
+            i += 1
+        return out
+
+
+_shift = _ZeroShift()
 
 
 def stuff(data: bytes) -> bytes:
@@ -156,22 +182,50 @@ def describe_hardware_error(bits: int) -> str:
     return ", ".join(names) or "none"
 
 
+RESERVED_IDS = (0xFD, 0xFF)  # never on the wire as a packet's ID (0xFE: broadcast)
+MAX_LENGTH = 1024  # the longest packet (LEN field) the parser waits for
+
+
+def well_stuffed(body: bytes) -> bool:
+    """Whether every FF FF FD in a stuffed instruction-and-parameters field is followed by
+    the added FD (a packet whose sender forgot it, or whose bytes were damaged, is not)."""
+    at = body.find(b"\xff\xff\xfd")
+    while at >= 0:
+        if body[at + 3:at + 4] != b"\xfd":
+            return False
+        at = body.find(b"\xff\xff\xfd", at + 4)
+    return True
+
+
 @dataclass
 class StatusParser:
-    """Status packets out of a byte stream; resyncs on a bad CRC or impossible length."""
+    """Packets out of a byte stream. A candidate is refused, and the search resumes one
+    byte after its header, when its ID is reserved, its LEN is impossible, its CRC fails,
+    its byte stuffing is broken, or it is a status packet without an error byte or from
+    the broadcast ID. Which packets come out does not depend on how the stream is split
+    into reads. The CRC of each byte is computed once (see `_ZeroShift`), so a stream full
+    of false headers costs no more than a clean one."""
 
     buf: bytearray = field(default_factory=bytearray)
     crc_errors: int = 0
+    malformed: int = 0
     discarded: int = 0
+    max_length: int = MAX_LENGTH
+    _prefix: list[int] = field(default_factory=lambda: [0])  # running CRC before each byte
 
     def push(self, data: bytes) -> list[Status | tuple[int, int, bytes]]:
         """Complete packets: `Status` for status packets, (id, inst, params) otherwise."""
+        prefix, table = self._prefix, _CRC_TABLE
+        crc = prefix[-1]
+        for b in data:
+            crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ b]
+            prefix.append(crc)
         self.buf += data
         out: list[Status | tuple[int, int, bytes]] = []
         buf, start = self.buf, 0
         while True:
             at = buf.find(HEADER, start)
-            if at < 0:
+            if at < 0:  # keep a tail that may begin a header, never bytes already passed
                 keep = max(start, len(buf) - 3)
                 self.discarded += keep - start
                 start = keep
@@ -182,23 +236,37 @@ class StatusParser:
                 break
             dxl_id = buf[start + 4]
             length = buf[start + 5] | buf[start + 6] << 8
-            if length < 3 or length > 1024:
+            if dxl_id in RESERVED_IDS or not 3 <= length <= self.max_length:
+                self.malformed += 1
                 start += 1
-                self.crc_errors += 1
                 continue
             end = start + 7 + length
             if len(buf) < end:
                 break
-            wire = bytes(buf[start:end])
-            if crc16(wire[:-2]) != (wire[-2] | wire[-1] << 8):
+            crc = prefix[end - 2] ^ _shift(prefix[start], end - 2 - start)
+            if crc != buf[end - 2] | buf[end - 1] << 8:
                 self.crc_errors += 1
                 start += 1
                 continue
-            body = unstuff(wire[7:-2])
-            if body[0] == Inst.STATUS:
-                out.append(Status(dxl_id, body[1] if len(body) > 1 else 0, body[2:]))
-            else:
-                out.append((dxl_id, body[0], body[1:]))
+            packet = self._decode(dxl_id, bytes(buf[start + 7:end - 2]))
+            if packet is None:
+                self.malformed += 1
+                start += 1
+                continue
+            out.append(packet)
             start = end
         del buf[:start]
+        del prefix[:start]
         return out
+
+    @staticmethod
+    def _decode(dxl_id: int, stuffed: bytes) -> Status | tuple[int, int, bytes] | None:
+        """The packet in a CRC-checked instruction-and-parameters field (None: malformed)."""
+        if not well_stuffed(stuffed):
+            return None
+        body = unstuff(stuffed)
+        if body[0] != Inst.STATUS:
+            return dxl_id, body[0], body[1:]
+        if len(body) < 2 or dxl_id == BROADCAST:  # no error byte; a status from nobody
+            return None
+        return Status(dxl_id, body[1], body[2:])

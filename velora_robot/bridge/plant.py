@@ -10,6 +10,7 @@ commands the motors held, and answers with the joints' state and the IMU.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import struct
 import sys
@@ -37,6 +38,11 @@ def serve(robot: str, fd_in: int = 0, fd_out: int = 1, seed: int = 0) -> None:
     hw = MujocoHardware(spec, period_s=spec.physics_dt, seed=seed)
     hw.configure()
     hw.activate()
+    # The firmware waits for every answer: a garbage-collector pause of tens of ms would
+    # stall its 1-ms tick. The loop makes nothing cyclic, so it runs without the collector.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     dt = spec.physics_dt
     start_us, steps = None, 0
     zeros = np.zeros(n)

@@ -98,7 +98,8 @@ class Frame:
 class FrameParser:
     """Bytes in, checked frames out. After a CRC or length failure the search restarts
     at the byte after the rejected frame's first byte, so a frame inside garbage or
-    inside a corrupted frame is still found."""
+    inside a corrupted frame is still found. The frames out do not depend on how the
+    stream is split into reads."""
 
     buf: bytearray = field(default_factory=bytearray)
     frames: int = 0
@@ -115,8 +116,9 @@ class FrameParser:
         start = 0
         while True:
             at = buf.find(SYNC, start)
-            if at < 0:  # keep a trailing first sync byte: its partner may come next
-                keep = len(buf) - 1 if buf.endswith(SYNC[:1]) else len(buf)
+            if at < 0:  # keep a trailing first sync byte, unless it was already passed
+                tail = len(buf) - 1
+                keep = tail if tail >= start and buf[tail] == SYNC[0] else len(buf)
                 self.discarded += keep - start
                 start = keep
                 break

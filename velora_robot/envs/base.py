@@ -15,27 +15,26 @@ from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from velora_robot.config import merge, parse
+from velora_robot.config import Settings, merge, parse
 from velora_robot.errors import ConfigError
 from velora_robot.robots.sources import get_spec
+from velora_robot.robots.spec import check_command
 from velora_robot.simulation.randomization import Randomization, Range, add_noise, noise_widths
 from velora_robot.simulation.robot import Measurement, RobotBatch
 
 
-class EnvConfig(BaseModel):
+class EnvConfig(Settings):
     """Every setting of an environment; unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid")
 
     robot: str
     source: str = "default"
     variant: Literal["fast", "full"] = "fast"
     episode_s: float = Field(default=20.0, gt=0)
-    command_ranges: dict[str, Range] = {}
+    command_ranges: dict[str, Range] = Field(default_factory=dict)
     command_resample_s: float = Field(default=4.0, gt=0)
-    reward_weights: dict[str, float] = {}
+    reward_weights: dict[str, float] = Field(default_factory=dict)
     # Width of the velocity-tracking terms exp(-e^2 / sigma), in (m/s)^2 (legged_gym: 0.25).
     # A narrower width pays more for the last few cm/s (a fine-tuning stage).
     tracking_sigma: float = Field(default=0.25, gt=0)
@@ -46,7 +45,7 @@ class EnvConfig(BaseModel):
     min_upright: float = Field(default=-1.0, ge=-1, le=1)
     # Per foot (the source's foot order), where in the gait cycle its swing starts
     # (fraction of a cycle); used by the `gait` reward with the spec's gait_hz.
-    gait_offsets: list[float] = []
+    gait_offsets: list[float] = Field(default_factory=list)
     randomization: Randomization = Randomization()
 
     @field_validator("robot")
@@ -59,9 +58,8 @@ class EnvConfig(BaseModel):
     def _commands(self) -> EnvConfig:
         names = get_spec(self.robot).commands
         for name, (lo, hi) in self.command_ranges.items():
-            if name not in names:
-                raise ValueError(f"command_ranges: {self.robot} has no command {name!r}; its "
-                                 f"commands are {list(names)}")
+            for value in (lo, hi):
+                check_command({name: value}, names, "command_ranges")
             if lo > hi:
                 raise ValueError(f"command_ranges.{name}: inverted range {(lo, hi)}")
         return self
@@ -73,16 +71,14 @@ class VecTask:
 
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     REWARDS: ClassVar[dict[str, float]] = {}
+    # Whether the commands are drawn from `command_ranges` (a task that makes its own, such
+    # as a reference trajectory, refuses the setting instead of ignoring it).
+    RANGED_COMMANDS: ClassVar[bool] = True
 
     def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
                  **settings: Any) -> None:
         given = config.model_dump() if isinstance(config, EnvConfig) else dict(config or {})
-        where = f"{type(self).__name__} config"
-        self.config = parse(EnvConfig, merge(merge(self.DEFAULTS, given), settings), where)
-        unknown = sorted(set(self.config.reward_weights) - set(self.REWARDS))
-        if unknown:
-            raise ConfigError(f"{where}: field 'reward_weights': unknown term(s) {unknown}; "
-                              f"terms are {sorted(self.REWARDS)}")
+        self.config = self.settings(merge(given, settings), f"{type(self).__name__} config")
         self.weights = {**self.REWARDS, **self.config.reward_weights}
         self.spec = get_spec(self.config.robot)
         self.batch = RobotBatch(self.spec, n, source=self.config.source,
@@ -102,8 +98,22 @@ class VecTask:
         self.command = np.zeros((n, len(self.spec.commands)))
         self.last_action = np.zeros((n, self.spec.n_joints))
         self.steps = np.zeros(n, dtype=int)
-        self._physics = np.tile([1.0, 0.0, 1.0, 1.0, 0.0], (n, 1))  # privileged, per episode
+        self._physics = np.tile([1.0, 0.0, 1.0, 1.0, 0.0, 0.0], (n, 1))  # privileged, per episode
         self._measured: Measurement | None = None
+
+    @classmethod
+    def settings(cls, given: dict[str, Any], where: str) -> EnvConfig:
+        """This task's config: its defaults updated by `given`, validated (errors start
+        with `where` and name the field)."""
+        config = parse(EnvConfig, merge(cls.DEFAULTS, given), where)
+        unknown = sorted(set(config.reward_weights) - set(cls.REWARDS))
+        if unknown:
+            raise ConfigError(f"{where}: field 'reward_weights': unknown term(s) {unknown}; "
+                              f"terms are {sorted(cls.REWARDS)}")
+        if config.command_ranges and not cls.RANGED_COMMANDS:
+            raise ConfigError(f"{where}: field 'command_ranges': {cls.__name__} makes its own "
+                              "commands (a reference trajectory); they cannot be set")
+        return config
 
     # ------------------------------------------------------------ control
     def reset(self, i: int, seed: int | None = None) -> None:
@@ -114,7 +124,8 @@ class VecTask:
         draw = self.batch.robots[i].draw
         if draw is not None:
             self._physics[i] = [draw.friction, draw.payload_kg, draw.motor_strength,
-                                draw.kp_scale, draw.latency_steps * self.spec.physics_dt]
+                                draw.kp_scale, draw.latency_steps * self.spec.physics_dt,
+                                draw.sensor_latency_steps * self.spec.physics_dt]
         self.steps[i] = 0
         self.last_action[i] = 0.0
         self._measured = None
@@ -156,8 +167,9 @@ class VecTask:
                                    self.steps * self.dt)
 
     def privileged(self) -> np.ndarray:
-        """Simulator truth for critics (n, 13 + feet): base velocity and height, foot
-        contacts, and each episode's friction, payload, motor strength, kp scale, latency."""
+        """Simulator truth for critics (n, 14 + feet): base velocity and height, foot
+        contacts, and each episode's friction, payload, motor strength, kp scale, and the
+        actuation and sensing latency applied (s)."""
         m = self._measurement()
         return np.concatenate([m.base_lin_vel, m.base_pos[:, 2:], m.contacts, self._physics],
                               axis=1).astype(np.float32)

@@ -22,6 +22,7 @@ class JointTrackTask(VecTask):
     DEFAULTS: ClassVar[dict[str, Any]] = {"robot": "one_joint", "episode_s": 10.0}
     REWARDS: ClassVar[dict[str, float]] = {"tracking": 1.0, "error": -1.0, "action_rate": -0.01,
                                            "torques": -0.01}
+    RANGED_COMMANDS: ClassVar[bool] = False
 
     def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
                  **settings: Any) -> None:

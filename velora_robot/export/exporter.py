@@ -17,10 +17,7 @@ from velora_robot.export.deploy import DeployPolicy
 from velora_robot.rl.agent import Agent
 from velora_robot.rl.recipe import PPOSection, Recipe
 from velora_robot.rl.trainer import episode_means, load_checkpoint, trained_so_far
-from velora_robot.runtime.card import card_path
-
-CARD_FORMAT = "velora-model-card/1"
-INPUTS, OUTPUTS = ("obs", "state"), ("action", "next_state")
+from velora_robot.runtime.card import CARD_FORMAT, INPUTS, OUTPUTS, ModelCard, card_path
 
 
 def load_agent(ckpt: dict[str, Any]) -> tuple[Recipe, Agent]:
@@ -69,8 +66,7 @@ def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"]
         else:
             torch.jit.trace(policy, example).save(str(path))
     card = card_path(path)
-    card.write_text(json.dumps(model_card(recipe, ckpt, agent, policy, fmt, path, checkpoint),
-                               indent=2))
+    card.write_text(model_card(recipe, ckpt, agent, policy, fmt, path, checkpoint).to_json())
     written = {"policy": path, "card": card}
     if (checkpoint.parent / "metrics.jsonl").is_file():
         from velora_robot.rl.run_log import plot_curve
@@ -151,7 +147,7 @@ def _export_onnx(policy: DeployPolicy, example: tuple[torch.Tensor, ...], path: 
 
 
 def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: DeployPolicy,
-               fmt: str, path: Path, checkpoint: Path) -> dict[str, Any]:
+               fmt: str, path: Path, checkpoint: Path) -> ModelCard:
     """Everything the runtime (and a person) needs to know about an exported policy."""
     from velora_robot.rl.policies import LiquidActor
     from velora_robot.robots import get_spec
@@ -176,7 +172,7 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
     eval_path = checkpoint.parent / "eval.json"
     if eval_path.exists():
         summary["eval"] = json.loads(eval_path.read_text())
-    return {
+    return ModelCard.model_validate({
         "format": CARD_FORMAT,
         "name": recipe.name,
         "policy_file": path.name,
@@ -191,4 +187,4 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
                               "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()},
         "exported": {"at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                      "torch": torch.__version__},
-    }
+    })

@@ -2,7 +2,9 @@
 
 Lifecycle: unconfigured -> configure() -> inactive (talking, reading) -> activate() ->
 active (servos on, writing) -> deactivate() -> inactive -> shutdown() -> finalized; any
-failure leads to `error`. Backends implement the `_on_*`, `_read` and `_write` hooks.
+failure leads to `error`. `shutdown()` from any state that may have left the servos on
+(active, or error after a link loss or a stall) first tries to switch their torque off.
+Backends implement the `_on_*`, `_read` and `_write` hooks.
 Interfaces are named `<joint>/<position|velocity|effort|kp|kd>` and `imu/<...>`.
 """
 
@@ -71,19 +73,26 @@ class JointCommand:
 
 class Hardware(ABC):
     """Base of every backend: checks lifecycle transitions, names the interfaces, and turns
-    backend failures into the error state."""
+    backend failures into the error state. A backend without an IMU sets `has_imu` False
+    and reports NaN gyro and gravity: never a made-up level, still base."""
+
+    has_imu: bool = True
 
     def __init__(self, spec: RobotSpec) -> None:
         self.spec = spec
         self.lifecycle = Lifecycle.UNCONFIGURED
         self.last_status: dict[str, float] = {}  # status() as it was at shutdown
+        # How the last shutdown left the servos: None (never activated, nothing to do),
+        # "off" (torque off confirmed or sent) or "failed: <why>".
+        self.torque_off: str | None = None
 
     # ------------------------------------------------------------- naming
     def state_interfaces(self) -> list[str]:
         """Every value `read()` reports, by name."""
         joints = [f"{j}/{k}" for j in self.spec.joint_names
                   for k in ("position", "velocity", "effort")]
-        return joints + [f"imu/{k}_{a}" for k in ("gyro", "gravity") for a in "xyz"]
+        imu = [f"imu/{k}_{a}" for k in ("gyro", "gravity") for a in "xyz"]
+        return joints + (imu if self.has_imu else [])
 
     def command_interfaces(self) -> list[str]:
         """Every value `write()` accepts, by name."""
@@ -102,6 +111,7 @@ class Hardware(ABC):
     def deactivate(self) -> None:
         """Disable the servos (active -> inactive)."""
         self._transition(Lifecycle.ACTIVE, Lifecycle.INACTIVE, self._on_deactivate)
+        self.torque_off = "off"
 
     def status(self) -> dict[str, float]:
         """Extra values for a status display (none by default; the simulated robot adds its
@@ -109,10 +119,19 @@ class Hardware(ABC):
         return {}
 
     def shutdown(self) -> None:
-        """Close everything (any state -> finalized)."""
+        """Switch the torque off where the servos may still be on (active, or error: a
+        failed link may have left them holding), then close everything (any state ->
+        finalized). A failed torque-off is recorded in `torque_off`, never raised: the
+        connection is closed regardless."""
         try:
             if self.lifecycle in (Lifecycle.INACTIVE, Lifecycle.ACTIVE):
                 self.last_status = self.status()
+            if self.lifecycle in (Lifecycle.ACTIVE, Lifecycle.ERROR):
+                try:
+                    self._on_torque_off()
+                    self.torque_off = "off"
+                except Exception as exc:  # the link is gone: say so, and close anyway
+                    self.torque_off = f"failed: {exc}"
             self._on_shutdown()
         finally:
             self.lifecycle = Lifecycle.FINALIZED
@@ -140,6 +159,10 @@ class Hardware(ABC):
 
     def _on_shutdown(self) -> None:
         return None
+
+    def _on_torque_off(self) -> None:
+        """Servos off, from whatever state the link is in (by default: as deactivate)."""
+        self._on_deactivate()
 
     @abstractmethod
     def _read(self) -> HardwareState: ...

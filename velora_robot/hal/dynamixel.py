@@ -8,7 +8,8 @@ sets every Position P Gain to 0, leaving the D gain to damp, and the next stiff 
 restores the gains. Activation enables torque and the bus watchdog (the servos stop on
 their own when the host goes quiet). A status packet with the alert bit set makes the HAL
 read Hardware Error Status and fail with the joint and the error named. The servos have no
-IMU: the state reports the base level and still.
+IMU: `has_imu` is False and the state's gyro and gravity are NaN (not measured), so the
+fall check is off and a policy that observes the IMU is refused before it runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from velora_robot.robots.spec import RobotSpec
 
 class DynamixelHardware(Hardware):
     """X-series servos on `port` for `spec`."""
+
+    has_imu = False
 
     def __init__(self, spec: RobotSpec, port: str, *, baud: int = 1_000_000,
                  ids: list[int] | None = None, timeout_s: float = 0.02, retries: int = 1,
@@ -77,6 +80,14 @@ class DynamixelHardware(Hardware):
                                     f"answered {what} with {status.describe_error()}")
         return got
 
+    def _params(self, status: D.Status, size: int, what: str) -> bytes:
+        """A status packet's parameters, which must be `size` bytes for `what`."""
+        if len(status.params) != size:
+            joint = self.names[self.ids.index(status.dxl_id)]
+            raise HardwareError(f"dynamixel: ID {status.dxl_id} (joint {joint!r}) answered "
+                                f"{what} with {len(status.params)} bytes, expected {size}")
+        return status.params
+
     def _transact(self, data: bytes, ids: list[int], what: str) -> dict[int, D.Status]:
         """Send `data` and collect the status packets of `ids`, retrying on a failure."""
         for _ in range(self.retries):
@@ -99,8 +110,10 @@ class DynamixelHardware(Hardware):
     def _check_alerts(self, statuses: dict[int, D.Status]) -> None:
         for dxl_id, status in statuses.items():
             if status.alert:
-                bits = self._transact(D.read(dxl_id, D.Addr.HARDWARE_ERROR_STATUS, 1),
-                                      [dxl_id], "read hardware error")[dxl_id].params[0]
+                what = "read hardware error"
+                status = self._transact(D.read(dxl_id, D.Addr.HARDWARE_ERROR_STATUS, 1),
+                                        [dxl_id], what)[dxl_id]
+                bits = self._params(status, 1, what)[0]
                 joint = self.names[self.ids.index(dxl_id)]
                 raise HardwareError(f"dynamixel: ID {dxl_id} (joint {joint!r}) hardware error: "
                                     f"{D.describe_hardware_error(bits)}")
@@ -115,11 +128,12 @@ class DynamixelHardware(Hardware):
             raise HardwareError(f"dynamixel: cannot open {self.port}: {exc}") from None
         for dxl_id in self.ids:
             status = self._transact(D.ping(dxl_id), [dxl_id], "ping")[dxl_id]
-            self.models[dxl_id] = struct.unpack_from("<H", status.params)[0]
+            self.models[dxl_id] = struct.unpack_from("<H", self._params(status, 3, "ping"))[0]
         self._sync_write(D.Addr.TORQUE_ENABLE, [b"\x00"] * len(self.ids))
         for dxl_id in self.ids:
-            self._p_gains[dxl_id] = self._transact(
-                D.read(dxl_id, D.Addr.POSITION_P_GAIN, 2), [dxl_id], "read P gain")[dxl_id].params
+            status = self._transact(D.read(dxl_id, D.Addr.POSITION_P_GAIN, 2), [dxl_id],
+                                    "read P gain")[dxl_id]
+            self._p_gains[dxl_id] = self._params(status, 2, "read P gain")
 
     def _on_activate(self) -> None:
         self._sync_write(D.Addr.TORQUE_ENABLE, [b"\x01"] * len(self.ids))
@@ -141,17 +155,13 @@ class DynamixelHardware(Hardware):
         n = len(self.ids)
         q, dq, tau = np.zeros(n), np.zeros(n), np.zeros(n)
         for k, dxl_id in enumerate(self.ids):
-            p = statuses[dxl_id].params
-            if len(p) != D.STATE_LEN:
-                raise HardwareError(f"dynamixel: ID {dxl_id} returned {len(p)} bytes, "
-                                    f"expected {D.STATE_LEN}")
+            p = self._params(statuses[dxl_id], D.STATE_LEN, "sync read")
             current, velocity, position = struct.unpack_from("<hii", p)
             q[k] = (position - D.CENTER) * D.RAD_PER_PULSE
             dq[k] = velocity * D.RAD_S_PER_UNIT
             tau[k] = current * D.AMP_PER_UNIT * self.torque_per_amp
-        return HardwareState(q=q, dq=dq, tau=tau, gyro=np.zeros(3),
-                             gravity=np.array([0.0, 0.0, -1.0]),
-                             time_s=time.monotonic() - self._start)
+        return HardwareState(q=q, dq=dq, tau=tau, gyro=np.full(3, np.nan),
+                             gravity=np.full(3, np.nan), time_s=time.monotonic() - self._start)
 
     def _write(self, command: JointCommand) -> None:
         damp = bool(np.all(command.kp == 0))

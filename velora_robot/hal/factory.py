@@ -11,32 +11,29 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from velora_robot.config import Settings
 from velora_robot.errors import ConfigError
 from velora_robot.hal.base import Hardware, HardwareError
 from velora_robot.robots.spec import RobotSpec
 
 
-class SimSection(BaseModel):
+class SimSection(Settings):
     """The simulated robot (backend `mujoco`, and the fallback). The control loop's clock
     paces it: each command cycle advances one command period of simulated time."""
 
-    model_config = ConfigDict(extra="forbid")
-
     variant: Literal["fast", "full"] = "fast"
-    randomization: dict = {}
+    randomization: dict = Field(default_factory=dict)
     seed: int = Field(default=0, ge=0)
 
 
-class HardwareSection(BaseModel):
+class HardwareSection(Settings):
     """Which hardware drives the robot."""
-
-    model_config = ConfigDict(extra="forbid")
 
     backend: Literal["mujoco", "mock", "serial", "dynamixel"] = "mujoco"
     port: str | None = None
-    baud: int = Field(default=1_000_000, gt=0)
+    baud: int = Field(default=1_000_000, gt=0, le=20_000_000)
     fallback: Literal["none", "sim"] = "none"
     sim: SimSection = SimSection()
 

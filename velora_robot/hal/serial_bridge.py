@@ -28,6 +28,8 @@ from velora_robot.bridge import protocol as P
 from velora_robot.hal.base import Hardware, HardwareError, HardwareState, JointCommand
 from velora_robot.robots.spec import RobotSpec
 
+TORQUE_OFF_S = 1.0  # how long shutdown keeps asking the board to switch its torque off
+
 
 @dataclass
 class LinkCounters:
@@ -238,6 +240,22 @@ class SerialBridgeHardware(Hardware):
 
     def _on_deactivate(self) -> None:
         self._request(P.enable(False), P.Type.ACK)
+
+    def _on_torque_off(self) -> None:
+        """ENABLE 0 until the board acknowledges it, for up to `TORQUE_OFF_S`: after a stall
+        or a lost link the board may answer only after a while, and until it does it holds
+        its motors in damping with the torque on. The link is reopened when it is gone."""
+        deadline = time.monotonic() + TORQUE_OFF_S
+        while True:
+            try:
+                if self._serial is None:
+                    self._open()
+                self._request(P.enable(False), P.Type.ACK)
+                return
+            except HardwareError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _on_shutdown(self) -> None:
         self._close()

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -15,12 +13,12 @@ from pydantic import (
     model_validator,
 )
 
-from velora_robot.config import merge, parse, read_file
+from velora_robot.config import Settings, merge, parse, read_file
 from velora_robot.errors import ConfigError
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Section(Settings):
+    """A recipe section."""
 
 
 class EnvSection(_Section):
@@ -29,7 +27,7 @@ class EnvSection(_Section):
     id: str
     n_envs: int = Field(default=8, ge=1)
     n_workers: int = Field(default=1, ge=1)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id")
     @classmethod
@@ -44,6 +42,18 @@ class EnvSection(_Section):
             raise ValueError(f"unknown environment {env_id!r}{hint}")
         return env_id
 
+    @model_validator(mode="after")
+    def _env_settings(self) -> EnvSection:
+        """A velora_robot env's settings are checked now, not when the run has started."""
+        from velora_robot.envs import ENV_IDS
+
+        if self.id in ENV_IDS:
+            try:
+                ENV_IDS[self.id].TASK.settings(self.kwargs, "kwargs")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
 
 class PolicySection(_Section):
     """The actor (liquid LTC-NCP or MLP baseline) and the critic."""
@@ -55,8 +65,8 @@ class PolicySection(_Section):
     residual: bool = True
     ode_unfolds: int = Field(default=6, ge=1)
     compiled: bool = False
-    hidden: list[int] = [64, 64]
-    critic_hidden: list[int] = [64, 64]
+    hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    critic_hidden: list[int] = Field(default_factory=lambda: [64, 64])
     init_log_std: float = -0.5
     privileged_critic: bool = True
 
@@ -107,7 +117,7 @@ class _OffPolicySection(_Section):
     updates_per_step: int = Field(default=1, ge=1, description="per vector step")
     steps_per_iteration: int = Field(default=64, ge=1, description="vector steps per log line")
     critic: Literal["mlp", "liquid"] = "mlp"
-    critic_hidden: list[int] = [256, 256]
+    critic_hidden: list[int] = Field(default_factory=lambda: [256, 256])
     critic_neurons: int = Field(default=16, ge=3)
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -25,6 +23,7 @@ import torch
 from pydantic import ValidationError
 
 from velora_robot.errors import ConfigError
+from velora_robot.rl import checkpoint
 from velora_robot.rl.agent import Agent
 from velora_robot.rl.ppo import PPO
 from velora_robot.rl.recipe import PPOSection, Recipe
@@ -43,35 +42,13 @@ _CHECKPOINT_KEYS = ("recipe", "update", "env_steps", "wall_s", "agent", "obs_dim
                     "priv_dim")
 
 
-def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename: a reader (or a
-    crash) never sees a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_checkpoint(path: Path, where: str | None = None) -> dict[str, Any]:
-    """A checkpoint written by `train` (our own file: full unpickling is intended);
+    """A checkpoint written by `train`, read without executing code (see `checkpoint`);
     `where` (e.g. the recipe field naming it) starts each error."""
-    at = f"{where}: " if where else ""
-    if not path.is_file():
-        raise ConfigError(f"{at}no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # not a torch file, truncated, or pickled by something else
-        raise ConfigError(f"{at}{path}: not a checkpoint written by `velora-robot train` "
-                          f"({type(exc).__name__}: {exc})") from None
-    missing = [key for key in _CHECKPOINT_KEYS if not isinstance(ckpt, dict) or key not in ckpt]
+    ckpt = checkpoint.load(path, where or "")
+    missing = [key for key in _CHECKPOINT_KEYS if key not in ckpt]
     if missing:
+        at = f"{where}: " if where else ""
         raise ConfigError(f"{at}{path}: not a checkpoint written by `velora-robot train` "
                           f"(no {', '.join(missing)})")
     return ckpt
@@ -99,16 +76,23 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
-          progress: bool = True, stop_after: int | None = None,
+# What a run writes into its folder (an earlier run's are refused, or removed by overwrite).
+RUN_FILES = (CHECKPOINT, "metrics.jsonl", "curve.png", "eval.json", "recipe.json")
+
+
+def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
+          wandb: bool | None = None, progress: bool = True, stop_after: int | None = None,
           on_update: Callable[[int, int, Agent], bool] | None = None) -> dict[str, Any]:
-    """Run (or continue) the recipe; returns a summary. `stop_after` ends the run after that
-    many updates in total (a planned stop, as if killed after the checkpoint).
-    `on_update(update, env_steps, agent)` is called after every update; returning True
-    ends the run there (benchmarks use it to stop once a task is solved)."""
+    """Run (or continue) the recipe; returns a summary. A run folder that holds an earlier
+    run is refused unless `resume` (continue it) or `overwrite` (start again, its files
+    removed). `stop_after` ends the run after that many updates in total (a planned stop,
+    as if killed after the checkpoint). `on_update(update, env_steps, agent)` is called
+    after every update; returning True ends the run there (benchmarks use it to stop once
+    a task is solved)."""
     torch.set_num_threads(recipe.threads)
     run_dir = recipe.run_dir
     resuming = f"recipe {recipe.name!r}: --resume"
+    _claim_run_dir(recipe, resume, overwrite)
     if resume and not (run_dir / CHECKPOINT).is_file():  # said with what to do instead
         raise ConfigError(f"{resuming}: no checkpoint at {run_dir / CHECKPOINT}: nothing to "
                           "resume (train without --resume to start the run)")
@@ -194,7 +178,7 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
             if on_update is not None and on_update(update, env_steps, agent):
                 break
             if update % recipe.logging.checkpoint_every == 0 or update == total_updates:
-                save_atomic({
+                checkpoint.save({
                     "recipe": recipe.model_dump(), "update": update, "env_steps": env_steps,
                     "wall_s": wall, "agent": agent.state_dict(), "algo": algo.state_dict(),
                     "generator": generator.get_state(), "env_state": env.get_state(),
@@ -220,6 +204,32 @@ def train(recipe: Recipe, *, resume: bool = False, wandb: bool | None = None,
             (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=2))
     log.close()
     return summary
+
+
+def _claim_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
+    """Refuse to write over an earlier run by accident (forgetting --resume on a two-hour
+    run would wipe it), and check the folder is writable before any work starts."""
+    run_dir = recipe.run_dir
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run and --overwrite starts it again: give "
+                          "one of them")
+    earlier = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if earlier and not resume:
+        if not overwrite:
+            raise ConfigError(
+                f"recipe {recipe.name!r}: {run_dir} already holds a run ({', '.join(earlier)}); "
+                "continue it with --resume, start it again with --overwrite (its files are "
+                "removed), or change `name` or `logging.dir`")
+        for name in earlier:
+            (run_dir / name).unlink()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".velora-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"recipe {recipe.name!r}: field 'logging.dir': cannot write the run "
+                          f"into {run_dir}: {exc.strerror or exc}") from None
 
 
 def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, int]

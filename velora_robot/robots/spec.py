@@ -6,16 +6,34 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from velora_robot.config import Settings
+
+# The largest command any of our robots takes (m/s, rad/s or rad): a bound on absurd input
+# (a command of 1e308 would make the observation infinite), not a robot's ability.
+MAX_COMMAND = 10.0
+
+
+def check_command(values: dict[str, float], commands: tuple[str, ...], where: str) -> None:
+    """Refuse command names the robot does not take and values beyond +-MAX_COMMAND."""
+    unknown = sorted(set(values) - set(commands))
+    if unknown:
+        raise ValueError(f"{where}: no command {unknown}; the commands are {list(commands)}")
+    for name, value in values.items():
+        if not -MAX_COMMAND <= value <= MAX_COMMAND:
+            raise ValueError(f"{where}.{name}: {value} is outside -{MAX_COMMAND:g}.."
+                             f"{MAX_COMMAND:g}")
+
 
 ObsName = Literal["gyro", "gravity", "joint_pos", "joint_vel", "last_action", "command",
                   "gait_clock"]
 
 
-class JointSpec(BaseModel):
+class JointSpec(Settings):
     """One actuated joint: PD gains, limits and default position (SI units, radians)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     name: str
     default_pos: float
@@ -36,16 +54,16 @@ class JointSpec(BaseModel):
         return self
 
 
-class ObsTerm(BaseModel):
+class ObsTerm(Settings):
     """One block of the actor observation, multiplied by `scale`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     name: ObsName
     scale: float = 1.0
 
 
-class ModelSource(BaseModel):
+class ModelSource(Settings):
     """Where an MJCF comes from and what the robot's parts are called in it.
 
     `path` is ``package:relative/path.xml`` for a file shipped in an installed package
@@ -53,7 +71,7 @@ class ModelSource(BaseModel):
     `menagerie` is true. `joints` lists the MJCF joint names in the spec's joint order.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     path: str
     menagerie: bool = False
@@ -62,11 +80,11 @@ class ModelSource(BaseModel):
     feet: tuple[str, ...] = ()
 
 
-class RobotSpec(BaseModel):
+class RobotSpec(Settings):
     """A robot as the controller sees it. Joint order here is the order of every joint
     vector: observations, actions, targets, firmware frames."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     name: str
     joints: tuple[JointSpec, ...]

@@ -1,43 +1,158 @@
-"""Model cards on the robot side: load one, and refuse to run a policy whose card does not
-match the robot spec (joints and their order, default pose, gains, action scale, rates,
-observation layout, commands)."""
+"""The model card: the JSON written beside every exported policy, as one typed schema used
+by the exporter (which writes it) and the runtime (which reads it and refuses to run a
+policy whose card does not match the robot). Torch-free. The policy interface lives here
+once: the card's format tag and the policy files' input and output names."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field, model_validator
 
-from velora_robot.config import load_file
+from velora_robot.config import Settings, load_file
 from velora_robot.errors import ConfigError
 from velora_robot.robots.spec import RobotSpec
 
 CARD_FORMAT = "velora-model-card/1"
+# Every exported policy: observation and recurrent state in, action and next state out.
+INPUTS, OUTPUTS = ("obs", "state"), ("action", "next_state")
+
+Shape = tuple[Literal[1], int]
 
 
-class ModelCard(BaseModel):
+class Inputs(Settings):
+    """Shapes of the policy's inputs: (batch 1, size)."""
+
+    obs: Shape
+    state: Shape
+
+
+class Outputs(Settings):
+    """Shapes of the policy's outputs."""
+
+    action: Shape
+    next_state: Shape
+
+
+class PolicyIO(Settings):
+    """The policy file's inputs and outputs."""
+
+    inputs: Inputs
+    outputs: Outputs
+
+    @model_validator(mode="after")
+    def _sizes(self) -> PolicyIO:
+        for name, (_, size) in (("inputs.obs", self.inputs.obs),
+                                ("inputs.state", self.inputs.state),
+                                ("outputs.action", self.outputs.action)):
+            if size < 1:
+                raise ValueError(f"{name}: size {size} must be at least 1")
+        if self.outputs.next_state != self.inputs.state:
+            raise ValueError(f"outputs.next_state {self.outputs.next_state} must equal "
+                             f"inputs.state {self.inputs.state}")
+        return self
+
+    @property
+    def obs_dim(self) -> int:
+        """Observation size."""
+        return self.inputs.obs[1]
+
+    @property
+    def state_size(self) -> int:
+        """Recurrent state size (1 for a stateless MLP)."""
+        return self.inputs.state[1]
+
+    @property
+    def act_dim(self) -> int:
+        """Action size."""
+        return self.outputs.action[1]
+
+    def shapes(self) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+        """Input and output shapes by name, as a policy file reports them."""
+        return ({"obs": list(self.inputs.obs), "state": list(self.inputs.state)},
+                {"action": list(self.outputs.action),
+                 "next_state": list(self.outputs.next_state)})
+
+
+class Network(Settings):
+    """What the actor is: its kind and size (and, for a liquid one, its wiring)."""
+
+    kind: Literal["liquid", "mlp"]
+    trainable_parameters: int = Field(ge=1)
+    state_size: int = Field(ge=1)
+    squashed: bool
+    neurons: int | None = Field(default=None, ge=1)
+    motor_neurons: int | None = Field(default=None, ge=1)
+    neurons_per_dof: Literal[1, 2] | None = None
+    synapses: int | None = Field(default=None, ge=0)
+    sensory_synapses: int | None = Field(default=None, ge=0)
+    ode_unfolds: int | None = Field(default=None, ge=1)
+    wiring: dict[str, Any] | None = None
+
+
+class InitFrom(Settings):
+    """The earlier curriculum stage a run started from, and its training so far."""
+
+    checkpoint: str
+    recipe: str
+    env_steps: int = Field(ge=0)
+    wall_s: float = Field(ge=0)
+
+
+class Training(Settings):
+    """How the policy was trained."""
+
+    env: str
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    algorithm: Literal["ppo", "sac", "td3"]
+    updates: int = Field(ge=0)
+    env_steps: int = Field(ge=0)
+    wall_s: float = Field(ge=0)
+    return_mean_last_100: float | None = None
+    init_from: InitFrom | None = None
+    eval: dict[str, Any] | None = None
+
+
+class SourceCheckpoint(Settings):
+    """The checkpoint the policy was exported from."""
+
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Exported(Settings):
+    """When and with what the policy was exported."""
+
+    at: str
+    torch: str
+
+
+class ModelCard(Settings):
     """The JSON written beside every exported policy."""
 
-    model_config = ConfigDict(extra="allow")
-
-    format: str
+    format: Literal["velora-model-card/1"]
     name: str
     policy_file: str
-    policy_format: str
-    io: dict[str, dict[str, list[int]]]
-    robot: dict[str, Any] | None
-    network: dict[str, Any]
-    training: dict[str, Any]
+    policy_format: Literal["onnx", "torchscript", "kernel"]
+    io: PolicyIO
+    robot: RobotSpec | None = None  # None: trained on an env without a robot spec
+    network: Network
+    training: Training
+    source_checkpoint: SourceCheckpoint | None = None
+    exported: Exported | None = None
 
-    def trained(self) -> tuple[int | None, float | None]:
+    def trained(self) -> tuple[int, float]:
         """Env steps and wall-clock seconds of all its training: a curriculum stage's own
-        plus those of the stages before it (`training.init_from`); None where the card
-        does not say."""
-        earlier = self.training.get("init_from") or {}
-        steps, wall = self.training.get("env_steps"), self.training.get("wall_s")
-        return (None if steps is None else steps + earlier.get("env_steps", 0),
-                None if wall is None else wall + earlier.get("wall_s", 0.0))
+        plus those of the stages before it (`training.init_from`)."""
+        t = self.training
+        before = t.init_from
+        return (t.env_steps + (before.env_steps if before else 0),
+                t.wall_s + (before.wall_s if before else 0.0))
+
+    def to_json(self) -> str:
+        """The card as written beside the policy (unset optional fields left out)."""
+        return self.model_dump_json(indent=2, exclude_none=True)
 
 
 def card_path(policy: str | Path) -> Path:
@@ -47,20 +162,20 @@ def card_path(policy: str | Path) -> Path:
 
 
 def load_card(path: str | Path) -> ModelCard:
-    """A model card file, validated."""
-    card = load_file(ModelCard, path)
-    if card.format != CARD_FORMAT:
-        raise ConfigError(f"{path}: field 'format' is {card.format!r}, expected {CARD_FORMAT!r}")
-    return card
+    """A model card file, validated (every field typed; errors name the file and field)."""
+    return load_file(ModelCard, path)
 
 
 def check_card(card: ModelCard, spec: RobotSpec, where: str = "model card") -> None:
-    """Raise ConfigError naming the first difference between the card and the robot."""
+    """Raise ConfigError naming the first difference between the card and the robot in
+    anything the observation and action mapping read: joints and their order, default
+    pose, gains, position limits (target clipping), action scale, control rate,
+    observation layout, commands and the gait clock's frequency."""
     if card.robot is None:
         raise ConfigError(f"{where}: policy {card.name!r} was trained on "
-                          f"{card.training.get('env')!r}, not on a robot; it cannot drive "
+                          f"{card.training.env!r}, not on a robot; it cannot drive "
                           f"{spec.name!r}")
-    trained = RobotSpec.model_validate(card.robot)
+    trained = card.robot
     mine, theirs = spec.joint_names, trained.joint_names
     if len(mine) != len(theirs):
         raise ConfigError(f"{where}: the policy drives {len(theirs)} joints, robot "
@@ -70,12 +185,16 @@ def check_card(card: ModelCard, spec: RobotSpec, where: str = "model card") -> N
             raise ConfigError(f"{where}: joint {i} is {a!r} on the robot but {b!r} in the "
                               "policy (joint order differs)")
     for j_robot, j_card in zip(spec.joints, trained.joints, strict=True):
-        for field in ("default_pos", "kp", "kd"):
+        for field in ("default_pos", "kp", "kd", "pos_limit"):
             if getattr(j_robot, field) != getattr(j_card, field):
                 raise ConfigError(f"{where}: joint {j_robot.name!r}: {field} is "
                                   f"{getattr(j_robot, field)} on the robot but "
                                   f"{getattr(j_card, field)} in training")
-    for field in ("action_scale", "control_hz", "observation", "commands"):
+    for field in ("action_scale", "control_hz", "observation", "commands", "gait_hz"):
         if getattr(spec, field) != getattr(trained, field):
             raise ConfigError(f"{where}: field {field!r} is {getattr(spec, field)} on the "
                               f"robot but {getattr(trained, field)} in training")
+    if card.io.obs_dim != spec.obs_dim or card.io.act_dim != spec.n_joints:
+        raise ConfigError(f"{where}: field 'io': the policy takes {card.io.obs_dim} "
+                          f"observations and gives {card.io.act_dim} actions; robot "
+                          f"{spec.name!r} has {spec.obs_dim} and {spec.n_joints}")

@@ -21,6 +21,8 @@ from typing import Any
 from velora_robot.errors import ConfigError
 
 QUIT = "quit"
+# Signals that may trip the e-stop: catchable, and not the loop's own stop signals.
+ESTOP_SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT", "SIGALRM")
 ESTOP_KEYS, QUIT_KEYS = (" ", "e", "E"), ("q", "Q")
 
 
@@ -30,6 +32,9 @@ class EStop:
 
     def __init__(self, *, keys: bool = True, file: str | Path | None = None,
                  signal_name: str | None = "SIGUSR1") -> None:
+        if signal_name is not None and signal_name not in ESTOP_SIGNALS:
+            raise ConfigError(f"e-stop signal {signal_name!r}: use one of "
+                              f"{', '.join(ESTOP_SIGNALS)}")
         self.keys, self.file = keys, None if file is None else str(file)
         self.signal_name = signal_name
         self._fd: int | None = None
@@ -52,7 +57,10 @@ class EStop:
         """Start listening (terminal in cbreak mode when it is one; the signal handler)."""
         if self.file is not None and os.path.exists(self.file):
             raise ConfigError(f"e-stop file {self.file} exists before the start: remove "
-                                  "it once the robot is safe")
+                              "it once the robot is safe")
+        if self.file is not None and not Path(self.file).parent.is_dir():
+            raise ConfigError(f"e-stop file {self.file}: its folder does not exist, so the "
+                              "file could never appear and the e-stop would never fire")
         if self.keys and sys.stdin is not None and sys.stdin.isatty():
             import termios
             import tty

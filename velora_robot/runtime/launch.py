@@ -18,43 +18,45 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from velora_robot.config import is_recipe, parse, read_file
+from velora_robot.config import Settings, check_writable, is_recipe, parse, read_file
 from velora_robot.errors import ConfigError
 from velora_robot.hal.factory import HardwareSection, open_hardware
 from velora_robot.robots.sources import get_spec
-from velora_robot.robots.spec import RobotSpec
+from velora_robot.robots.spec import RobotSpec, check_command
 from velora_robot.runtime.card import check_card
 from velora_robot.runtime.controller import Controller
-from velora_robot.runtime.estop import EStop
+from velora_robot.runtime.estop import ESTOP_SIGNALS, EStop
 from velora_robot.runtime.loop import ControlLoop, realtime_setup
 from velora_robot.runtime.policy import load_policy
 from velora_robot.runtime.safety import Safety, SafetyConfig
 from velora_robot.runtime.telemetry import Telemetry
 
+MAX_RATE_HZ = 10_000.0  # beyond any servo bus or motor board we drive
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class _Section(Settings):
+    """A launch file section."""
 
 
 class LoopSection(_Section):
     """Rates (default: the robot's control rate for both) and real-time settings."""
 
-    command_hz: float | None = Field(default=None, gt=0)
-    policy_hz: float | None = Field(default=None, gt=0)
+    command_hz: float | None = Field(default=None, gt=0, le=MAX_RATE_HZ)
+    policy_hz: float | None = Field(default=None, gt=0, le=MAX_RATE_HZ)
     duration_s: float | None = Field(default=None, gt=0)
     sched_fifo: bool = False
-    cpu: int | None = Field(default=None, ge=0)
+    cpu: int | None = Field(default=None, ge=0, le=4095)
 
 
 class SafetySection(_Section):
     """See `SafetyConfig`."""
 
-    ramp_s: float = Field(default=2.0, ge=0)
+    ramp_s: float = Field(default=2.0, ge=0, le=60)
     min_upright: float = Field(default=0.5, ge=-1, le=1)
-    max_missed_deadlines: int = Field(default=5, ge=1)
-    damping_kd_scale: float = Field(default=1.0, gt=0)
+    max_missed_deadlines: int = Field(default=5, ge=1, le=1000)
+    damping_kd_scale: float = Field(default=1.0, gt=0, le=10)
 
 
 class EStopSection(_Section):
@@ -64,12 +66,33 @@ class EStopSection(_Section):
     file: str | None = "/tmp/velora.estop"
     signal: str | None = "SIGUSR1"
 
+    @field_validator("signal")
+    @classmethod
+    def _catchable(cls, name: str | None) -> str | None:
+        if name is not None and name not in ESTOP_SIGNALS:
+            raise ValueError(f"{name!r} cannot be an e-stop signal; use one of "
+                             f"{', '.join(ESTOP_SIGNALS)} (SIGKILL and SIGSTOP cannot be "
+                             "caught; SIGINT and SIGTERM already stop the loop cleanly)")
+        return name
+
 
 class TelemetrySection(_Section):
     """Where every cycle is recorded (None: not recorded), and whether to plot it."""
 
     path: str | None = "out/run/{name}.tlm"
     plot: bool = True
+
+    @field_validator("path")
+    @classmethod
+    def _template(cls, path: str | None) -> str | None:
+        if path is not None:
+            try:
+                path.format(name="x")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"{path!r}: only {{name}} (the launch name) may be filled "
+                                 f"in ({type(exc).__name__}: {exc}); write other braces "
+                                 "as {{ and }}") from None
+        return path
 
 
 class Launch(_Section):
@@ -78,7 +101,7 @@ class Launch(_Section):
     name: str
     robot: str
     policy: str
-    command: dict[str, float] = {}
+    command: dict[str, float] = Field(default_factory=dict)
     hardware: HardwareSection = HardwareSection()
     loop: LoopSection = LoopSection()
     safety: SafetySection = SafetySection()
@@ -86,13 +109,15 @@ class Launch(_Section):
     telemetry: TelemetrySection = TelemetrySection()
     status: bool = True
 
+    @field_validator("robot")
+    @classmethod
+    def _known_robot(cls, name: str) -> str:
+        get_spec(name)
+        return name
+
     @model_validator(mode="after")
     def _robot_and_command(self) -> Launch:
-        spec = get_spec(self.robot)
-        unknown = sorted(set(self.command) - set(spec.commands))
-        if unknown:
-            raise ValueError(f"field 'command': {self.robot} has no command {unknown}; its "
-                             f"commands are {list(spec.commands)}")
+        check_command(self.command, get_spec(self.robot).commands, "field 'command'")
         return self
 
 
@@ -214,12 +239,16 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
            out: Any = None) -> dict[str, Any]:
     """Run a launch file to its duration, a quit key or a signal; returns the summary."""
     out = out or sys.stdout
-    if duration_s is not None and not duration_s > 0:
-        raise ConfigError(f"duration {duration_s} s: must be more than 0")
+    if duration_s is not None and not 0 < duration_s < float("inf"):
+        raise ConfigError(f"duration {duration_s} s: a finite number of seconds above 0")
     launch = load_launch(path)
     where = str(path)
     spec = get_spec(launch.robot)
     command_hz, policy_every = _rates(launch, spec, where)
+    telemetry_path = None
+    if launch.telemetry.path is not None:
+        telemetry_path = Path(launch.telemetry.path.format(name=launch.name))
+        check_writable(telemetry_path, f"{where}: field 'telemetry.path'")
     if not Path(launch.policy).is_file():
         raise ConfigError(f"{where}: field 'policy': no policy file at {launch.policy} (export "
                           "one with `velora-robot export CHECKPOINT`)")
@@ -229,19 +258,28 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
     safety = Safety(spec, SafetyConfig(**launch.safety.model_dump()), dt_s=1.0 / command_hz)
     notes = realtime_setup(launch.loop.cpu) if launch.loop.sched_fifo else []
     hw, fallback = open_hardware(launch.hardware, spec, 1.0 / command_hz)
+    if not hw.has_imu:
+        imu_terms = [t.name for t in spec.observation if t.name in ("gyro", "gravity")]
+        if imu_terms:
+            hw.shutdown()
+            raise ConfigError(f"{where}: field 'hardware.backend': {launch.hardware.backend} "
+                              f"has no IMU, but the policy observes {', '.join(imu_terms)}")
+        safety.fall_check = False
+        notes.append(f"fall check: OFF ({launch.hardware.backend} has no IMU; nothing "
+                     "measures the base)")
     if fallback:
         bar = "!" * 78
         print(f"{bar}\n!!! {fallback}\n{bar}", file=sys.stderr)
     telemetry = None
-    if launch.telemetry.path is not None:
-        telemetry = Telemetry(launch.telemetry.path.format(name=launch.name), spec)
+    if telemetry_path is not None:
+        telemetry = Telemetry(telemetry_path, spec)
     estop = EStop(keys=launch.estop.keys, file=launch.estop.file,
                   signal_name=launch.estop.signal)
     controller = Controller(hw, policy, command, safety=safety, policy_every=policy_every)
     loop = ControlLoop(controller, command_hz, telemetry=telemetry, estop=estop)
     backend = "SIMULATED (fallback)" if fallback else launch.hardware.backend
     print(f"{launch.name}: {spec.name}, {Path(launch.policy).name} "
-          f"({policy.card.network.get('neurons', '-')} neurons), hardware {backend}, "
+          f"({policy.card.network.neurons or '-'} neurons), hardware {backend}, "
           f"command {command_hz:g} Hz, policy {spec.control_hz:g} Hz", file=out)
     for note in notes:
         print(f"  {note}", file=out)
@@ -269,7 +307,8 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         "hardware": launch.hardware.backend, "fallback": fallback,
         "wall_s": time.monotonic() - started, "final_mode": safety.mode.value,
         "fault": None if safety.fault is None else safety.fault.value,
-        "fault_detail": safety.detail, **stats.summary()}
+        "fault_detail": safety.detail, "torque_off": hw.torque_off,
+        "fall_check": safety.fall_check, **stats.summary()}
     if tracker is not None:
         summary.update(tracker.summary())
     end_status = hw.last_status
@@ -295,6 +334,10 @@ def format_summary(s: dict[str, Any]) -> str:
                                      else "")]
     if s["fallback"]:
         lines.append(f"  WARNING: {s['fallback']}")
+    if (s.get("torque_off") or "").startswith("failed"):
+        lines.append(f"  WARNING: switching the torque off {s['torque_off']}")
+    if not s.get("fall_check", True):
+        lines.append("  fall check was OFF (no IMU)")
     if "distance_m" in s:
         lines.append(f"  base moved {s['distance_m']:.2f} m")
     if "velocity_error_m_s" in s:

@@ -11,6 +11,7 @@ a few cycles, then the hardware is deactivated and shut down. Optional real-time
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from velora_robot.hal.base import HardwareError
 from velora_robot.runtime.controller import Controller
 from velora_robot.runtime.estop import QUIT, EStop
 from velora_robot.runtime.safety import Fault, Mode
@@ -129,7 +131,9 @@ class ControlLoop:
                 signal.signal(sig, handler)
             try:
                 if hw.lifecycle.value == "active":
-                    hw.deactivate()
+                    # On failure the HAL is in error, and shutdown tries torque off again.
+                    with contextlib.suppress(HardwareError):
+                        hw.deactivate()
                 hw.shutdown()
             finally:
                 if self.estop is not None:

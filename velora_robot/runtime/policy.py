@@ -5,14 +5,13 @@ calls: `action = policy(obs)`; `reset()` at the start of an episode."""
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from velora_robot.errors import ConfigError
-from velora_robot.runtime.card import ModelCard, card_path, load_card
-
-INPUTS, OUTPUTS = ("obs", "state"), ("action", "next_state")
+from velora_robot.runtime.card import OUTPUTS, ModelCard, card_path, load_card
 
 
 class _Runner:
@@ -22,9 +21,7 @@ class _Runner:
         self.path = path
         self.card = card or load_card(card_path(path))
         io = self.card.io
-        self.obs_dim = io["inputs"]["obs"][1]
-        self.state_size = io["inputs"]["state"][1]
-        self.act_dim = io["outputs"]["action"][1]
+        self.obs_dim, self.state_size, self.act_dim = io.obs_dim, io.state_size, io.act_dim
         self.state = np.zeros((1, self.state_size), np.float32)
         self._obs = np.zeros((1, self.obs_dim), np.float32)
 
@@ -60,8 +57,7 @@ class OnnxPolicy(_Runner):
             raise ConfigError(f"{path}: not a loadable ONNX model: {exc}") from None
         got_in = {i.name: i.shape for i in self.session.get_inputs()}
         got_out = {o.name: o.shape for o in self.session.get_outputs()}
-        want_in = {"obs": [1, self.obs_dim], "state": [1, self.state_size]}
-        want_out = {"action": [1, self.act_dim], "next_state": [1, self.state_size]}
+        want_in, want_out = self.card.io.shapes()
         if got_in != want_in or got_out != want_out:
             raise ConfigError(f"{path}: ONNX inputs {got_in} and outputs {got_out} do not match "
                               f"the model card's {want_in} -> {want_out}")
@@ -73,7 +69,9 @@ class OnnxPolicy(_Runner):
 
 
 class TorchScriptPolicy(_Runner):
-    """An exported TorchScript policy (needs torch on the robot)."""
+    """An exported TorchScript policy (needs torch on the robot). A TorchScript file is a
+    program: loading it runs its code, so take only files you trust (ONNX and the kernel
+    format are data: those are the formats to take from others)."""
 
     def __init__(self, path: str | Path, card: ModelCard | None = None) -> None:
         # Loaded only here: the rest of the runtime never needs torch.
@@ -83,6 +81,8 @@ class TorchScriptPolicy(_Runner):
         super().__init__(path, card)
         torch.set_num_threads(1)
         self._torch = torch
+        warnings.warn(f"{path}: a TorchScript policy is code, run as it is loaded; load only "
+                      "files you trust (ONNX and .npz kernel files are data)", stacklevel=3)
         self.module = torch.jit.load(str(path))
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -131,7 +131,9 @@ class KernelPolicy(_Runner):
 
 
 def load_policy(path: str | Path) -> OnnxPolicy | TorchScriptPolicy | KernelPolicy:
-    """The runner for a policy file (.onnx, .pt or .npz), with its card beside it."""
+    """The runner for a policy file (.onnx, .pt or .npz), with its card beside it. ONNX and
+    kernel (.npz) files are data, safe to take from others; a TorchScript file (.pt) is a
+    program that runs as it loads (a warning says so): only from sources you trust."""
     path = Path(path)
     runners = {".onnx": OnnxPolicy, ".pt": TorchScriptPolicy, ".npz": KernelPolicy}
     if path.suffix not in runners:

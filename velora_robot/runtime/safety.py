@@ -71,6 +71,9 @@ class Safety:
         self._ramp_step = 0
         self._last_target: np.ndarray | None = None
         self._missed = 0
+        # Off on hardware without an IMU (nothing measures the base): readings are then
+        # checked without gyro and gravity, and no fall can be detected.
+        self.fall_check = True
 
     # ------------------------------------------------------------ events
     def start(self, state: HardwareState) -> None:
@@ -93,12 +96,13 @@ class Safety:
             self.trip(Fault.MISSED_DEADLINES, f"{self._missed} in a row")
 
     def check(self, state: HardwareState) -> None:
-        """Trip on a bad reading or a fall."""
-        for name in ("q", "dq", "gyro", "gravity"):
+        """Trip on a bad reading or a fall (the IMU's part only with `fall_check`)."""
+        fields = ("q", "dq", "gyro", "gravity") if self.fall_check else ("q", "dq")
+        for name in fields:
             if not np.isfinite(getattr(state, name)).all():
                 self.trip(Fault.BAD_READING, f"field {name!r}")
                 return
-        if -state.gravity[2] < self.config.min_upright:
+        if self.fall_check and -state.gravity[2] < self.config.min_upright:
             self.trip(Fault.FALL, f"upright {-state.gravity[2]:.2f} < "
                       f"{self.config.min_upright}")
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
+from velora_robot.config import Settings, parse
+from velora_robot.errors import ConfigError
 from velora_robot.robots.spec import RobotSpec
 from velora_robot.runtime.controller import Cycle
 from velora_robot.runtime.safety import Mode
@@ -73,8 +76,30 @@ class Telemetry:
             self._file.close()
 
 
+class Header(Settings):
+    """A telemetry file's first line."""
+
+    format: Literal["velora-telemetry/1"]
+    robot: str
+    columns: list[str] = Field(min_length=1)
+    modes: dict[str, float]
+
+    @field_validator("columns")
+    @classmethod
+    def _needed(cls, columns: list[str]) -> list[str]:
+        missing = [c for c in ("time_s", "lateness_us", "mode") if c not in columns]
+        if missing:
+            raise ValueError(f"no column {missing}")
+        if any(c.startswith("q/") and f"target/{c[2:]}" not in columns for c in columns):
+            raise ValueError("a joint's q column without its target column")
+        if len(set(columns)) != len(columns):
+            raise ValueError("column names repeat")
+        return columns
+
+
 def read(path: str | Path) -> tuple[dict[str, Any], np.ndarray]:
-    """The header and the complete records (records, columns) of a telemetry file."""
+    """The header and the complete records (records, columns) of a telemetry file; a
+    ConfigError naming the file (and the header field) for anything else."""
     raw = Path(path).read_bytes()
     end = raw.find(b"\n")
     try:
@@ -82,8 +107,9 @@ def read(path: str | Path) -> tuple[dict[str, Any], np.ndarray]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         header = None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a velora telemetry file (its first line is not a "
-                         f"{FORMAT!r} header)")
+        raise ConfigError(f"{path}: not a velora telemetry file (its first line is not a "
+                          f"{FORMAT!r} header)")
+    header = parse(Header, header, f"{path}: header").model_dump()
     width = len(header["columns"]) * 8
     body = raw[end + 1:]
     complete = len(body) // width * width  # a record torn by a crash is dropped

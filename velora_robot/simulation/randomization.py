@@ -8,12 +8,15 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from velora_robot.config import Settings
 from velora_robot.robots.observation import RobotState
 from velora_robot.simulation.model import ModelIndex
 
 Range = tuple[float, float]
+
+MAX_LATENCY_S = 0.5  # beyond this a loop is not controlling the robot any more
 
 # Uniform noise half-widths at obs_noise_scale 1 (MuJoCo Playground's Go1 values).
 NOISE = {"q": 0.03, "dq": 1.5, "gyro": 0.2, "gravity": 0.05}
@@ -40,10 +43,8 @@ def add_noise(state: RobotState, draw: np.ndarray) -> RobotState:
                       gravity=state.gravity + draw[..., 2 * n + 3:])
 
 
-class Randomization(BaseModel):
+class Randomization(Settings):
     """Ranges drawn once per episode (pushes: every `push_interval_s`)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
     friction: Range = (0.4, 1.0)
@@ -53,7 +54,10 @@ class Randomization(BaseModel):
     motor_strength: Range = (0.9, 1.1)
     kp_scale: Range = (0.9, 1.1)
     kd_scale: Range = (0.9, 1.1)
+    # Actuation latency (a new target reaches the servos this long after it is sent) and
+    # sensing latency (the observation is the state this long ago); whole physics steps.
     latency_s: Range = (0.0, 0.02)
+    sensor_latency_s: Range = (0.0, 0.0)
     obs_noise_scale: float = Field(default=1.0, ge=0)
     push_interval_s: float = Field(default=15.0, gt=0)
     push_velocity: Range = (-1.0, 1.0)
@@ -67,8 +71,11 @@ class Randomization(BaseModel):
 
     @model_validator(mode="after")
     def _physical(self) -> Randomization:
-        if self.latency_s[0] < 0:
-            raise ValueError(f"latency_s {self.latency_s}: latency cannot be negative")
+        for name in ("latency_s", "sensor_latency_s"):
+            lo, hi = getattr(self, name)
+            if lo < 0 or hi > MAX_LATENCY_S:
+                raise ValueError(f"{name} {(lo, hi)}: latency must be within 0..{MAX_LATENCY_S}"
+                                 " s")
         for name in ("friction", "mass_scale", "motor_strength", "kp_scale", "kd_scale"):
             if getattr(self, name)[0] <= 0:
                 raise ValueError(f"{name} {getattr(self, name)} must stay above 0")
@@ -86,7 +93,8 @@ class Draw:
     motor_strength: float
     kp_scale: float
     kd_scale: float
-    latency_steps: int  # physics steps the new target waits
+    latency_steps: int  # physics steps a new target waits before it reaches the servos
+    sensor_latency_steps: int = 0  # physics steps the observed state lags the true one
 
 
 class Randomizer:
@@ -103,6 +111,10 @@ class Randomizer:
         c = self.config
         u = lambda r: float(rng.uniform(*r))  # noqa: E731
         latency = u(c.latency_s)
+        # Drawn only when it varies: ranges without sensing latency then draw exactly what
+        # earlier versions drew (the shipped controllers' evaluations stay reproducible).
+        lo, hi = c.sensor_latency_s
+        sensing = lo if lo == hi else None
         return Draw(
             friction=u(c.friction),
             mass_scale=rng.uniform(*c.mass_scale, size=self.model.nbody),
@@ -110,6 +122,8 @@ class Randomizer:
             com_shift_m=rng.uniform(*c.com_shift_m, size=3),
             motor_strength=u(c.motor_strength), kp_scale=u(c.kp_scale), kd_scale=u(c.kd_scale),
             latency_steps=round(latency / self.model.opt.timestep),
+            sensor_latency_steps=round((u(c.sensor_latency_s) if sensing is None else sensing)
+                                       / self.model.opt.timestep),
         )
 
     def apply(self, draw: Draw | None) -> None:

@@ -5,6 +5,8 @@ training envs and the simulated hardware both use these."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections import deque
 from dataclasses import dataclass
 
 import mujoco
@@ -56,6 +58,13 @@ def measure(index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray, tau: np.ndarr
         tau=tau.copy(), contacts=sensordata[..., index.touch] > 0)
 
 
+def with_sensors(truth: Measurement, index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray,
+                 sensordata: np.ndarray) -> Measurement:
+    """`truth` with its sensor readings (`state`) taken from delayed MuJoCo arrays."""
+    sensed = measure(index, qpos, qvel, truth.tau, sensordata)
+    return dataclasses.replace(truth, state=sensed.state)
+
+
 def _yaw(quat_wxyz: np.ndarray) -> np.ndarray:
     """Heading (rotation about world z) of orientations given as (..., 4) quaternions."""
     w, x, y, z = np.moveaxis(quat_wxyz, -1, 0)
@@ -63,7 +72,12 @@ def _yaw(quat_wxyz: np.ndarray) -> np.ndarray:
 
 
 class SimRobot:
-    """One simulated robot. `step(targets)` advances one control period."""
+    """One simulated robot. `step(targets)` advances one control period.
+
+    Latency is a delay line of whole physics steps, of any length: a target sent now
+    reaches the servos `draw.latency_steps` later (until then the earlier ones apply, each
+    from its own due step), and `measure()` reports the sensors as they were
+    `draw.sensor_latency_steps` ago (the simulator's truth fields stay current)."""
 
     def __init__(self, spec: RobotSpec, *, source: str = "default", variant: Variant = "fast",
                  randomization: Randomization | None = None) -> None:
@@ -74,8 +88,24 @@ class SimRobot:
         self.randomization = randomization or Randomization()
         self.randomizer = Randomizer(self.model, self.index, self.randomization)
         self.draw: Draw | None = None
-        self._target = self.io.q0.copy()
         self._renderer: mujoco.Renderer | None = None
+        self._clear_delay_lines(self.io.q0)
+
+    def _clear_delay_lines(self, target: np.ndarray) -> None:
+        self._step = 0  # physics steps since the reset
+        self._pending: deque[tuple[int, np.ndarray]] = deque()  # (due step, targets)
+        self._target = np.array(target, dtype=float)  # what the servos track now
+        self._sensed: deque[tuple[int, tuple[np.ndarray, ...]]] = deque()  # (step, sensors)
+
+    @property
+    def act_delay(self) -> int:
+        """Physics steps between sending a target and the servos tracking it."""
+        return 0 if self.draw is None else self.draw.latency_steps
+
+    @property
+    def sensor_delay(self) -> int:
+        """Physics steps the measured state lags the simulated one."""
+        return 0 if self.draw is None else self.draw.sensor_latency_steps
 
     def reset(self, rng: np.random.Generator) -> None:
         """Home pose at rest; draw new physical parameters when randomization is on."""
@@ -87,38 +117,76 @@ class SimRobot:
             d.qpos[idx.base_qpos:idx.base_qpos + 7] = [0, 0, self.spec.base_height, 1, 0, 0, 0]
         d.qpos[idx.qpos] = self.io.q0
         d.ctrl[:] = self.io.q0
-        self._target = self.io.q0.copy()
         mujoco.mj_forward(self.model, d)
+        self._clear_delay_lines(self.io.q0)
+        if self.sensor_delay:
+            self._snapshot()
 
     def step(self, targets: np.ndarray, nstep: int | None = None) -> None:
-        """Hold the previous targets for the actuation latency, then the new ones, for one
-        control period of physics steps (or `nstep` physics steps)."""
+        """Send `targets` and advance one control period of physics steps (or `nstep`):
+        each queued target takes over at its due step; the sensors are recorded at the
+        steps a later `measure()` will report."""
         nstep = self.spec.substeps if nstep is None else nstep
-        delay = 0 if self.draw is None else min(self.draw.latency_steps, nstep)
-        if delay:
+        self._pending.append((self._step + self.act_delay, np.array(targets, dtype=float)))
+        end = self._step + nstep
+        # The one step of this period whose sensors are read `sensor_delay` after a period
+        # ends (periods end at multiples of nstep since the reset).
+        lag = self.sensor_delay
+        record = end - lag % nstep if lag else None
+        while True:
+            while self._pending and self._pending[0][0] <= self._step:
+                self._target = self._pending.popleft()[1]
             self.data.ctrl[:] = self._target
-            mujoco.mj_step(self.model, self.data, nstep=delay)
-        self.data.ctrl[:] = targets
-        if nstep > delay:
-            mujoco.mj_step(self.model, self.data, nstep=nstep - delay)
-        self._target = np.array(targets, dtype=float)
+            if self._step >= end:
+                break
+            stop = end
+            if self._pending:
+                stop = min(stop, self._pending[0][0])
+            if record is not None and self._step < record:
+                stop = min(stop, record)
+            mujoco.mj_step(self.model, self.data, nstep=stop - self._step)
+            self._step = stop
+            if self._step == record:
+                self._snapshot()
+        while len(self._sensed) > 1 and self._sensed[1][0] <= self._step - lag:
+            self._sensed.popleft()
+
+    def _snapshot(self) -> None:
+        d = self.data
+        self._sensed.append((self._step, (d.qpos.copy(), d.qvel.copy(), d.sensordata.copy())))
+
+    def sensed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """qpos, qvel and sensordata as the sensors report them now (`sensor_delay` old; the
+        state at the reset while the episode is younger than that)."""
+        if not self.sensor_delay:
+            d = self.data
+            return d.qpos, d.qvel, d.sensordata
+        return self._sensed[0][1]
 
     def get_state(self) -> dict:
         """Everything needed to continue exactly from here (physics, this episode's draw,
-        the held target)."""
+        the targets on their way and the one applied, the recorded sensors)."""
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         state = np.empty(mujoco.mj_stateSize(self.model, spec))
         mujoco.mj_getState(self.model, self.data, state, spec)
-        return {"physics": state, "draw": self.draw, "target": self._target.copy()}
+        return {"physics": state,
+                "draw": None if self.draw is None else dataclasses.asdict(self.draw),
+                "target": self._target.copy(), "step": self._step,
+                "pending": [(due, t.copy()) for due, t in self._pending],
+                "sensed": [(at, tuple(a.copy() for a in arrays)) for at, arrays in self._sensed]}
 
     def set_state(self, saved: dict) -> None:
         """Restore a `get_state()` result."""
-        self.draw = saved["draw"]
+        self.draw = None if saved["draw"] is None else Draw(**saved["draw"])
         self.randomizer.apply(self.draw)
         mujoco.mj_setState(self.model, self.data, saved["physics"],
                            mujoco.mjtState.mjSTATE_INTEGRATION)
         mujoco.mj_forward(self.model, self.data)
-        self._target = saved["target"].copy()
+        self._clear_delay_lines(saved["target"])
+        self._step = saved["step"]
+        self._pending.extend((due, np.array(t)) for due, t in saved["pending"])
+        self._sensed.extend((at, tuple(np.array(a) for a in arrays))
+                            for at, arrays in saved["sensed"])
 
     def push(self, velocity_xy: np.ndarray) -> None:
         """Add a horizontal velocity to the base (a shove)."""
@@ -126,9 +194,10 @@ class SimRobot:
             self.data.qvel[self.index.base_dof:self.index.base_dof + 2] += velocity_xy
 
     def measure(self) -> Measurement:
-        """Current measurements (no noise)."""
+        """Measurements (no noise): the sensors' state as `sensed()`, the truth now."""
         d = self.data
-        return measure(self.index, d.qpos, d.qvel, d.actuator_force, d.sensordata)
+        truth = measure(self.index, d.qpos, d.qvel, d.actuator_force, d.sensordata)
+        return with_sensors(truth, self.index, *self.sensed()) if self.sensor_delay else truth
 
     def render(self, width: int = 480, height: int = 360) -> np.ndarray:
         """An RGB frame from a camera that follows the base (needs an OpenGL backend:
@@ -166,6 +235,9 @@ class RobotBatch:
         self._qvel = np.zeros((n, m.nv))
         self._tau = np.zeros((n, m.nu))
         self._sensors = np.zeros((n, m.nsensordata))
+        # What each robot's sensors report (delayed copies of the three arrays above).
+        self._sensed = [np.zeros_like(a) for a in (self._qpos, self._qvel, self._sensors)]
+        self._any_sensor_delay = False  # once one robot had one: measure the sensed arrays
 
     def __len__(self) -> int:
         return len(self.robots)
@@ -174,6 +246,10 @@ class RobotBatch:
         d = self.robots[i].data
         self._qpos[i], self._qvel[i] = d.qpos, d.qvel
         self._tau[i], self._sensors[i] = d.actuator_force, d.sensordata
+        if self.robots[i].sensor_delay:
+            self._any_sensor_delay = True
+        for into, value in zip(self._sensed, self.robots[i].sensed(), strict=True):
+            into[i] = value
 
     def reset(self, i: int, rng: np.random.Generator) -> None:
         """Reset robot `i`."""
@@ -198,4 +274,7 @@ class RobotBatch:
 
     def measure(self) -> Measurement:
         """Measurements of all robots, each array with a leading dimension n."""
-        return measure(self.index, self._qpos, self._qvel, self._tau, self._sensors)
+        truth = measure(self.index, self._qpos, self._qvel, self._tau, self._sensors)
+        if not self._any_sensor_delay:
+            return truth
+        return with_sensors(truth, self.index, *self._sensed)
