@@ -243,6 +243,10 @@ CASES = {
                     "field 'hardware.baud'"),
     "run: serial without a port": (lambda f: ["run", str(_launch(
         f, {"hardware": {"backend": "serial"}}))], "needs field 'port'"),
+    "run: simulated latency of 3 s": (lambda f: ["run", str(_launch(
+        f, {"hardware": {"backend": "mujoco", "sim": {"randomization": {
+            "enabled": True, "latency_s": [0, 3]}}}}))],
+        "launch.yaml: hardware.sim.randomization: latency_s (0.0, 3.0)"),
     "run: unknown field": (lambda f: ["run", str(_launch(f, {"speed": 3}))],
                            "field 'speed': unknown field"),
     "run: card with another gait clock": (lambda f: ["run", str(_launch(

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from velora_robot.runtime.card import INPUTS, OUTPUTS
+
 
 def _padded(src: np.ndarray, dst: np.ndarray, n_neurons: int, fields: dict[str, np.ndarray]
             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -68,7 +70,9 @@ def build(arrays: dict[str, np.ndarray], *, obs_mean: np.ndarray, obs_std: np.nd
         return outputs[0]
 
     # Observation normalization (kept apart from the synapses because of the clip).
-    x = node("Sub", ["obs", const("obs_mean", obs_mean)], "x_centred")
+    obs_in, state_in = INPUTS
+    action_out, state_out = OUTPUTS
+    x = node("Sub", [obs_in, const("obs_mean", obs_mean)], "x_centred")
     x = node("Mul", [x, const("obs_inv_std", 1.0 / np.asarray(obs_std, np.float64))], "x_scaled")
     x = node("Clip", [x, const("clip_lo", -clip), const("clip_hi", clip)], "x")
 
@@ -96,7 +100,7 @@ def build(arrays: dict[str, np.ndarray], *, obs_mean: np.ndarray, obs_std: np.nd
     base = const("base", np.stack([a["leak"], cm_t + a["gleak"] + epsilon]))
     base = node("Add", [sensory, base], "base_sums")
     own = const("own", np.stack([cm_t, np.zeros(n)]))
-    v = "state"
+    v = state_in
     for u in range(unfolds):
         inner = synapses("", v, f"u{u}", a["sigma"], a["bias"])
         term = node("Mul", [v, own], f"u{u}_own")
@@ -104,7 +108,7 @@ def build(arrays: dict[str, np.ndarray], *, obs_mean: np.ndarray, obs_std: np.nd
         term = node("Add", [term, inner], f"u{u}_total")
         num, den = f"u{u}_num", f"u{u}_den"
         node("Split", [term], [num, den], axis=0, num_outputs=2)
-        v = node("Div", [num, den], "next_state" if u == unfolds - 1 else f"u{u}_v")
+        v = node("Div", [num, den], state_out if u == unfolds - 1 else f"u{u}_v")
 
     # Motor read-out + residual + antagonistic pairs: one Gemm on [x, v].
     pairs = np.zeros((n_motor, n_act))
@@ -121,16 +125,16 @@ def build(arrays: dict[str, np.ndarray], *, obs_mean: np.ndarray, obs_std: np.nd
                                                                    a["out_b"] @ pairs)],
                 "action_mean")
     if squash:
-        node("Tanh", [mean], "action")
+        node("Tanh", [mean], action_out)
     else:
-        node("Clip", [mean, const("act_lo", -1.0), const("act_hi", 1.0)], "action")
+        node("Clip", [mean, const("act_lo", -1.0), const("act_hi", 1.0)], action_out)
 
     graph = helper.make_graph(
         nodes, "velora_liquid_policy",
-        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, [1, n_in]),
-         helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, n])],
-        [helper.make_tensor_value_info("action", TensorProto.FLOAT, [1, n_act]),
-         helper.make_tensor_value_info("next_state", TensorProto.FLOAT, [1, n])],
+        [helper.make_tensor_value_info(obs_in, TensorProto.FLOAT, [1, n_in]),
+         helper.make_tensor_value_info(state_in, TensorProto.FLOAT, [1, n])],
+        [helper.make_tensor_value_info(action_out, TensorProto.FLOAT, [1, n_act]),
+         helper.make_tensor_value_info(state_out, TensorProto.FLOAT, [1, n])],
         initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="velora-robot")

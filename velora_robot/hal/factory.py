@@ -38,8 +38,9 @@ class HardwareSection(Settings):
     sim: SimSection = SimSection()
 
 
-def simulated(spec: RobotSpec, sim: SimSection, period_s: float) -> Hardware:
-    """The simulated robot (MuJoCo is imported only now)."""
+def simulated(spec: RobotSpec, sim: SimSection, period_s: float, where: str = "hardware"
+              ) -> Hardware:
+    """The simulated robot (MuJoCo is imported only now); `where` starts its errors."""
     from velora_robot.hal.mujoco import MujocoHardware
 
     randomization = None
@@ -47,7 +48,8 @@ def simulated(spec: RobotSpec, sim: SimSection, period_s: float) -> Hardware:
         from velora_robot.config import parse
         from velora_robot.simulation.randomization import Randomization
 
-        randomization = parse(Randomization, sim.randomization, "hardware.sim.randomization")
+        randomization = parse(Randomization, sim.randomization,
+                              f"{where}: hardware.sim.randomization")
     return MujocoHardware(spec, variant=sim.variant, randomization=randomization,
                           seed=sim.seed, period_s=period_s)
 
@@ -67,12 +69,13 @@ def _device(section: HardwareSection, spec: RobotSpec) -> Hardware:
     return DynamixelHardware(spec, section.port, baud=section.baud)
 
 
-def open_hardware(section: HardwareSection, spec: RobotSpec, period_s: float
-                  ) -> tuple[Hardware, str | None]:
+def open_hardware(section: HardwareSection, spec: RobotSpec, period_s: float,
+                  where: str = "launch file") -> tuple[Hardware, str | None]:
     """The configured hardware, configured (inactive, reading), and a fallback warning
-    (None when the configured backend is the one running)."""
+    (None when the configured backend is the one running); `where` (the launch file)
+    starts setting errors."""
     if section.backend == "mujoco":
-        hw = simulated(spec, section.sim, period_s)
+        hw = simulated(spec, section.sim, period_s, where)
     elif section.backend == "mock":
         from velora_robot.hal.mock import MockHardware
 
@@ -89,7 +92,7 @@ def open_hardware(section: HardwareSection, spec: RobotSpec, period_s: float
                                     "instead)") from None
             warning = (f"{section.backend} device {section.port} unavailable ({exc}): "
                        "RUNNING THE SIMULATED ROBOT INSTEAD (fallback: sim)")
-            hw = simulated(spec, section.sim, period_s)
+            hw = simulated(spec, section.sim, period_s, where)
             hw.configure()
             return hw, warning
     hw.configure()

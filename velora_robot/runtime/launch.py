@@ -257,7 +257,7 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
     command = np.array([launch.command.get(name, 0.0) for name in spec.commands])
     safety = Safety(spec, SafetyConfig(**launch.safety.model_dump()), dt_s=1.0 / command_hz)
     notes = realtime_setup(launch.loop.cpu) if launch.loop.sched_fifo else []
-    hw, fallback = open_hardware(launch.hardware, spec, 1.0 / command_hz)
+    hw, fallback = open_hardware(launch.hardware, spec, 1.0 / command_hz, where)
     if not hw.has_imu:
         imu_terms = [t.name for t in spec.observation if t.name in ("gyro", "gravity")]
         if imu_terms:
