@@ -416,3 +416,17 @@ def test_an_old_format_checkpoint_is_refused_with_a_way_to_convert_a_trusted_one
     converted = load_checkpoint(path)
     np.testing.assert_array_equal(converted["carry"]["obs"], new["carry"]["obs"])
     assert train(recipe(tmp_path, "run"), resume=True, progress=False)["updates"] == 3
+
+
+def test_training_again_without_resume_or_overwrite_leaves_the_earlier_run_untouched(tmp_path):
+    train(recipe(tmp_path, "run"), progress=False, stop_after=2)
+    run_dir = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match=r"already holds a run \(checkpoint.pt, "
+                                          r"metrics.jsonl.*continue it with --resume"):
+        train(recipe(tmp_path, "run"), progress=False)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    summary = train(recipe(tmp_path, "run"), overwrite=True, progress=False, stop_after=1)
+    assert summary["updates"] == 1 and load_checkpoint(run_dir / CHECKPOINT)["update"] == 1
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["update"] for line in lines] == [1]

@@ -95,7 +95,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     _claim_run_dir(recipe, resume, overwrite)
     if resume and not (run_dir / CHECKPOINT).is_file():  # said with what to do instead
         raise ConfigError(f"{resuming}: no checkpoint at {run_dir / CHECKPOINT}: nothing to "
-                          "resume (train without --resume to start the run)")
+                          "resume (start the run without --resume, with --overwrite if its "
+                          "folder holds files of an earlier start)")
     ckpt = load_checkpoint(run_dir / CHECKPOINT, resuming) if resume else None
     if ckpt is not None and _but_budget(_with_defaults(ckpt["recipe"])) != _but_budget(
             recipe.model_dump()):
@@ -216,10 +217,12 @@ def _claim_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
     earlier = [name for name in RUN_FILES if (run_dir / name).exists()]
     if earlier and not resume:
         if not overwrite:
+            resume_hint = ("continue it with --resume, " if CHECKPOINT in earlier else
+                           "it has no checkpoint to resume: ")
             raise ConfigError(
                 f"recipe {recipe.name!r}: {run_dir} already holds a run ({', '.join(earlier)}); "
-                "continue it with --resume, start it again with --overwrite (its files are "
-                "removed), or change `name` or `logging.dir`")
+                f"{resume_hint}start it again with --overwrite (its files are removed), or "
+                "change `name` or `logging.dir`")
         for name in earlier:
             (run_dir / name).unlink()
     try:
