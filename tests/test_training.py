@@ -430,3 +430,23 @@ def test_training_again_without_resume_or_overwrite_leaves_the_earlier_run_untou
     assert summary["updates"] == 1 and load_checkpoint(run_dir / CHECKPOINT)["update"] == 1
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["update"] for line in lines] == [1]
+
+
+def test_progress_says_when_it_compiles_and_takes_the_eta_from_after_the_warm_up(tmp_path,
+                                                                                capsys):
+    from velora_robot.rl.trainer import _Progress
+
+    bar = _Progress(100, enabled=True, compiling=True)
+    bar.start()
+    bar.show(1, 512, 40.0, (1.0, 39.0), None)  # the first update: 40 s of compiling
+    for update in range(2, 11):
+        bar.show(update, 512 * update, 0.5, (0.3, 0.2), 1.0)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("compiling the liquid step")
+    assert lines[1].endswith("ETA after warm-up")
+    # 90 updates left at 0.5 s each: 45 s (the 40-s first update does not count)
+    assert lines[-1].endswith("ETA 00:00:45") and "collect  60% learn  40%" in lines[-1]
+    rows = [json.loads(line) for line in (train(recipe(tmp_path, "run"), progress=False)
+                                           and (tmp_path / "run" / "metrics.jsonl")
+                                           .read_text().splitlines())]
+    assert all(r["collect_s"] > 0 and r["learn_s"] > 0 for r in rows)

@@ -55,19 +55,46 @@ def load_checkpoint(path: Path, where: str | None = None) -> dict[str, Any]:
 
 
 class _Progress:
-    """One status line: steps/s, return, ETA (rewritten in place on a terminal)."""
+    """One status line: steps/s, return, where the time goes (collecting: physics and
+    acting; learning: the update) and an ETA (rewritten in place on a terminal). The first
+    update of a process warms up (allocation and, with `compiled: true`, tracing and
+    compiling the liquid step), so the ETA comes from the updates after it."""
 
-    def __init__(self, total_updates: int, enabled: bool) -> None:
+    def __init__(self, total_updates: int, enabled: bool, compiling: bool = False) -> None:
         self.total, self.enabled = total_updates, enabled
         self.tty = sys.stderr.isatty()
+        self.compiling = compiling
+        self._timed: deque[float] = deque(maxlen=20)  # seconds per update, after warm-up
+        self._seen = 0
 
-    def show(self, update: int, steps: int, rate: float, ret: float | None) -> None:
-        if not self.enabled or (not self.tty and update % 10 and update != self.total):
+    def start(self) -> None:
+        """Say what the first update's wait is for, before it starts."""
+        if self.enabled and self.compiling:
+            print("compiling the liquid step (torch.compile, first update only; up to a "
+                  "minute)...", file=sys.stderr, flush=True)
+
+    def show(self, update: int, steps: int, seconds: float, split: tuple[float, float] | None,
+             ret: float | None) -> None:
+        self._seen += 1
+        if self._seen > 1:
+            self._timed.append(seconds)
+        if not self.enabled or (not self.tty and update % 10 and update != self.total
+                                and self._seen > 1):
             return
-        eta = (self.total - update) * (steps / max(update, 1)) / max(rate, 1e-9)
+        rate = steps / max(update, 1) / max(seconds, 1e-9)
+        if self._timed:
+            eta = time.strftime("%H:%M:%S", time.gmtime(
+                (self.total - update) * sum(self._timed) / len(self._timed)))
+        else:
+            eta = "after warm-up"
         ret_txt = "   n/a" if ret is None else f"{ret:8.2f}"
+        where = ""
+        if split is not None:
+            collect, learn = split
+            where = f"  collect {100 * collect / max(collect + learn, 1e-9):3.0f}% learn " \
+                    f"{100 * learn / max(collect + learn, 1e-9):3.0f}%"
         line = (f"update {update:>5}/{self.total}  {steps:>10,} steps  {rate:>7,.0f} steps/s  "
-                f"return {ret_txt}  ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}")
+                f"return {ret_txt}{where}  ETA {eta}")
         print(("\r" if self.tty else "") + line, end="" if self.tty else "\n", file=sys.stderr,
               flush=True)
 
@@ -153,16 +180,21 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     log = RunLog(run_dir, keep_until=update if ckpt is not None else None, wandb=use_wandb,
                  project=recipe.logging.wandb_project, name=recipe.name,
                  config=recipe.model_dump(), wandb_id=wandb_id)
-    bar = _Progress(total_updates, progress)
+    bar = _Progress(total_updates, progress,
+                    compiling=recipe.policy.compiled and recipe.policy.kind == "liquid")
+    bar.start()
     storage = RolloutStorage(t_steps, n, obs_dim, obs_dim + agent.priv_dim, act_dim,
                              agent.actor.state_size) if on_policy else None
     last = stop_after if stop_after is not None else total_updates
     try:
         while update < min(total_updates, last):
             start = time.perf_counter()
+            split = None
             if on_policy:
                 carry = _collect(env, agent, algo, storage, generator, carry, recent)
+                collected = time.perf_counter()
                 metrics = algo.update(storage, generator)
+                split = (collected - start, time.perf_counter() - collected)
             else:
                 carry, metrics = _off_policy_iteration(
                     env, agent, algo, replay, generator, carry, t_steps, env_steps,
@@ -172,10 +204,12 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
             elapsed = time.perf_counter() - start
             wall += elapsed
             ret, length = episode_means(recent)
+            timing = {} if split is None else {"collect_s": round(split[0], 4),
+                                               "learn_s": round(split[1], 4)}
             log.log({"update": update, "env_steps": env_steps, "wall_s": round(wall, 3),
                      "steps_per_s": n * t_steps / elapsed, "return_mean": ret,
-                     "length_mean": length, **metrics})
-            bar.show(update, env_steps, n * t_steps / elapsed, ret)
+                     "length_mean": length, **timing, **metrics})
+            bar.show(update, env_steps, elapsed, split, ret)
             if on_update is not None and on_update(update, env_steps, agent):
                 break
             if update % recipe.logging.checkpoint_every == 0 or update == total_updates:
