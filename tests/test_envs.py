@@ -319,3 +319,29 @@ def test_batched_env_state_round_trip_continues_identically():
         other.set_state(saved)
         second = [other.step(a).obs for a in actions[10:]]
     np.testing.assert_array_equal(np.array(first), np.array(second))
+
+
+def test_physics_settings_override_the_mjcf_and_unset_ones_keep_it():
+    from velora_robot.simulation.model import build_model
+    from velora_robot.simulation.physics import CHEAP, Physics
+
+    mjcf, idx = build_model(get_spec("spot"))
+    cheap, _ = build_model(get_spec("spot"), physics=CHEAP)
+    only_cone, _ = build_model(get_spec("spot"), physics=Physics(cone="pyramidal"))
+    assert (mjcf.opt.cone, mjcf.opt.impratio, mjcf.opt.iterations) == (1, 100.0, 100)
+    assert (cheap.opt.cone, cheap.opt.impratio, cheap.opt.solver, cheap.opt.iterations) == (
+        0, 1.0, 0, 10)
+    assert set(cheap.geom_condim[idx.feet]) == {3} and cheap.dof_frictionloss.max() == 0
+    assert (only_cone.opt.cone, only_cone.opt.impratio) == (0, 100.0)
+    assert only_cone.dof_frictionloss.max() == mjcf.dof_frictionloss.max() > 0
+    env = SpotWalkEnv(physics={"cone": "pyramidal"})
+    assert env.robot.model.opt.cone == 0
+
+
+@pytest.mark.parametrize("physics,field", [({"impratio": 0.5}, "physics.impratio"),
+                                           ({"foot_condim": 2}, "physics.foot_condim"),
+                                           ({"solver": "Euler"}, "physics.solver"),
+                                           ({"iterations": float("inf")}, "physics.iterations")])
+def test_bad_physics_settings_are_refused_by_field(physics, field):
+    with pytest.raises(ConfigError, match=f"field '{field}'"):
+        SpotWalkEnv(physics=physics)

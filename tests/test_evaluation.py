@@ -161,3 +161,20 @@ def test_eval_works_for_other_gymnasium_envs_too(tmp_path):
     r = evaluate(path, episodes=2, randomize=False)
     assert r["env"] == "InvertedPendulum-v5" and r["return_mean"] > 0
     assert "velocity_error_mean" not in r and r["randomization"] is None
+
+
+def test_physics_runs_the_policy_on_other_contacts_than_it_trained_with(tmp_path):
+    # A policy trained on cheap contacts is measured on the MJCF's own ones, and on the full
+    # model where every geom collides (full fidelity).
+    from velora_robot.evaluation import _env
+    from velora_robot.runtime import load_policy
+
+    spot = Path(__file__).resolve().parents[1] / "models" / "spot_walk.onnx"
+    card = load_policy(spot).card
+    card.training.env_kwargs = {**card.training.env_kwargs, "physics": {"cone": "pyramidal"}}
+    for physics, cone, variant in (("trained", 0, "fast"), ("mjcf", 1, "fast"),
+                                   ("full", 1, "full"), ("cheap", 0, "fast")):
+        task = _env(card, False, None, physics=physics).unwrapped.task
+        assert (task.batch.robots[0].model.opt.cone, task.config.variant) == (cone, variant)
+    with pytest.raises(ConfigError, match="physics 'soft'"):
+        evaluate(spot, episodes=1, physics="soft")

@@ -113,3 +113,13 @@ def test_simulated_hardware_steps_whole_physics_periods_only():
     hw.activate()
     hw.write(JointCommand.hold(SPOT, np.array([j.default_pos for j in SPOT.joints])))
     assert hw.read().time_s == pytest.approx(0.008)
+
+
+def test_the_simulated_robot_of_a_launch_file_takes_the_physics_the_policy_trained_with():
+    from velora_robot.hal.factory import SimSection, simulated
+
+    hw = simulated(SPOT, SimSection.model_validate({"physics": {"cone": "pyramidal",
+                                                                "foot_condim": 3}}), 0.02)
+    hw.configure()
+    assert hw.sim.model.opt.cone == 0 and set(hw.sim.model.geom_condim[hw.sim.index.feet]) == {3}
+    hw.shutdown()

@@ -207,7 +207,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
             if model is not None:
                 into.append(evaluation.evaluate(model, episodes=args.episodes, seed=args.seed,
                                                 randomize=randomize, command=command,
-                                                ranges=ranges))
+                                                ranges=ranges, physics=args.physics))
         if results[-1]["randomization"] is None:  # an env without randomization
             break
     print(evaluation.table(results + baselines))
@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "trained with; core: friction, mass, latency and pushes only (sensor "
                     "noise, payload, CoM shift, actuator scaling nominal); trained: the "
                     "ranges in its model card")
+    ev.add_argument("--physics", choices=("trained", "mjcf", "full", "cheap"),
+                    default="trained", help="contacts and solver: as trained (default), the "
+                    "MJCF's own, the MJCF's on the full model (every geom collides), or the "
+                    "cheap settings (simulation.physics.CHEAP)")
     ev.add_argument("--baseline", type=Path, default=None,
                     help="a second policy (e.g. the MLP) on the same seeds: reports the "
                          "tracking reward ratio and the parameter ratio")

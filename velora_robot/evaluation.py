@@ -30,7 +30,13 @@ import numpy as np
 from velora_robot.config import merge
 from velora_robot.errors import ConfigError
 from velora_robot.runtime.card import check_card
+from velora_robot.simulation.physics import CHEAP
 from velora_robot.simulation.randomization import CORE_NOMINAL
+
+# The physics an evaluation may run: as trained (the card's), the MJCF's own contact and
+# solver settings (training's fast model: only feet collide), those on the full model (every
+# geom collides: full fidelity), or the cheap settings.
+PHYSICS = ("trained", "mjcf", "full", "cheap")
 
 # The randomization ranges an evaluation may draw, with how a result's table line names them.
 RANGES = {"standard": "", "core": " (core: friction, mass, latency, pushes)",
@@ -38,7 +44,7 @@ RANGES = {"standard": "", "core": " (core: friction, mass, latency, pushes)",
 
 
 def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = "standard",
-         where: str = "policy") -> Any:
+         where: str = "policy", physics: str = "trained") -> Any:
     import gymnasium as gym
 
     from velora_robot.envs import ENV_IDS  # importing the package registers the ids
@@ -49,6 +55,10 @@ def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = 
         base = {"standard": {}, "core": CORE_NOMINAL,
                 "trained": kwargs.get("randomization") or {}}[ranges]
         kwargs["randomization"] = merge(base, {"enabled": randomize})
+        if physics != "trained":
+            kwargs["physics"] = CHEAP.model_dump() if physics == "cheap" else {}
+        if physics == "full":
+            kwargs["variant"] = "full"
     if command is not None:
         names = list(card.robot.commands) if card.robot else []
         task = ENV_IDS[env_id].TASK if env_id in ENV_IDS else None
@@ -75,18 +85,22 @@ def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = 
 
 
 def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: bool = True,
-             command: list[float] | None = None, ranges: str = "standard") -> dict[str, Any]:
+             command: list[float] | None = None, ranges: str = "standard",
+             physics: str = "trained") -> dict[str, Any]:
     """Metrics of the policy at `path` over `episodes` seeded episodes; `ranges`: the
-    randomization's, one of `RANGES` (see the module docstring)."""
+    randomization's, one of `RANGES`; `physics`: one of `PHYSICS` (see the module
+    docstring)."""
     if episodes < 1:
         raise ConfigError(f"episodes {episodes}: at least 1")
     if ranges not in RANGES:
         *first, last = RANGES
         raise ConfigError(f"ranges {ranges!r}: {', '.join(map(repr, first))} or {last!r}")
+    if physics not in PHYSICS:
+        raise ConfigError(f"physics {physics!r}: one of {', '.join(PHYSICS)}")
     from velora_robot.runtime import load_policy
 
     policy = load_policy(path)
-    env = _env(policy.card, randomize, command, ranges, where=str(path))
+    env = _env(policy.card, randomize, command, ranges, where=str(path), physics=physics)
     task = getattr(env.unwrapped, "task", None)  # None for other gymnasium envs
     locomotion = hasattr(task, "velocity_command")
     dt = task.dt if task is not None else float(getattr(env.unwrapped, "dt", 1.0))
@@ -132,6 +146,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
     return {"model": str(path), "env": policy.card.training.env, "episodes": episodes,
             "seed": seed, "randomization": randomize if task is not None else None,
             "ranges": ranges if randomize and task is not None else None,
+            "physics": physics,
             "command": command,
             "trainable_parameters": policy.card.network.trainable_parameters,
             "env_steps": policy.card.trained()[0], **summary}
@@ -139,8 +154,8 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
 
 def compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """`result` against `baseline` (the same env, seeds, episodes and setting)."""
-    for key in ("env", "seed", "episodes", "randomization", "ranges", "command"):
-        if result[key] != baseline[key]:
+    for key in ("env", "seed", "episodes", "randomization", "ranges", "command", "physics"):
+        if result.get(key) != baseline.get(key):
             raise ConfigError(f"--baseline: {key} differs ({result[key]!r} vs "
                               f"{baseline[key]!r}); compare policies of the same env")
     if "tracking_reward_mean" not in result:
@@ -168,6 +183,8 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         head = (f"{Path(r['model']).name} on {r['env']}, {r['episodes']} episodes, "
                 f"randomization {_setting(r)}"
+                + (f", physics {r['physics']}" if r.get("physics", "trained") != "trained"
+                   else "")
                 + (f", command {r['command']}" if r["command"] else ""))
         body = [f"return {r['return_mean']:.2f}", f"length {r['length_s_mean']:.1f} s",
                 f"falls {r['falls']}"]

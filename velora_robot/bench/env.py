@@ -4,8 +4,10 @@ number of robots per process, built the same way (fast variant, home pose, targe
 default pose), so both sides have the same physics and the same memory working set.
 
 One core: one process. Both cores: two processes (raw: two loops side by side; ours: a
-`BatchedEnv` with two workers). Actions are zero (hold the default pose), so both sides
-simulate the same motion.
+`BatchedEnv` with two workers). Actions are zero (hold the default pose) and then uniform
+random (the robots move, fall and reset: contacts cost what they cost in training); both
+sides set the same targets. Then Spot's contact and solver settings, each alone and all
+together (`simulation.physics.CHEAP`), with random actions.
 """
 
 from __future__ import annotations
@@ -18,55 +20,76 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from velora_robot.simulation.physics import CHEAP
+
 ENVS = {"velora_robot/SpotWalk-v0": "spot", "velora_robot/HumanoidWalk-v0": "humanoid",
         "velora_robot/JointTrack-v0": "one_joint"}
 ENVS_PER_WORKER = 32
 
 
-def raw_rate(robot: str, n_robots: int, seconds: float) -> float:
-    """Control steps/s of bare mj_step(nstep=substeps) looped over `n_robots` robots."""
+def _actions(rng: np.random.Generator, n: int, n_act: int, random: bool) -> np.ndarray:
+    """Zero actions (hold the default pose) or uniform random ones in [-1, 1]."""
+    if not random:
+        return np.zeros((n, n_act), dtype=np.float32)
+    return rng.uniform(-1, 1, (n, n_act)).astype(np.float32)
+
+
+def raw_rate(robot: str, n_robots: int, seconds: float, random: bool = False,
+             physics: dict | None = None) -> float:
+    """Control steps/s of bare mj_step(nstep=substeps) looped over `n_robots` robots, the
+    targets set from zero or random actions each control step (as the env does)."""
     from velora_robot.robots import get_spec
+    from velora_robot.simulation.physics import Physics
     from velora_robot.simulation.robot import SimRobot
 
-    sims = [SimRobot(get_spec(robot)) for _ in range(n_robots)]
+    settings = Physics.model_validate(physics or {})
+    sims = [SimRobot(get_spec(robot), physics=settings) for _ in range(n_robots)]
     for sim in sims:
         sim.reset(np.random.default_rng(0))
     pairs = [(sim.model, sim.data) for sim in sims]
-    substeps = sims[0].spec.substeps
+    io, substeps = sims[0].io, sims[0].spec.substeps
+    rng = np.random.default_rng(0)
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for _ in range(10):
-            for model, data in pairs:
+            targets = io.targets(_actions(rng, n_robots, len(io.q0), random))
+            for (model, data), target in zip(pairs, targets, strict=True):
+                data.ctrl[:] = target
                 mujoco.mj_step(model, data, nstep=substeps)
         count += 10 * n_robots
     return count / (time.perf_counter() - start)
 
 
-def ours_rate(env_id: str, n_envs: int, n_workers: int, seconds: float) -> float:
-    """Control steps/s (all envs together) of a BatchedEnv holding the default pose."""
+def ours_rate(env_id: str, n_envs: int, n_workers: int, seconds: float,
+              random: bool = False, physics: dict | None = None) -> float:
+    """Control steps/s (all envs together) of a BatchedEnv given zero or random actions
+    (episodes that end reset inside the step, as in training)."""
     from velora_robot.envs.vector import BatchedEnv
 
-    with BatchedEnv(env_id, n_envs, n_workers=n_workers) as env:
+    kwargs = {} if physics is None or "JointTrack" in env_id else {"physics": physics}
+    with BatchedEnv(env_id, n_envs, n_workers=n_workers, **kwargs) as env:
         env.reset(0)
-        actions = np.zeros((n_envs, env.single_action_space.shape[0]), dtype=np.float32)
-        env.step(actions)
+        rng = np.random.default_rng(0)
+        n_act = env.single_action_space.shape[0]
+        env.step(_actions(rng, n_envs, n_act, random))
         count, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             for _ in range(20):
-                env.step(actions)
+                env.step(_actions(rng, n_envs, n_act, random))
             count += 20 * n_envs
         return count / (time.perf_counter() - start)
 
 
-def _raw_worker(robot: str, n_robots: int, seconds: float, out: Any) -> None:
-    out.put(raw_rate(robot, n_robots, seconds))
+def _raw_worker(robot: str, n_robots: int, seconds: float, random: bool, out: Any) -> None:
+    out.put(raw_rate(robot, n_robots, seconds, random))
 
 
-def raw_rate_parallel(robot: str, n_robots: int, seconds: float, processes: int) -> float:
+def raw_rate_parallel(robot: str, n_robots: int, seconds: float, processes: int,
+                      random: bool = False) -> float:
     """Sum of raw_rate over `processes` processes running at the same time."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_raw_worker, args=(robot, n_robots, seconds, out))
+    procs = [ctx.Process(target=_raw_worker, args=(robot, n_robots, seconds, random, out))
              for _ in range(processes)]
     for p in procs:
         p.start()
@@ -76,34 +99,64 @@ def raw_rate_parallel(robot: str, n_robots: int, seconds: float, processes: int)
     return sum(rates)
 
 
+# Spot's contact and solver settings, one change at a time and all together (random
+# actions, one core): what each costs in motion.
+PHYSICS = {"MJCF (elliptic, impratio 100, condim 6, Newton)": {},
+           "pyramidal cone": {"cone": "pyramidal"},
+           "impratio 1": {"impratio": 1},
+           "foot condim 3": {"foot_condim": 3},
+           "no joint friction loss": {"frictionloss": False},
+           "cheap (all above, PGS 10 iterations)": CHEAP.model_dump(exclude_defaults=True)}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
-    """Measure every environment; returns the JSON-ready result."""
+    """Measure every environment with zero and random actions, then Spot's physics
+    settings; returns the JSON-ready result."""
     seconds = 1.0 if quick else 4.0
     cores = min(2, os.cpu_count() or 1)
     rows = []
     for env_id, robot in ENVS.items():
-        raw1 = raw_rate(robot, ENVS_PER_WORKER, seconds)
-        ours1 = ours_rate(env_id, ENVS_PER_WORKER, 1, seconds)
-        raw2 = raw_rate_parallel(robot, ENVS_PER_WORKER, seconds, cores)
-        ours2 = ours_rate(env_id, ENVS_PER_WORKER * cores, cores, seconds)
-        rows.append({"env": env_id, "raw_1core": raw1, "ours_1core": ours1,
-                     "ratio_1core": ours1 / raw1, f"raw_{cores}cores": raw2,
-                     f"ours_{cores}cores": ours2, f"ratio_{cores}cores": ours2 / raw2})
+        for random in (False, True):
+            raw1 = raw_rate(robot, ENVS_PER_WORKER, seconds, random)
+            ours1 = ours_rate(env_id, ENVS_PER_WORKER, 1, seconds, random)
+            raw2 = raw_rate_parallel(robot, ENVS_PER_WORKER, seconds, cores, random)
+            ours2 = ours_rate(env_id, ENVS_PER_WORKER * cores, cores, seconds, random)
+            rows.append({"env": env_id, "actions": "random" if random else "zero",
+                         "raw_1core": raw1, "ours_1core": ours1, "ratio_1core": ours1 / raw1,
+                         f"raw_{cores}cores": raw2, f"ours_{cores}cores": ours2,
+                         f"ratio_{cores}cores": ours2 / raw2})
+    physics = []
+    for name, settings in PHYSICS.items():
+        raw = raw_rate("spot", ENVS_PER_WORKER, seconds, True, settings)
+        ours = ours_rate("velora_robot/SpotWalk-v0", ENVS_PER_WORKER, 1, seconds, True,
+                         settings)
+        physics.append({"settings": name, "physics": settings, "raw_1core": raw,
+                        "ours_1core": ours})
+    base = physics[0]["ours_1core"]
+    for row in physics:
+        row["x_mjcf"] = row["ours_1core"] / base
     return {"benchmark": "env", "cores": cores, "envs_per_worker": ENVS_PER_WORKER,
-            "seconds_per_measurement": seconds, "mujoco": mujoco.__version__, "rows": rows}
+            "seconds_per_measurement": seconds, "mujoco": mujoco.__version__, "rows": rows,
+            "spot_physics": physics}
 
 
 def table(result: dict[str, Any]) -> str:
     """The result as a plain-text table (control steps per second)."""
     c = result["cores"]
-    head = (f"{'environment':<32}{'raw 1 core':>12}{'ours':>10}{'ratio':>8}"
+    head = (f"{'environment (actions)':<40}{'raw 1 core':>12}{'ours':>10}{'ratio':>8}"
             f"{f'raw {c} cores':>14}{'ours':>10}{'ratio':>8}")
     lines = [head]
     for r in result["rows"]:
-        lines.append(f"{r['env']:<32}{r['raw_1core']:>12.0f}{r['ours_1core']:>10.0f}"
+        lines.append(f"{r['env'] + ' (' + r['actions'] + ')':<40}{r['raw_1core']:>12.0f}"
+                     f"{r['ours_1core']:>10.0f}"
                      f"{r['ratio_1core']:>8.0%}{r[f'raw_{c}cores']:>14.0f}"
                      f"{r[f'ours_{c}cores']:>10.0f}{r[f'ratio_{c}cores']:>8.0%}")
     lines.append(f"(control steps/s; ours = BatchedEnv, {result['envs_per_worker']} envs per "
-                 "process, zero actions; raw = bare mj_step(nstep=substeps) over as many "
-                 "robots per process)")
+                 "process; raw = bare mj_step(nstep=substeps) over as many robots per "
+                 "process, the same targets)")
+    lines.append("")
+    lines.append(f"{'Spot, random actions, 1 core':<52}{'raw':>9}{'ours':>9}{'x MJCF':>8}")
+    for r in result["spot_physics"]:
+        lines.append(f"{r['settings']:<52}{r['raw_1core']:>9.0f}{r['ours_1core']:>9.0f}"
+                     f"{r['x_mjcf']:>8.2f}")
     return "\n".join(lines)

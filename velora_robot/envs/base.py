@@ -21,6 +21,7 @@ from velora_robot.config import Settings, merge, parse
 from velora_robot.errors import ConfigError
 from velora_robot.robots.sources import get_spec
 from velora_robot.robots.spec import check_command
+from velora_robot.simulation.physics import Physics
 from velora_robot.simulation.randomization import Randomization, Range, add_noise, noise_widths
 from velora_robot.simulation.robot import Measurement, RobotBatch
 
@@ -47,6 +48,8 @@ class EnvConfig(Settings):
     # (fraction of a cycle); used by the `gait` reward with the spec's gait_hz.
     gait_offsets: list[float] = Field(default_factory=list)
     randomization: Randomization = Randomization()
+    # Contact and solver settings over the MJCF's own (all unset: the MJCF's).
+    physics: Physics = Physics()
 
     @field_validator("robot")
     @classmethod
@@ -82,7 +85,7 @@ class VecTask:
         self.weights = {**self.REWARDS, **self.config.reward_weights}
         self.spec = get_spec(self.config.robot)
         self.batch = RobotBatch(self.spec, n, source=self.config.source,
-                                variant=self.config.variant,
+                                variant=self.config.variant, physics=self.config.physics,
                                 randomization=self.config.randomization)
         self.io = self.batch.robots[0].io
         self.n = n

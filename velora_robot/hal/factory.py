@@ -17,6 +17,7 @@ from velora_robot.config import Settings
 from velora_robot.errors import ConfigError
 from velora_robot.hal.base import Hardware, HardwareError
 from velora_robot.robots.spec import RobotSpec
+from velora_robot.simulation.physics import Physics
 
 
 class SimSection(Settings):
@@ -24,6 +25,7 @@ class SimSection(Settings):
     paces it: each command cycle advances one command period of simulated time."""
 
     variant: Literal["fast", "full"] = "fast"
+    physics: Physics = Physics()  # contact and solver settings, as the policy trained with
     randomization: dict = Field(default_factory=dict)
     seed: int = Field(default=0, ge=0)
 
@@ -50,7 +52,8 @@ def simulated(spec: RobotSpec, sim: SimSection, period_s: float, where: str = "h
 
         randomization = parse(Randomization, sim.randomization,
                               f"{where}: hardware.sim.randomization")
-    return MujocoHardware(spec, variant=sim.variant, randomization=randomization,
+    return MujocoHardware(spec, variant=sim.variant, physics=sim.physics,
+                          randomization=randomization,
                           seed=sim.seed, period_s=period_s)
 
 

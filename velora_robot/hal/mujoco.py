@@ -13,6 +13,7 @@ from velora_robot.hal.base import Hardware, HardwareError, HardwareState, JointC
 from velora_robot.robots.spec import RobotSpec
 
 if TYPE_CHECKING:  # MuJoCo loads only when a simulated robot is configured
+    from velora_robot.simulation.physics import Physics
     from velora_robot.simulation.randomization import Randomization
 
 
@@ -22,6 +23,7 @@ class MujocoHardware(Hardware):
     then waits until the wall clock catches up with simulated time."""
 
     def __init__(self, spec: RobotSpec, *, source: str = "default", variant: str = "fast",
+                 physics: Physics | None = None,
                  realtime: bool = False, randomization: Randomization | None = None,
                  seed: int = 0, period_s: float | None = None) -> None:
         super().__init__(spec)
@@ -33,6 +35,7 @@ class MujocoHardware(Hardware):
                                 f"{spec.physics_hz})")
         self.nstep = round(steps)
         self.source, self.variant, self.realtime = source, variant, realtime
+        self.physics = physics
         self.randomization, self.seed = randomization, seed
         self.sim = None
         self._start = 0.0
@@ -41,6 +44,7 @@ class MujocoHardware(Hardware):
         from velora_robot.simulation.robot import SimRobot
 
         self.sim = SimRobot(self.spec, source=self.source, variant=self.variant,
+                            physics=self.physics,
                             randomization=self.randomization)
         self.sim.reset(np.random.default_rng(self.seed))
 

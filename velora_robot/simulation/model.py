@@ -18,6 +18,7 @@ import numpy as np
 from velora_robot.errors import ConfigError
 from velora_robot.robots.sources import mjcf_path
 from velora_robot.robots.spec import RobotSpec
+from velora_robot.simulation.physics import Physics
 
 Variant = Literal["fast", "full"]
 
@@ -35,9 +36,10 @@ class ModelIndex:
     touch: np.ndarray  # sensordata address of each foot's touch sensor
 
 
-def build_model(spec: RobotSpec, source: str = "default", variant: Variant = "fast"
-                ) -> tuple[mujoco.MjModel, ModelIndex]:
-    """Compile the robot's MJCF with PD servos from the spec; return the model and index."""
+def build_model(spec: RobotSpec, source: str = "default", variant: Variant = "fast",
+                physics: Physics | None = None) -> tuple[mujoco.MjModel, ModelIndex]:
+    """Compile the robot's MJCF with PD servos from the spec, and `physics`' contact and
+    solver settings; return the model and index."""
     if variant not in ("fast", "full"):
         raise ConfigError(f"model variant must be 'fast' or 'full', got {variant!r}")
     src = spec.sources.get(source)
@@ -72,11 +74,36 @@ def build_model(spec: RobotSpec, source: str = "default", variant: Variant = "fa
     if variant == "fast":
         _strip_to_feet(mj, feet)
     _add_foot_sensors(mj, src.feet)
+    if physics is not None:
+        _apply_physics(mj, physics, feet)
     try:
         model = mj.compile()
     except Exception as exc:
         raise ConfigError(f"cannot compile MJCF {path}: {exc}") from exc
     return model, _index(model, spec, src.joints, src.base_body, src.feet)
+
+
+def _apply_physics(mj: mujoco.MjSpec, physics: Physics, feet: set[str]) -> None:
+    """Set the options `physics` gives (the others stay as the MJCF has them)."""
+    opt = mj.option
+    if physics.cone is not None:
+        opt.cone = {"pyramidal": mujoco.mjtCone.mjCONE_PYRAMIDAL,
+                    "elliptic": mujoco.mjtCone.mjCONE_ELLIPTIC}[physics.cone]
+    if physics.impratio is not None:
+        opt.impratio = physics.impratio
+    if physics.solver is not None:
+        opt.solver = getattr(mujoco.mjtSolver, f"mjSOL_{physics.solver.upper()}")
+    if physics.iterations is not None:
+        opt.iterations = physics.iterations
+    if physics.ls_iterations is not None:
+        opt.ls_iterations = physics.ls_iterations
+    if physics.foot_condim is not None:
+        for geom in mj.geoms:
+            if geom.name in feet:
+                geom.condim = physics.foot_condim
+    if not physics.frictionloss:
+        for joint in mj.joints:
+            joint.frictionloss = 0.0
 
 
 def _add_foot_sensors(mj: mujoco.MjSpec, feet: tuple[str, ...]) -> None:

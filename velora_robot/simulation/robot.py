@@ -15,6 +15,7 @@ import numpy as np
 from velora_robot.robots.observation import RobotIO, RobotState, to_base_frame
 from velora_robot.robots.spec import RobotSpec
 from velora_robot.simulation.model import ModelIndex, Variant, build_model
+from velora_robot.simulation.physics import Physics
 from velora_robot.simulation.randomization import Draw, Randomization, Randomizer
 
 _DOWN = np.array([0.0, 0.0, -1.0])
@@ -80,10 +81,11 @@ class SimRobot:
     `draw.sensor_latency_steps` ago (the simulator's truth fields stay current)."""
 
     def __init__(self, spec: RobotSpec, *, source: str = "default", variant: Variant = "fast",
-                 randomization: Randomization | None = None) -> None:
+                 randomization: Randomization | None = None,
+                 physics: Physics | None = None) -> None:
         self.spec = spec
         self.io = RobotIO(spec)
-        self.model, self.index = build_model(spec, source, variant)
+        self.model, self.index = build_model(spec, source, variant, physics)
         self.data = mujoco.MjData(self.model)
         self.randomization = randomization or Randomization()
         self.randomizer = Randomizer(self.model, self.index, self.randomization)
