@@ -345,3 +345,23 @@ def test_physics_settings_override_the_mjcf_and_unset_ones_keep_it():
 def test_bad_physics_settings_are_refused_by_field(physics, field):
     with pytest.raises(ConfigError, match=f"field '{field}'"):
         SpotWalkEnv(physics=physics)
+
+
+def test_a_fast_spot_holds_about_a_megabyte_and_its_arena_never_fills():
+    # MuJoCo's default arena (14.7 MB) and Spot's textures (5 MB) made each robot ~20 MB:
+    # a thousand did not fit in 24 GB. The fast model keeps what feet-only contacts need.
+    from velora_robot.simulation.model import FAST_ARENA_BYTES
+    from velora_robot.simulation.robot import SimRobot
+
+    rng = np.random.default_rng(0)
+    robot = SimRobot(get_spec("spot"))
+    assert robot.model.narena == FAST_ARENA_BYTES and robot.model.ntex == 0
+    assert robot.model.nbuffer < 1_000_000
+    used = 0
+    for k in range(600):  # random actions: it falls, and resets
+        if k % 150 == 0:
+            robot.reset(rng)
+        robot.step(robot.io.targets(rng.uniform(-1, 1, 12)))
+        used = max(used, robot.data.maxuse_arena)
+    assert 0 < used < FAST_ARENA_BYTES / 10
+    assert all(w.number == 0 for w in robot.data.warning)

@@ -99,6 +99,42 @@ def raw_rate_parallel(robot: str, n_robots: int, seconds: float, processes: int,
     return sum(rates)
 
 
+def _many_worker(robot: str, n: int, seconds: float, out: Any) -> None:
+    import resource
+
+    from velora_robot.robots import get_spec
+    from velora_robot.simulation.robot import RobotBatch
+
+    def rss_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    before, start = rss_mb(), time.perf_counter()
+    batch = RobotBatch(get_spec(robot), n)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        batch.reset(i, rng)
+    built = time.perf_counter() - start
+    io = batch.robots[0].io
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        batch.step(io.targets(rng.uniform(-1, 1, (n, len(io.q0)))))
+        count += n
+    out.put({"robots": n, "build_s": built, "steps_per_s": count / (time.perf_counter() - start),
+             "memory_mb": rss_mb() - before})
+
+
+def many_robots(robot: str = "spot", n: int = 1024, seconds: float = 4.0) -> dict[str, Any]:
+    """Build, reset and step `n` robots in one fresh process (random actions); its peak
+    memory growth, in MB."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_many_worker, args=(robot, n, seconds, out))
+    proc.start()
+    result = out.get(timeout=seconds + 600)
+    proc.join()
+    return {"robot": robot, **result}
+
+
 # Spot's contact and solver settings, one change at a time and all together (random
 # actions, one core): what each costs in motion.
 PHYSICS = {"MJCF (elliptic, impratio 100, condim 6, Newton)": {},
@@ -137,7 +173,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         row["x_mjcf"] = row["ours_1core"] / base
     return {"benchmark": "env", "cores": cores, "envs_per_worker": ENVS_PER_WORKER,
             "seconds_per_measurement": seconds, "mujoco": mujoco.__version__, "rows": rows,
-            "spot_physics": physics}
+            "spot_physics": physics, "many": many_robots("spot", 1024, seconds)}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -159,4 +195,8 @@ def table(result: dict[str, Any]) -> str:
     for r in result["spot_physics"]:
         lines.append(f"{r['settings']:<52}{r['raw_1core']:>9.0f}{r['ours_1core']:>9.0f}"
                      f"{r['x_mjcf']:>8.2f}")
+    m = result["many"]
+    lines.append(f"\n{m['robots']} {m['robot']} robots in one process: built and reset in "
+                 f"{m['build_s']:.1f} s, {m['memory_mb']:.0f} MB, "
+                 f"{m['steps_per_s']:.0f} control steps/s (random actions, 1 core)")
     return "\n".join(lines)
