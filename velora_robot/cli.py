@@ -11,7 +11,8 @@ from pathlib import Path
 from velora_robot.config import check_writable
 
 MAX_BAUD = 20_000_000  # above any UART or USB adapter we know of
-BENCHMARKS = ("ltc", "env", "solve", "throughput", "policy", "loop", "bridge", "dynamixel")
+BENCHMARKS = ("ltc", "env", "solve", "walk", "throughput", "policy", "loop", "bridge",
+              "dynamixel")
 
 
 class UserError(Exception):
