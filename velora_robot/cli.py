@@ -10,7 +10,6 @@ from pathlib import Path
 
 from velora_robot.config import check_writable
 
-MAX_BAUD = 20_000_000  # above any UART or USB adapter we know of
 BENCHMARKS = ("ltc", "env", "solve", "walk", "throughput", "policy", "loop", "bridge",
               "dynamixel")
 
@@ -161,6 +160,8 @@ def cmd_hil(args: argparse.Namespace) -> None:
 
     if (args.port is None) == (not args.emulate):
         raise UserError("give --port PORT (a board) or --emulate (the firmware emulator)")
+    from velora_robot.hal.factory import MAX_BAUD
+
     if not 0 < args.baud <= MAX_BAUD:
         raise UserError(f"--baud {args.baud}: a UART rate in 1..{MAX_BAUD:,} bit/s (the "
                         "bridge's default is 1,000,000)")

@@ -19,6 +19,8 @@ from velora_robot.hal.base import Hardware, HardwareError
 from velora_robot.robots.spec import RobotSpec
 from velora_robot.simulation.physics import Physics
 
+MAX_BAUD = 20_000_000  # above any UART or USB adapter we know of
+
 
 class SimSection(Settings):
     """The simulated robot (backend `mujoco`, and the fallback). The control loop's clock
@@ -35,7 +37,7 @@ class HardwareSection(Settings):
 
     backend: Literal["mujoco", "mock", "serial", "dynamixel"] = "mujoco"
     port: str | None = None
-    baud: int = Field(default=1_000_000, gt=0, le=20_000_000)
+    baud: int = Field(default=1_000_000, gt=0, le=MAX_BAUD)
     fallback: Literal["none", "sim"] = "none"
     sim: SimSection = SimSection()
 
