@@ -7,7 +7,8 @@ One core: one process. Both cores: two processes (raw: two loops side by side; o
 `BatchedEnv` with two workers). Actions are zero (hold the default pose) and then uniform
 random (the robots move, fall and reset: contacts cost what they cost in training); both
 sides set the same targets. Then Spot's contact and solver settings, each alone and all
-together (`simulation.physics.CHEAP`), with random actions.
+together (`simulation.physics.CHEAP`), and the set chosen for Spot (`FAST["spot"]`), with
+random actions.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from velora_robot.simulation.physics import CHEAP
+from velora_robot.simulation.physics import CHEAP, FAST
 
 ENVS = {"velora_robot/SpotWalk-v0": "spot", "velora_robot/HumanoidWalk-v0": "humanoid",
         "velora_robot/JointTrack-v0": "one_joint"}
@@ -142,7 +143,9 @@ PHYSICS = {"MJCF (elliptic, impratio 100, condim 6, Newton)": {},
            "impratio 1": {"impratio": 1},
            "foot condim 3": {"foot_condim": 3},
            "no joint friction loss": {"frictionloss": False},
-           "cheap (all above, PGS 10 iterations)": CHEAP.model_dump(exclude_defaults=True)}
+           "PGS, 10 iterations": {"solver": "PGS", "iterations": 10},
+           "cheap (all above)": CHEAP.model_dump(exclude_defaults=True),
+           "Spot's fast (all but impratio 1)": FAST["spot"].model_dump(exclude_defaults=True)}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
