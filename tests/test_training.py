@@ -450,3 +450,24 @@ def test_progress_says_when_it_compiles_and_takes_the_eta_from_after_the_warm_up
                                            and (tmp_path / "run" / "metrics.jsonl")
                                            .read_text().splitlines())]
     assert all(r["collect_s"] > 0 and r["learn_s"] > 0 for r in rows)
+
+
+def test_converting_an_old_checkpoint_builds_only_arrays_and_draws_and_runs_no_code(tmp_path):
+    import numpy as np
+
+    from velora_robot.simulation.randomization import Draw
+
+    draw = Draw(friction=0.5, mass_scale=np.ones(3), payload_kg=0.1, com_shift_m=np.zeros(3),
+                motor_strength=1.0, kp_scale=1.0, kd_scale=1.0, latency_steps=2)
+    old = tmp_path / "old.pt"
+    torch.save({"recipe": {}, "agent": {}, "draw": draw, "obs": np.arange(3.0)}, old)
+    converted = checkpoint.load(checkpoint.convert(old))
+    assert (converted["draw"]["latency_steps"], converted["draw"]["sensor_latency_steps"]) == (
+        2, 0)
+    np.testing.assert_array_equal(converted["obs"], np.arange(3.0))
+    proof = tmp_path / "pwned"
+    crafted = tmp_path / "crafted.pt"
+    torch.save({"recipe": {}, "agent": {}, "payload": _WritesAFile(proof)}, crafted)
+    with pytest.raises(ConfigError, match="not a torch checkpoint"):
+        checkpoint.convert(crafted)
+    assert not proof.exists()

@@ -134,7 +134,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_convert_checkpoint(args: argparse.Namespace) -> None:
-    """Rewrite a trusted checkpoint of an earlier version in the code-free format."""
+    """Rewrite a checkpoint of an earlier version in the code-free format."""
     from velora_robot.rl.checkpoint import convert
 
     check_writable(args.out, "--out")
@@ -278,8 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", type=Path, default=None, help="policy file to write")
     exp.set_defaults(func=cmd_export)
     conv = sub.add_parser("convert-checkpoint",
-                          help="rewrite a TRUSTED checkpoint of an earlier version in the "
-                               "code-free format (reading the old format runs its pickle)")
+                          help="rewrite a checkpoint of an earlier version in the code-free "
+                               "format (read allowing only numpy arrays and randomization "
+                               "draws: no code runs)")
     conv.add_argument("checkpoint", type=Path)
     conv.add_argument("--out", type=Path, default=None, help="default: in place")
     conv.set_defaults(func=cmd_convert_checkpoint)

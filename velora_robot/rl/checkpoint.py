@@ -9,8 +9,10 @@ and `load` turns them back. Why not safetensors: a checkpoint also holds the rec
 optimizer's nested state and the envs' random generators (128-bit integers), which
 safetensors' flat string-to-tensor map cannot carry without a second, hand-written format.
 
-Checkpoints written before this format pickled numpy arrays and dataclasses; they are
-refused, and `convert` rewrites one you trust (`velora-robot convert-checkpoint FILE`).
+Checkpoints written before this format pickled numpy arrays and the randomization's `Draw`
+dataclass; they are refused, and `convert` rewrites one (`velora-robot convert-checkpoint
+FILE`), still without running code: the weights-only unpickler with exactly those few
+classes allowed.
 """
 
 from __future__ import annotations
@@ -96,8 +98,8 @@ def load(path: Path, where: str = "") -> dict[str, Any]:
         raise ConfigError(
             f"{at}{path}: refused: it holds Python objects, not only tensors and plain data "
             f"(first: {found.group(1)}), and loading those could run code. If it is a "
-            f"checkpoint from an earlier velora-robot and you trust where it came from, "
-            f"convert it once: velora-robot convert-checkpoint {path}") from None
+            f"checkpoint from an earlier velora-robot, convert it once: velora-robot "
+            f"convert-checkpoint {path}") from None
     except Exception as exc:  # truncated, or not a torch file
         raise ConfigError(f"{at}{path}: not a checkpoint written by `velora-robot train` "
                           f"({type(exc).__name__}: {exc})") from None
@@ -108,14 +110,26 @@ def load(path: Path, where: str = "") -> dict[str, Any]:
     return from_plain({k: v for k, v in data.items() if k != "format"})
 
 
+def _old_format_globals() -> list[Any]:
+    """What an old-format checkpoint pickled besides tensors: numpy arrays, scalars and
+    dtypes, and the randomization's per-episode `Draw`."""
+    from velora_robot.simulation.randomization import Draw
+
+    dtypes = ("float64", "float32", "int64", "int32", "int16", "int8", "uint8", "uint32",
+              "uint64", "bool")
+    return [np._core.multiarray._reconstruct, np._core.multiarray.scalar, np.ndarray,
+            np.dtype, Draw, *(type(np.dtype(name)) for name in dtypes)]
+
+
 def convert(path: Path, out: Path | None = None) -> Path:
-    """Rewrite an old-format checkpoint (pickled numpy arrays and dataclasses) in this
-    format. It unpickles the file fully, which runs any code it holds: only for files you
-    trust. Writes to `out` (default: in place)."""
+    """Rewrite an old-format checkpoint (pickled numpy arrays and `Draw`s) in this format,
+    read with the weights-only unpickler and those classes allowed (nothing else is built,
+    no code runs). Writes to `out` (default: in place)."""
     if not path.is_file():
         raise ConfigError(f"no checkpoint at {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_old_format_globals()):
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ConfigError(f"{path}: not a torch checkpoint ({type(exc).__name__}: "
                           f"{exc})") from None
