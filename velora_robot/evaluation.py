@@ -74,10 +74,10 @@ def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = 
     except gym.error.Error as exc:
         raise ConfigError(f"model card: env {env_id!r} cannot be made: {exc}") from None
     spec = getattr(env.unwrapped, "robot_spec", None)
-    if spec is not None:  # the same check `run` makes before it drives the robot
-        check_card(card, spec, where=f"{where} (model card)")
     sizes = (env.observation_space.shape[0], env.action_space.shape[0])
-    if (card.io.obs_dim, card.io.act_dim) != sizes:
+    if spec is not None:  # the same check `run` makes before it drives the robot (sizes too)
+        check_card(card, spec, where=f"{where} (model card)")
+    elif (card.io.obs_dim, card.io.act_dim) != sizes:
         raise ConfigError(f"{where} (model card): the policy takes {card.io.obs_dim} "
                           f"observations and gives {card.io.act_dim} actions; {env_id} has "
                           f"{sizes[0]} and {sizes[1]}")

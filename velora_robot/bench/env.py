@@ -67,7 +67,7 @@ def ours_rate(env_id: str, n_envs: int, n_workers: int, seconds: float,
     (episodes that end reset inside the step, as in training)."""
     from velora_robot.envs.vector import BatchedEnv
 
-    kwargs = {} if physics is None or "JointTrack" in env_id else {"physics": physics}
+    kwargs = {} if physics is None else {"physics": physics}
     with BatchedEnv(env_id, n_envs, n_workers=n_workers, **kwargs) as env:
         env.reset(0)
         rng = np.random.default_rng(0)

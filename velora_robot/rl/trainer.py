@@ -130,8 +130,12 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
         raise ConfigError(f"{run_dir / CHECKPOINT} was written by a different recipe; resume "
                           "with the recipe that started the run (only `budget` may change: "
                           "a larger one extends the run), or change `name`")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.json").write_text(recipe.model_dump_json(indent=2))
+    try:  # the run's first write, before any work: an unwritable folder is said now
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.json").write_text(recipe.model_dump_json(indent=2))
+    except OSError as exc:
+        raise ConfigError(f"recipe {recipe.name!r}: field 'logging.dir': cannot write the run "
+                          f"into {run_dir}: {exc.strerror or exc}") from None
 
     algo_cfg, env_cfg = recipe.algorithm, recipe.env
     on_policy = isinstance(algo_cfg, PPOSection)
@@ -243,7 +247,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
 
 def _claim_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
     """Refuse to write over an earlier run by accident (forgetting --resume on a two-hour
-    run would wipe it), and check the folder is writable before any work starts."""
+    run would wipe it); with `overwrite`, remove its files."""
     run_dir = recipe.run_dir
     if resume and overwrite:
         raise ConfigError("--resume continues the run and --overwrite starts it again: give "
@@ -259,14 +263,6 @@ def _claim_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
                 "change `name` or `logging.dir`")
         for name in earlier:
             (run_dir / name).unlink()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".velora-write-check"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"recipe {recipe.name!r}: field 'logging.dir': cannot write the run "
-                          f"into {run_dir}: {exc.strerror or exc}") from None
 
 
 def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, int]

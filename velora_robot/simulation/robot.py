@@ -238,8 +238,11 @@ class RobotBatch:
         self._tau = np.zeros((n, m.nu))
         self._sensors = np.zeros((n, m.nsensordata))
         # What each robot's sensors report (delayed copies of the three arrays above).
+        # What the sensors report, delayed copies of the three arrays above; kept only when
+        # the randomization can draw a sensing latency (the robots share its ranges).
+        rand = first.randomization
+        self._sensing = rand.enabled and rand.sensor_latency_s[1] > 0
         self._sensed = [np.zeros_like(a) for a in (self._qpos, self._qvel, self._sensors)]
-        self._any_sensor_delay = False  # once one robot had one: measure the sensed arrays
 
     def __len__(self) -> int:
         return len(self.robots)
@@ -248,10 +251,9 @@ class RobotBatch:
         d = self.robots[i].data
         self._qpos[i], self._qvel[i] = d.qpos, d.qvel
         self._tau[i], self._sensors[i] = d.actuator_force, d.sensordata
-        if self.robots[i].sensor_delay:
-            self._any_sensor_delay = True
-        for into, value in zip(self._sensed, self.robots[i].sensed(), strict=True):
-            into[i] = value
+        if self._sensing:
+            for into, value in zip(self._sensed, self.robots[i].sensed(), strict=True):
+                into[i] = value
 
     def reset(self, i: int, rng: np.random.Generator) -> None:
         """Reset robot `i`."""
@@ -277,6 +279,6 @@ class RobotBatch:
     def measure(self) -> Measurement:
         """Measurements of all robots, each array with a leading dimension n."""
         truth = measure(self.index, self._qpos, self._qvel, self._tau, self._sensors)
-        if not self._any_sensor_delay:
+        if not self._sensing:
             return truth
         return with_sensors(truth, self.index, *self._sensed)
