@@ -237,3 +237,77 @@ def test_return_states_gives_the_state_after_every_step():
     assert states.shape == (2, 5, 100)
     torch.testing.assert_close(states[:, -1], h)
     torch.testing.assert_close(states[:, 1], cell(x[:, :2])[1])
+
+
+def _grads(cell, x, h0, **kwargs):
+    """Outputs and the gradients of a loss over outputs, final state and inputs."""
+    x, h0 = x.clone().requires_grad_(), h0.clone().requires_grad_()
+    cell.zero_grad(set_to_none=True)
+    y, h = cell(x, h0, **kwargs)
+    weight = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+    ((y * weight).sum() + h.square().sum()).backward()
+    return {"y": y.detach(), "h": h.detach(), "x": x.grad, "h0": h0.grad,
+            **{name: p.grad for name, p in cell.named_parameters()}}
+
+
+@pytest.mark.parametrize("npd", [1, 2])
+@pytest.mark.parametrize("residual", [True, False])
+def test_fused_backward_equals_autograd_within_1e_5(npd, residual):
+    eager = LTCCell(NCPWiring(n_dof=12, neurons_per_dof=npd, seed=2), 48, residual=residual,
+                    fused=False)
+    with torch.no_grad():  # every parameter away from its init, so every term matters
+        for p in eager.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+    fused = LTCCell(NCPWiring(n_dof=12, neurons_per_dof=npd, seed=2), 48, residual=residual)
+    fused.load_state_dict(eager.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    x, h0 = torch.randn(13, 9, 48, generator=gen), 0.3 * torch.randn(13, eager.n_neurons,
+                                                                      generator=gen)
+    for kwargs in ({}, {"dt": 0.02},
+                   {"dt": torch.rand(13, 9, generator=gen) + 0.5,
+                    "resets": torch.rand(13, 9, generator=gen) < 0.2}):
+        want, got = _grads(eager, x, h0, **kwargs), _grads(fused, x, h0, **kwargs)
+        assert want.keys() == got.keys()
+        for name, g in want.items():
+            scale = max(1.0, float(g.abs().max()))
+            torch.testing.assert_close(got[name], g, atol=1e-5 * scale, rtol=1e-5,
+                                       msg=lambda m, n=name, k=kwargs: f"{n} {k}: {m}")
+
+
+def test_fused_forward_without_gradients_is_as_exact_as_eager_over_a_long_sequence():
+    eager, fused = spot_cell(fused=False), spot_cell()
+    exact = spot_cell(fused=False).double()
+    x = torch.randn(40, 200, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, got, ref = eager(x, dt=0.05), fused(x, dt=0.05), exact(x.double(), dt=0.05)
+        states = fused(x[:5, :7], return_states=True)[1]
+    torch.testing.assert_close(got[0], want[0], atol=1e-5, rtol=0)
+    # Over 200 steps float32 rounding alone moves the inner neurons by ~1e-5 (eager too):
+    # the fused state must be as close to the float64 one as the eager state is.
+    err_fused = float((got[1].double() - ref[1]).abs().max())
+    err_eager = float((want[1].double() - ref[1]).abs().max())
+    assert err_fused < max(1.5 * err_eager, 1e-5), (err_fused, err_eager)
+    torch.testing.assert_close(states, eager(x[:5, :7], return_states=True)[1].detach(),
+                               atol=1e-5, rtol=0)
+
+
+def test_fused_graphs_alive_at_once_keep_their_own_tapes():
+    """A training loop may hold several graphs (actor and critic, two minibatches): a tape is
+    reused only once its graph is gone."""
+    eager, fused = spot_cell(fused=False), spot_cell()
+    xs = [torch.randn(8, 6, 48) for _ in range(3)]
+    losses = [fused(x)[0].square().sum() for x in xs]  # three graphs, same tape size
+    for loss in reversed(losses):
+        loss.backward()
+    for x in xs:
+        eager(x)[0].square().sum().backward()
+    for (name, p), q in zip(fused.named_parameters(), eager.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-5, msg=name)
+
+
+def test_fused_refuses_nan_input():
+    cell = spot_cell()
+    x = torch.randn(2, 3, 48)
+    x[1, 2, 5] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        cell(x)

@@ -42,39 +42,45 @@ def _cache_dir() -> Path:
     return Path(root) / "velora-robot" / "kernels"
 
 
-_library: ctypes.CDLL | None = None
+_libraries: dict[str, ctypes.CDLL] = {}
 
 
-def library() -> ctypes.CDLL:
-    """The compiled kernel, built once per source version and machine."""
-    global _library
-    if _library is not None:
-        return _library
+def build(source: Path, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """`source` compiled into a shared library, once per source version, flags and machine
+    (cached under ~/.cache/velora-robot/kernels), and loaded."""
     cc = os.environ.get("CC", "cc")
-    tag = hashlib.sha256(SOURCE.read_bytes() + " ".join((cc, *CFLAGS, platform.machine(),
+    flags = (*CFLAGS, *extra_flags)
+    tag = hashlib.sha256(source.read_bytes() + " ".join((cc, *flags, platform.machine(),
                                                           platform.node())).encode())
-    target = _cache_dir() / f"ltc_kernel-{tag.hexdigest()[:16]}.so"
+    target = _cache_dir() / f"{source.stem}-{tag.hexdigest()[:16]}.so"
+    if str(target) in _libraries:
+        return _libraries[str(target)]
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             built = Path(tmp) / target.name
             try:
-                subprocess.run([cc, *CFLAGS, str(SOURCE), "-o", str(built), "-lm"],
+                subprocess.run([cc, *flags, str(source), "-o", str(built), "-lm"],
                                check=True, capture_output=True, text=True)
             except FileNotFoundError as exc:
-                msg = f"no C compiler {cc!r} to build {SOURCE.name}"
+                msg = f"no C compiler {cc!r} to build {source.name}"
                 raise KernelUnavailableError(msg) from exc
             except subprocess.CalledProcessError as exc:
-                msg = f"building {SOURCE.name} failed: {exc.stderr}"
+                msg = f"building {source.name} failed: {exc.stderr}"
                 raise KernelUnavailableError(msg) from exc
             os.replace(built, target)  # atomic: a concurrent build never loads a partial file
-    lib = ctypes.CDLL(str(target))
+    lib = _libraries[str(target)] = ctypes.CDLL(str(target))
+    return lib
+
+
+def library() -> ctypes.CDLL:
+    """The compiled inference kernel."""
+    lib = build(SOURCE)
     lib.ltc_forward.restype = ctypes.c_int
     lib.ltc_forward.argtypes = [ctypes.POINTER(_Model), ctypes.c_int32, ctypes.c_int32,
                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float,
                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                 ctypes.c_void_p]
-    _library = lib
     return lib
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from velora_robot.liquid import fused as fused_executor
 from velora_robot.liquid.kernel import KernelUnavailableError, LtcKernel
 from velora_robot.liquid.wiring import NCPWiring
 
@@ -159,9 +160,13 @@ class LTCCell(nn.Module):
     With `return_states=True` the second result is the state after every step (B, T, N).
 
     `residual=False` drops the input-to-output projection (to measure its effect).
+    `fused=True` (the default; needs a C compiler, else it warns once and runs eager) runs
+    calls on float32 CPU tensors through the fused kernel of `fused.py`: the whole sequence
+    as one operation, forward and, when gradients are recorded, backward.
     `compiled=True` (needs a C compiler) runs inference calls of small batches in the C
-    kernel of `kernel.py` and everything else, training included, through torch.compile
-    of the same step function (the first call of each batch size compiles for seconds).
+    kernel of `kernel.py`, which has the least overhead per call; with `fused=False` it runs
+    the other calls through torch.compile of the step function (the first call of each
+    batch size compiles for seconds).
     """
 
     def __init__(
@@ -174,6 +179,7 @@ class LTCCell(nn.Module):
         epsilon: float = 1e-8,
         seed: int | None = None,
         compiled: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(ode_unfolds, bool) or not isinstance(ode_unfolds, int) or ode_unfolds < 1:
@@ -224,6 +230,10 @@ class LTCCell(nn.Module):
             "sensory_erev", torch.from_numpy(self.wiring.sensory_synapses[:, 2]).float()
         )
         self.compiled = compiled
+        self.fused = fused
+        self._fused_wiring = fused_executor.Wiring.of(
+            self.wiring.synapses, self.wiring.sensory_synapses, n, self.n_motor, ode_unfolds,
+            epsilon)
         for name, edges in (("inner", self.wiring.synapses),
                             ("sensory", self.wiring.sensory_synapses)):
             lay = _layout(edges, n)
@@ -374,6 +384,8 @@ class LTCCell(nn.Module):
             kernel = self._kernel()
             if kernel is not None:
                 return self._forward_kernel(kernel, x, h, dt, resets, single)
+        if self._use_fused(x, dt):  # checks its input itself
+            return self._forward_fused(x, h, dt, resets, single, return_states)
         if not bool(torch.isfinite(x).all()):
             raise ValueError("LTCCell input contains NaN or inf")
         keep = None if resets is None else (~resets.bool()).to(x.dtype).t().unsqueeze(1)
@@ -395,6 +407,31 @@ class LTCCell(nn.Module):
         if return_states:  # the state after every step, (B, T, N)
             return y_out, torch.stack(states, dim=1)
         return y_out, v.t().contiguous()
+
+    def _use_fused(self, x: Tensor, dt: float | Tensor) -> bool:
+        if not (self.fused and x.dtype == torch.float32 and x.device.type == "cpu") or (
+                isinstance(dt, Tensor) and dt.requires_grad):
+            return False
+        if not fused_executor.available():
+            self.fused = False
+            warnings.warn("LTCCell: fused training kernel unavailable (no C compiler); "
+                          "using the eager path", RuntimeWarning, stacklevel=3)
+        return self.fused
+
+    def _forward_fused(self, x: Tensor, h: Tensor, dt: float | Tensor, resets: Tensor | None,
+                       single: bool, return_states: bool) -> tuple[Tensor, Tensor]:
+        """The sequence through the fused kernel of `fused.py`."""
+        xs = x.unsqueeze(1) if single else x
+        batch, steps = xs.shape[0], xs.shape[1]
+        scale = (xs.new_full((steps, batch), self.ode_unfolds / dt) if isinstance(dt, float)
+                 else (self.ode_unfolds / dt).t().to(torch.float32))
+        keep = None if resets is None else (~resets.bool()).to(torch.float32).t()
+        params = tuple(self._parameters[name] for name in fused_executor.PARAMS)
+        y, h, states = fused_executor.sequence(self._fused_wiring, xs, h.to(torch.float32),
+                                               scale, keep, params, return_states)
+        if single:
+            y = y.squeeze(1)
+        return (y, states) if return_states else (y, h)
 
     def _forward_kernel(self, kernel: LtcKernel, x: Tensor, h: Tensor, dt: float | Tensor,
                         resets: Tensor | None, single: bool) -> tuple[Tensor, Tensor]:
