@@ -34,13 +34,17 @@ def test_bench_ltc_reports_every_case_against_ncps(tmp_path):
                           "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     result = json.loads(out.read_text())
-    assert [r["case"] for r in result["rows"]] == ["a", "b", "c"]
+    assert [r["case"] for r in result["rows"]] == ["a", "b", "b48", "b96", "c"]
     for row in result["rows"]:
-        for name in ("ncps 1.0.1", "ours (eager)", "ours (compiled)"):
+        for name in ("ncps 1.0.1", "ours (eager)", "ours (torch.compile)", "ours (C)",
+                     "LSTM (same params)", "x ncps", "/ LSTM"):
             assert row[name] > 0
     assert result["model"] == {"neurons": 100, "motor": 24, "inputs": 48, "synapses": 304,
                                "sensory_synapses": 192, "ode_unfolds": 6}
-    assert "x ncps, compiled" in run.stdout
+    lstm = [v for k, v in result["parameters"].items() if k.startswith("LSTM")]
+    assert 0.9 * result["parameters"]["ours (no residual head)"] < lstm[0] \
+        <= result["parameters"]["ours (no residual head)"]
+    assert "/ LSTM" in run.stdout
 
 
 def test_the_demo_runs_a_shipped_controller_in_the_real_time_loop(tmp_path):

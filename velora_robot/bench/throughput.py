@@ -1,10 +1,12 @@
 """`velora-robot bench throughput`: training throughput on SpotWalk-v0 — our PPO with the
-default ~100-neuron liquid actor (learning included) against Stable-Baselines3 PPO with its
-MLP policy, same env, same number of envs, same rollout length and epochs, in one run.
+default ~100-neuron liquid actor (learning included) against rsl_rl's PPO (MLP 256-256-256
+and LSTM 256, its legged_gym defaults) and Stable-Baselines3 PPO with its MLP policy, same
+env, same number of envs, same rollout length, epochs and minibatches, in one run.
 
-Ours runs its envs in `BatchedEnv` over both cores; SB3 is measured with its in-process
-DummyVecEnv and with SubprocVecEnv, and the faster of the two is the comparison. Our first
-update (which compiles the solver) is not timed.
+Ours and rsl_rl run the envs in our `BatchedEnv` over both cores (rsl_rl through its
+`VecEnv` interface), their learners on one thread; SB3 is measured with its in-process
+DummyVecEnv and with SubprocVecEnv, and the faster of the two is the comparison. Each
+trainer's first update is not timed.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ def ours(updates: int, out: Path) -> dict[str, Any]:
     recipe = Recipe.model_validate({
         "name": "throughput", "seed": 0,
         "env": {"id": "velora_robot/SpotWalk-v0", "n_envs": N_ENVS, "n_workers": 2},
-        "policy": {"kind": "liquid", "n_neurons": 100, "neurons_per_dof": 2,
-                   "compiled": True},
+        "policy": {"kind": "liquid", "n_neurons": 100, "neurons_per_dof": 2},
         "algorithm": {"name": "ppo", "steps_per_env": STEPS_PER_ENV, "chunk_len": CHUNK_LEN,
                       "epochs": EPOCHS, "minibatches": MINIBATCHES},
         "budget": {"env_steps": N_ENVS * STEPS_PER_ENV * (updates + 1)},
@@ -42,6 +43,73 @@ def ours(updates: int, out: Path) -> dict[str, Any]:
     wall = sum(N_ENVS * STEPS_PER_ENV / r["steps_per_s"] for r in rows)
     return {"steps_per_s": N_ENVS * STEPS_PER_ENV * len(rows) / wall,
             "actor_parameters": summary["actor_parameters"]}
+
+
+def _rsl_env(n_envs: int) -> Any:
+    """Our BatchedEnv behind rsl_rl's VecEnv interface (observations as a TensorDict)."""
+    import torch
+    from rsl_rl.env import VecEnv
+    from tensordict import TensorDict
+
+    from velora_robot.envs.vector import BatchedEnv
+
+    class Env(VecEnv):
+        def __init__(self) -> None:
+            self.env = BatchedEnv("velora_robot/SpotWalk-v0", n_envs, n_workers=2)
+            self.num_envs = n_envs
+            self.num_actions = self.env.single_action_space.shape[0]
+            self.max_episode_length = 1000
+            self.episode_length_buf = torch.zeros(n_envs, dtype=torch.long)
+            self.device, self.cfg = "cpu", {}
+            self._obs = self._wrap(self.env.reset(seed=0))
+
+        def _wrap(self, obs: Any) -> Any:
+            return TensorDict({"policy": torch.as_tensor(obs, dtype=torch.float32)},
+                              batch_size=[n_envs])
+
+        def get_observations(self) -> Any:
+            return self._obs
+
+        def step(self, actions: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor, dict]:
+            r = self.env.step(actions.clamp(-1, 1).numpy())
+            self._obs = self._wrap(r.obs)
+            done = torch.as_tensor(r.terminated | r.truncated)
+            self.episode_length_buf = torch.where(done, 0, self.episode_length_buf + 1)
+            return (self._obs, torch.as_tensor(r.reward, dtype=torch.float32), done.long(),
+                    {"time_outs": torch.as_tensor(r.truncated)})
+
+    return Env()
+
+
+def rsl_rl(updates: int, recurrent: bool) -> dict[str, Any]:
+    """env steps/s of rsl_rl's PPO (rsl-rl-lib), MLP 256-256-256 or LSTM 256 + MLP, with
+    its own defaults otherwise (adaptive learning rate, entropy 0.01)."""
+    from rsl_rl.runners import OnPolicyRunner
+
+    model = {"class_name": "RNNModel" if recurrent else "MLPModel",
+             "hidden_dims": [256, 256, 256], "activation": "elu"}
+    if recurrent:
+        model.update(rnn_type="lstm", rnn_hidden_dim=256, rnn_num_layers=1)
+    cfg = {"num_steps_per_env": STEPS_PER_ENV, "save_interval": 10**9, "multi_gpu": None,
+           "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
+           "algorithm": {"class_name": "PPO", "num_learning_epochs": EPOCHS,
+                         "num_mini_batches": MINIBATCHES},
+           "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution",
+                                                   "init_std": 1.0}},
+           "critic": dict(model)}
+    env = _rsl_env(N_ENVS)
+    try:
+        runner = OnPolicyRunner(env, cfg, log_dir=None, device="cpu")
+        runner.learn(1)  # warm-up, not timed
+        start = time.perf_counter()
+        runner.learn(updates)
+        elapsed = time.perf_counter() - start
+        actor = runner.alg.actor
+        params = sum(p.numel() for p in actor.parameters() if p.requires_grad)
+    finally:
+        env.env.close()
+    return {"steps_per_s": N_ENVS * STEPS_PER_ENV * updates / elapsed,
+            "actor_parameters": params}
 
 
 def sb3(updates: int, subprocess: bool) -> dict[str, Any]:
@@ -77,26 +145,35 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     updates = 2 if quick else 6
     threads = torch.get_num_threads()
-    with tempfile.TemporaryDirectory(prefix="velora-bench-") as tmp:
-        mine = ours(updates, Path(tmp))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="velora-bench-") as tmp:
+            mine = ours(updates, Path(tmp))
+        rsl_mlp, rsl_lstm = rsl_rl(updates, recurrent=False), rsl_rl(updates, recurrent=True)
+    finally:
+        torch.set_num_threads(threads)
     dummy, sub = sb3(updates, subprocess=False), sb3(updates, subprocess=True)
     best = max(dummy["steps_per_s"], sub["steps_per_s"])
     return {"benchmark": "throughput", "env": "velora_robot/SpotWalk-v0", "n_envs": N_ENVS,
-            "steps_per_env": STEPS_PER_ENV, "epochs": EPOCHS, "timed_updates": updates,
-            "ours_liquid_ppo": mine, "sb3_ppo_dummy": dummy, "sb3_ppo_subproc": sub,
-            "ratio_vs_best_sb3": mine["steps_per_s"] / best}
+            "steps_per_env": STEPS_PER_ENV, "epochs": EPOCHS, "minibatches": MINIBATCHES,
+            "timed_updates": updates, "ours_liquid_ppo": mine, "rsl_rl_ppo_mlp": rsl_mlp,
+            "rsl_rl_ppo_lstm": rsl_lstm, "sb3_ppo_dummy": dummy, "sb3_ppo_subproc": sub,
+            "ratio_vs_best_sb3": mine["steps_per_s"] / best,
+            "ratio_vs_rsl_rl_mlp": mine["steps_per_s"] / rsl_mlp["steps_per_s"]}
 
 
 def table(result: dict[str, Any]) -> str:
     """Steps per second side by side."""
     rows = [("ours: PPO, liquid actor, BatchedEnv x2", result["ours_liquid_ppo"]),
+            ("rsl_rl: PPO, MLP 256x3, BatchedEnv x2", result["rsl_rl_ppo_mlp"]),
+            ("rsl_rl: PPO, LSTM 256, BatchedEnv x2", result["rsl_rl_ppo_lstm"]),
             ("SB3: PPO, MLP, DummyVecEnv", result["sb3_ppo_dummy"]),
             ("SB3: PPO, MLP, SubprocVecEnv", result["sb3_ppo_subproc"])]
     lines = [f"{'trainer':<40}{'env steps/s':>12}{'actor params':>14}"]
     lines += [f"{name:<40}{r['steps_per_s']:>12,.0f}{r['actor_parameters']:>14,}"
               for name, r in rows]
-    lines.append(f"ours / best SB3: {result['ratio_vs_best_sb3']:.2f}x  ({result['n_envs']} envs,"
+    lines.append(f"ours / best SB3: {result['ratio_vs_best_sb3']:.2f}x, ours / rsl_rl MLP: "
+                 f"{result['ratio_vs_rsl_rl_mlp']:.2f}x  ({result['n_envs']} envs,"
                  f" {result['steps_per_env']} steps per env per update, {result['epochs']} "
                  "epochs, learning included)")
     return "\n".join(lines)
