@@ -1,5 +1,6 @@
 """`velora-robot bench walk`: Spot trained from scratch with the fast recipe
-(launch/spot_walk_fast.yaml: the contact settings chosen for Spot, `physics.FAST`) until a
+(launch/spot_walk_quick.yaml: the contact settings chosen for Spot, `physics.FAST`,
+128 robots) until a
 checkpoint meets the shipped walking criteria, and the wall time and env steps that took.
 
 Every `every` env steps the latest checkpoint is exported to ONNX and evaluated as the
@@ -19,7 +20,7 @@ from typing import Any
 
 from velora_robot.bench.solve import LAUNCH
 
-SPOT = {"recipe": "spot_walk_fast.yaml", "every": 2_000_000, "budget": 30_000_000,
+SPOT = {"recipe": "spot_walk_quick.yaml", "every": 2_000_000, "budget": 30_000_000,
         "command": [0.5, 0.0, 0.0], "ranges": "core", "max_velocity_error": 0.1}
 QUICK = {"recipe": "joint_track.yaml", "every": 100_000, "budget": 600_000,
          "command": None, "ranges": "standard", "max_tracking_error": 0.1}

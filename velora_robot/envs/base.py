@@ -118,6 +118,15 @@ class VecTask:
                               "commands (a reference trajectory); they cannot be set")
         return config
 
+    @classmethod
+    def mirror_maps(cls, given: dict[str, Any], where: str
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Index and sign arrays of the mirror image of this task's observation and action
+        (see `robots.observation.mirror_maps`), for training with mirror symmetry. Raises
+        ConfigError when the task is not left-right symmetric."""
+        raise ConfigError(f"{where}: {cls.__name__} is not left-right symmetric: "
+                          "mirror symmetry does not apply")
+
     # ------------------------------------------------------------ control
     def reset(self, i: int, seed: int | None = None) -> None:
         """Start a new episode for robot `i` (reseeding its generator when `seed` is given)."""

@@ -8,6 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from velora_robot.envs.base import EnvConfig, VecTask
+from velora_robot.errors import ConfigError
+from velora_robot.robots.observation import mirror_maps
+from velora_robot.robots.sources import get_spec
 from velora_robot.simulation.robot import Measurement
 
 HEADING_SIGMA_RAD2 = 0.25
@@ -41,6 +44,26 @@ class LocomotionTask(VecTask):
         self._heading = np.full(n, np.nan)
         columns = {"vx": 0, "vy": 1, "yaw_rate": 2}
         self._command_columns = [columns[name] for name in self.spec.commands]
+
+    @classmethod
+    def mirror_maps(cls, given: dict[str, Any], where: str
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The mirror image of the robot, its gait clock shifted by the offset between a foot
+        and its mirror partner (half a period for a trot; the same for every pair, or the
+        gait is not symmetric)."""
+        config = cls.settings(given, where)
+        spec = get_spec(config.robot)
+        if spec.mirror is None:
+            raise ConfigError(f"{where}: robot {spec.name!r} has no mirror in its spec: "
+                              "mirror symmetry does not apply")
+        offsets, feet = config.gait_offsets, spec.mirror.feet
+        shifts = {round((offsets[feet[k]] - offsets[k]) % 1.0, 9)
+                  for k in range(len(offsets))} if offsets and spec.gait_hz else {0.0}
+        if len(shifts) != 1 or not shifts <= {0.0, 0.5}:
+            raise ConfigError(f"{where}: field 'gait_offsets': {offsets} is not a mirror-"
+                              "symmetric gait (a foot and its partner must be in phase or "
+                              "half a period apart, the same for every pair)")
+        return mirror_maps(spec, shifts.pop())
 
     def _reset_task(self, i: int) -> None:
         super()._reset_task(i)

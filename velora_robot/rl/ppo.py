@@ -60,6 +60,15 @@ class PPO:
         action = mean + log_std.exp() * torch.randn(mean.shape, generator=generator)
         return action, gaussian_log_prob(action, mean, log_std), mean, h
 
+    @torch.no_grad()
+    def score(self, obs: Tensor, h: Tensor, starts: Tensor, action: Tensor
+              ) -> tuple[Tensor, Tensor, Tensor]:
+        """The policy at one step of N envs, for given actions: mean, log prob of the
+        action, new state (the mirrored stream of rl/symmetry.py)."""
+        mean, h = self.actor(obs.unsqueeze(1), h, resets=starts.unsqueeze(1))
+        mean = mean.squeeze(1)
+        return mean, gaussian_log_prob(action, mean, self._log_std()), h
+
     def update(self, storage: RolloutStorage, generator: torch.Generator) -> dict[str, float]:
         """Several epochs of minibatch updates on one rollout; returns mean losses and KL."""
         old_log_std = self._log_std().detach().clone()

@@ -93,6 +93,9 @@ class PPOSection(_Section):
     # fine-tuning stage, so that training acts as the deterministic robot will); None: the
     # actor's learned log_std.
     action_std: float | None = Field(default=None, gt=0, le=1)
+    # Learn from the mirror image of every rollout step too (rl/symmetry.py); the task must
+    # be left-right symmetric (SpotWalk is).
+    symmetry: bool = False
 
     @model_validator(mode="after")
     def _chunks(self) -> PPOSection:

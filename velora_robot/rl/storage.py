@@ -14,8 +14,12 @@ from torch import Tensor
 class RolloutStorage:
     """Tensors shaped (T, N, ...)."""
 
+    # What the mirror image of a step has of its own (rl/symmetry.py); the rest (critic
+    # input, value, advantage, return, episode starts) it shares with the original.
+    MIRRORED = ("obs", "hidden", "actions", "mean", "logp")
+
     def __init__(self, steps: int, n_envs: int, obs_dim: int, critic_dim: int, act_dim: int,
-                 state_size: int) -> None:
+                 state_size: int, mirrored: bool = False) -> None:
         t, n = steps, n_envs
         self.obs = torch.zeros(t, n, obs_dim)
         self.critic_obs = torch.zeros(t, n, critic_dim)
@@ -30,6 +34,10 @@ class RolloutStorage:
         self.advantages = torch.zeros(t, n)
         self.returns = torch.zeros(t, n)
         self.steps = steps
+        self.mirrored = mirrored
+        if mirrored:  # obs_mirror, hidden_mirror, ...: the same steps' mirror images
+            for name in self.MIRRORED:
+                setattr(self, f"{name}_mirror", torch.zeros_like(getattr(self, name)))
 
     def compute_returns(self, last_value: Tensor, gamma: float, lam: float) -> None:
         """Generalized advantage estimation (Schulman et al. 2016)."""
@@ -47,7 +55,8 @@ class RolloutStorage:
     def chunks(self, chunk_len: int, minibatches: int, generator: torch.Generator
                ) -> Iterator[dict[str, Tensor]]:
         """Shuffled minibatches of sequences (B, chunk_len, ...): each env's rollout cut
-        into chunks; `h0` is the stored actor state at each chunk's first step."""
+        into chunks; `h0` is the stored actor state at each chunk's first step. A mirrored
+        storage yields each minibatch followed by its mirror image (2B sequences)."""
         n = self.obs.shape[1]
         k = self.steps // chunk_len
 
@@ -59,6 +68,12 @@ class RolloutStorage:
             "obs", "critic_obs", "starts", "actions", "mean", "logp", "values", "advantages",
             "returns")}
         data["h0"] = seq(self.hidden)[:, 0]
+        if self.mirrored:
+            image = {name: seq(getattr(self, f"{name}_mirror")) for name in self.MIRRORED}
+            image["h0"] = image.pop("hidden")[:, 0]
+            data = {name: torch.cat([x, image.get(name, x)]) for name, x in data.items()}
         order = torch.randperm(n * k, generator=generator)
         for part in order.chunk(minibatches):
+            if self.mirrored:
+                part = torch.cat([part, part + n * k])
             yield {name: x[part] for name, x in data.items()}

@@ -31,6 +31,7 @@ from velora_robot.rl.replay import SequenceReplay
 from velora_robot.rl.run_log import RunLog
 from velora_robot.rl.sac import SAC
 from velora_robot.rl.storage import RolloutStorage
+from velora_robot.rl.symmetry import Mirror
 from velora_robot.rl.td3 import TD3
 from velora_robot.rl.vec_env import make_vec_env
 
@@ -139,6 +140,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
 
     algo_cfg, env_cfg = recipe.algorithm, recipe.env
     on_policy = isinstance(algo_cfg, PPOSection)
+    mirror = Mirror.of_env(env_cfg.id, env_cfg.kwargs, f"recipe {recipe.name!r}: field "
+                           "'algorithm.symmetry'") if on_policy and algo_cfg.symmetry else None
     env = make_vec_env(env_cfg.id, env_cfg.n_envs, env_cfg.n_workers, **env_cfg.kwargs)
     n = env.n_envs
     t_steps = algo_cfg.steps_per_env if on_policy else algo_cfg.steps_per_iteration
@@ -157,6 +160,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     generator = torch.Generator().manual_seed(recipe.seed)
     carry = {"obs": obs_np, "priv": priv_np, "h": torch.zeros(n, agent.actor.state_size),
              "starts": torch.ones(n, dtype=torch.bool)}
+    if mirror is not None:  # the mirrored stream's actor state
+        carry["h_mirror"] = torch.zeros(n, agent.actor.state_size)
     recent: deque[tuple[float, int]] = deque(maxlen=100)  # (return, length) of episodes
     update, env_steps, wall = 0, 0, 0.0
     wandb_id = init = None
@@ -188,14 +193,15 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                     compiling=recipe.policy.compiled and recipe.policy.kind == "liquid")
     bar.start()
     storage = RolloutStorage(t_steps, n, obs_dim, obs_dim + agent.priv_dim, act_dim,
-                             agent.actor.state_size) if on_policy else None
+                             agent.actor.state_size, mirrored=mirror is not None
+                             ) if on_policy else None
     last = stop_after if stop_after is not None else total_updates
     try:
         while update < min(total_updates, last):
             start = time.perf_counter()
             split = None
             if on_policy:
-                carry = _collect(env, agent, algo, storage, generator, carry, recent)
+                carry = _collect(env, agent, algo, storage, generator, carry, recent, mirror)
                 collected = time.perf_counter()
                 metrics = algo.update(storage, generator)
                 split = (collected - start, time.perf_counter() - collected)
@@ -331,8 +337,8 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int) -> PPO 
     """The recipe's algorithm around the agent's networks."""
     cfg = recipe.algorithm
     if isinstance(cfg, PPOSection):
-        return PPO(agent.actor, agent.critic, **cfg.model_dump(exclude={"name",
-                                                                        "steps_per_env"}))
+        return PPO(agent.actor, agent.critic, **cfg.model_dump(exclude={
+            "name", "steps_per_env", "symmetry"}))
     shared = cfg.model_dump(include={"lr", "gamma", "tau", "batch_size", "seq_len", "burn_in",
                                      "critic", "critic_hidden", "critic_neurons"})
     if cfg.name == "sac":
@@ -344,16 +350,20 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int) -> PPO 
 
 
 def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
-             generator: torch.Generator, carry: dict[str, Any], recent: deque
-             ) -> dict[str, Any]:
-    """One rollout of `storage.steps` steps into `storage` (GAE included)."""
+             generator: torch.Generator, carry: dict[str, Any], recent: deque,
+             mirror: Mirror | None = None) -> dict[str, Any]:
+    """One rollout of `storage.steps` steps into `storage` (GAE included); with a mirror,
+    each step's mirror image too."""
     gamma = algo.gamma
     obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
+    h_mirror = carry.get("h_mirror")
     with torch.no_grad():
         for t in range(storage.steps):
             obs = torch.from_numpy(obs_np).float()
             priv = torch.from_numpy(priv_np).float()
             agent.obs_norm.update(obs)
+            if mirror is not None:  # the normalization sees both images: it stays symmetric
+                agent.obs_norm.update(mirror.obs(obs))
             if agent.priv_dim:
                 agent.priv_norm.update(priv[:, :agent.priv_dim])
             obs_n = agent.obs_norm(obs)
@@ -361,6 +371,13 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
             h = h * (~starts).unsqueeze(1)
             storage.hidden[t], storage.starts[t] = h, starts
             action, logp, mean, h = algo.act(obs_n, h, starts, generator)
+            if mirror is not None:
+                h_mirror = h_mirror * (~starts).unsqueeze(1)
+                storage.hidden_mirror[t] = h_mirror
+                storage.obs_mirror[t] = obs_image = agent.obs_norm(mirror.obs(obs))
+                storage.actions_mirror[t] = action_image = mirror.action(action)
+                storage.mean_mirror[t], storage.logp_mirror[t], h_mirror = algo.score(
+                    obs_image, h_mirror, starts, action_image)
             result = env.step(action.numpy())
             reward = torch.from_numpy(result.reward).float()
             truncated = torch.from_numpy(result.truncated)
@@ -378,7 +395,10 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
         last_in = agent.critic_input(agent.obs_norm(torch.from_numpy(obs_np).float()),
                                      torch.from_numpy(priv_np).float())
         storage.compute_returns(agent.critic(last_in), gamma, algo.lam)
-    return {"obs": obs_np, "priv": priv_np, "h": h, "starts": starts}
+    carry = {"obs": obs_np, "priv": priv_np, "h": h, "starts": starts}
+    if mirror is not None:
+        carry["h_mirror"] = h_mirror
+    return carry
 
 
 def _off_policy_iteration(env: Any, agent: Agent, algo: SAC | TD3, replay: SequenceReplay,

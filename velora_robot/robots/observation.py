@@ -84,3 +84,42 @@ class RobotIO:
         """Joint position targets for an action (clipped to [-1, 1] first)."""
         target = self.q0 + self.spec.action_scale * np.clip(action, -1.0, 1.0)
         return np.clip(target, self.q_low, self.q_high)
+
+
+# Signs of each command under the left-right mirror: forward speed stays, sideways speed and
+# turning rate flip.
+COMMAND_MIRROR = {"vx": 1.0, "vy": -1.0, "yaw_rate": -1.0}
+
+
+def mirror_maps(spec: RobotSpec, clock_shift: float = 0.0
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The observation and action of the robot's mirror image, as index and sign arrays:
+    mirrored obs = obs[..., obs_index] * obs_sign, mirrored action = action[...,
+    act_index] * act_sign. Angular rates are axial vectors (x and z flip), gravity polar
+    (y flips). `clock_shift` is the gait clock's offset, in periods, between a foot and its
+    mirror partner (0.5 for a trot): the clock of the mirror image runs that far ahead.
+    Raises ValueError when the spec has no mirror or the shift is not 0 or 0.5."""
+    if spec.mirror is None:
+        raise ValueError(f"robot {spec.name!r} has no mirror in its spec")
+    joints = np.array(spec.mirror.joints)
+    joint_sign = np.array(spec.mirror.joint_sign, dtype=float)
+    if clock_shift not in (0.0, 0.5):
+        raise ValueError(f"a gait clock shifted by {clock_shift} periods is a rotation, not "
+                         "a sign change: mirror symmetry needs a shift of 0 or 0.5")
+    blocks = {
+        "gyro": (np.arange(3), np.array([-1.0, 1.0, -1.0])),
+        "gravity": (np.arange(3), np.array([1.0, -1.0, 1.0])),
+        "joint_pos": (joints, joint_sign),
+        "joint_vel": (joints, joint_sign),
+        "last_action": (joints, joint_sign),
+        "command": (np.arange(len(spec.commands)),
+                    np.array([COMMAND_MIRROR[c] for c in spec.commands])),
+        "gait_clock": (np.arange(2), np.full(2, -1.0 if clock_shift else 1.0)),
+    }
+    index, sign, offset = [], [], 0
+    for name, size in spec.obs_sizes().items():
+        idx, sgn = blocks[name]
+        index.append(idx + offset)
+        sign.append(sgn)
+        offset += size
+    return np.concatenate(index), np.concatenate(sign), joints, joint_sign

@@ -80,6 +80,34 @@ class ModelSource(Settings):
     feet: tuple[str, ...] = ()
 
 
+class Mirror(Settings):
+    """The robot's left-right mirror image (reflection through its sagittal plane), for
+    policies trained with mirror symmetry: joint `i` of the mirrored robot is joint
+    `joints[i]` times `joint_sign[i]` (a hip that abducts outward flips its sign), foot `i`
+    is foot `feet[i]` (feet in the order of the model source's `feet`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    joints: tuple[int, ...]
+    joint_sign: tuple[Literal[-1, 1], ...]
+    feet: tuple[int, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Mirror:
+        for name, perm in (("joints", self.joints), ("feet", self.feet)):
+            if sorted(perm) != list(range(len(perm))) or any(
+                    perm[perm[i]] != i for i in range(len(perm))):
+                raise ValueError(f"mirror {name} {perm} must pair indices 0..{len(perm) - 1} "
+                                 "(each the partner of its partner)")
+        if len(self.joint_sign) != len(self.joints):
+            raise ValueError(f"mirror joint_sign has {len(self.joint_sign)} entries for "
+                             f"{len(self.joints)} joints")
+        if any(self.joint_sign[self.joints[i]] != self.joint_sign[i]
+               for i in range(len(self.joints))):
+            raise ValueError("mirror joint_sign must be the same for a joint and its partner")
+        return self
+
+
 class RobotSpec(Settings):
     """A robot as the controller sees it. Joint order here is the order of every joint
     vector: observations, actions, targets, firmware frames."""
@@ -98,6 +126,7 @@ class RobotSpec(Settings):
     # gives a walking policy its rhythm; set when the layout has a `gait_clock` term.
     gait_hz: float | None = Field(default=None, gt=0)
     sources: dict[str, ModelSource]
+    mirror: Mirror | None = None
 
     @model_validator(mode="after")
     def _check(self) -> RobotSpec:
@@ -116,6 +145,14 @@ class RobotSpec(Settings):
             raise ValueError("sources needs a 'default' entry")
         if any(t.name == "gait_clock" for t in self.observation) and self.gait_hz is None:
             raise ValueError("the observation has a gait_clock term: set gait_hz")
+        if self.mirror is not None:
+            if len(self.mirror.joints) != len(self.joints):
+                raise ValueError(f"mirror names {len(self.mirror.joints)} joints, the spec "
+                                 f"has {len(self.joints)}")
+            feet = len(self.sources["default"].feet)
+            if self.mirror.feet and len(self.mirror.feet) != feet:
+                raise ValueError(f"mirror names {len(self.mirror.feet)} feet, the default "
+                                 f"source has {feet}")
         return self
 
     @property
