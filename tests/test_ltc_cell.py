@@ -311,3 +311,25 @@ def test_fused_refuses_nan_input():
     x[1, 2, 5] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         cell(x)
+
+
+def test_fused_threads_split_the_batch_exactly_and_deterministically():
+    def run(threads):
+        torch.set_num_threads(threads)
+        cell = spot_cell()
+        x = torch.randn(150, 9, 48, generator=torch.Generator().manual_seed(0))
+        dt = torch.rand(150, 9, generator=torch.Generator().manual_seed(1)) + 0.5
+        y, states = cell(x, dt=dt, return_states=True)
+        (y.square().sum() + states[:, -1].square().sum()).backward()
+        return y.detach(), states.detach(), [p.grad.clone() for p in cell.parameters()]
+
+    before = torch.get_num_threads()
+    try:
+        one, two, again = run(1), run(2), run(2)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])  # samples apart
+    for g1, g2, g3 in zip(one[2], two[2], again[2], strict=True):
+        torch.testing.assert_close(g2, g1, atol=1e-5 * max(1.0, float(g1.abs().max())),
+                                   rtol=1e-5)  # the parts' sums, added in order
+        assert torch.equal(g2, g3)

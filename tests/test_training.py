@@ -442,7 +442,7 @@ def test_progress_says_when_it_compiles_and_takes_the_eta_from_after_the_warm_up
     for update in range(2, 11):
         bar.show(update, 512 * update, 0.5, (0.3, 0.2), 1.0)
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0].startswith("compiling the liquid step")
+    assert lines[0].startswith("compiling the liquid C kernels")
     assert lines[1].endswith("ETA after warm-up")
     # 90 updates left at 0.5 s each: 45 s (the 40-s first update does not count)
     assert lines[-1].endswith("ETA 00:00:45") and "collect  60% learn  40%" in lines[-1]

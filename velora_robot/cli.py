@@ -44,7 +44,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     check_writable(args.json, "--json")
     bench = importlib.import_module(f"velora_robot.bench.{args.name}")
-    result = bench.run(quick=args.quick)
+    if args.recipe is not None:
+        if args.name != "walk":
+            raise UserError(f"--recipe is for `bench walk` (the recipe it trains), not "
+                            f"`bench {args.name}`")
+        result = bench.run(quick=args.quick, recipe=args.recipe)
+    else:
+        result = bench.run(quick=args.quick)
     print(bench.table(result))
     _write_json(result, args.json)
 
@@ -329,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", help="benchmark name")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
     bench.add_argument("--json", type=Path, default=None, help="write the result here")
+    bench.add_argument("--recipe", type=Path, default=None,
+                       help="bench walk: train this recipe instead of the fast one")
     bench.set_defaults(func=cmd_bench)
     return parser
 

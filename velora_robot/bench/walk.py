@@ -33,8 +33,9 @@ def _passes(result: dict[str, Any], case: dict[str, Any]) -> bool:
     return result["tracking_error_mean"] <= case["max_tracking_error"]
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Train, evaluating every `every` env steps, until a checkpoint passes."""
+def run(quick: bool = False, recipe: Path | None = None) -> dict[str, Any]:
+    """Train, evaluating every `every` env steps, until a checkpoint passes; `recipe`
+    replaces the case's own (to measure a variant's steps to walk)."""
     from velora_robot import evaluation
     from velora_robot.export import export
     from velora_robot.rl import train
@@ -42,8 +43,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     from velora_robot.rl.trainer import CHECKPOINT
 
     case = QUICK if quick else SPOT
+    path = LAUNCH / case["recipe"] if recipe is None else Path(recipe)
+    case = {**case, "recipe": path.name}
     with tempfile.TemporaryDirectory(prefix="velora-bench-walk-") as tmp:
-        data = load_recipe(LAUNCH / case["recipe"]).model_dump()
+        data = load_recipe(path).model_dump()
         per_update = data["env"]["n_envs"] * data["algorithm"]["steps_per_env"]
         every_updates = max(1, case["every"] // per_update)
         data["logging"] = {**data["logging"], "dir": tmp, "checkpoint_every": every_updates}
@@ -71,6 +74,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 state["passed"] = row
             state["evals"].append(row)
             state["eval_s"] += time.perf_counter() - start
+            print(_row_line(row), flush=True)  # a long benchmark shows each evaluation
             return state["passed"] is not None
 
         started = time.perf_counter()
@@ -88,16 +92,20 @@ def _figures(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in keys if k in result}
 
 
+HEADER = f"{'update':>7}{'env steps':>12}{'train s':>9}  figures"
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    figures = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in row.items()
+                        if k not in ("update", "env_steps", "train_wall_s", "full_model"))
+    return f"{row['update']:>7}{row['env_steps']:>12,}{row['train_wall_s']:>9.0f}  {figures}"
+
+
 def table(result: dict[str, Any]) -> str:
     lines = [f"bench walk: {result['recipe']}, evaluated every {result['every_env_steps']:,} "
-             f"env steps ({result['actor_parameters']} actor parameters)",
-             f"{'update':>7}{'env steps':>12}{'train s':>9}  figures"]
-    for row in result["evals"]:
-        figures = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in row.items()
-                            if k not in ("update", "env_steps", "train_wall_s", "full_model"))
-        lines.append(f"{row['update']:>7}{row['env_steps']:>12,}{row['train_wall_s']:>9.0f}"
-                     f"  {figures}")
+             f"env steps ({result['actor_parameters']} actor parameters)", HEADER]
+    lines += [_row_line(row) for row in result["evals"]]
     passed = result["passed"]
     if passed is None:
         lines.append(f"no checkpoint passed within {result['env_steps']:,} env steps "

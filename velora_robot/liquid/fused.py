@@ -26,7 +26,10 @@ SOURCE = Path(__file__).with_name("ltc_train.c")
 # Built on the machine that runs it, so it may use every vector unit the CPU has. No fused
 # multiply-adds: they round differently from torch's eager step, and over 100 stiff steps
 # (dt 0.02) the difference grew to 8e-6 against ncps (1e-6 without).
-FLAGS = ("-march=native", "-fopenmp-simd", "-ffp-contract=off")
+FLAGS = ("-march=native", "-fopenmp-simd", "-ffp-contract=off", "-pthread")
+# Samples per thread below which a batch is not split (thread start-up would dominate).
+MIN_PART = 32
+MAX_THREADS = 64
 # The raw parameters in the order of the C struct `ltc_params` (LTCCell attribute names).
 PARAMS = ("gleak", "vleak", "cm", "w", "sigma", "mu", "sensory_w", "sensory_sigma",
           "sensory_mu", "input_w", "input_b", "output_w", "output_b", "residual")
@@ -56,15 +59,24 @@ def _library() -> ctypes.CDLL:
     if _lib is None:
         lib = build(SOURCE, FLAGS)
         p = ctypes.c_void_p
-        lib.ltc_train_forward.restype = ctypes.c_int
-        lib.ltc_train_forward.argtypes = [p] * 11
-        lib.ltc_train_backward.restype = None
-        lib.ltc_train_backward.argtypes = [p] * 13
-        for name in ("ltc_tape_size", "ltc_scratch_size"):
-            getattr(lib, name).restype = ctypes.c_int64
-            getattr(lib, name).argtypes = [p]
+        i = ctypes.c_int
+        lib.ltc_forward_threads.restype = ctypes.c_int
+        lib.ltc_forward_threads.argtypes = [p] * 11 + [i]
+        lib.ltc_backward_threads.restype = None
+        lib.ltc_backward_threads.argtypes = [p] * 13 + [i]
+        lib.ltc_tape_size_threads.restype = ctypes.c_int64
+        lib.ltc_tape_size_threads.argtypes = [p, i]
+        lib.ltc_scratch_size_threads.restype = ctypes.c_int64
+        lib.ltc_scratch_size_threads.argtypes = [p, i, i]
         _lib = lib
     return _lib
+
+
+def built() -> bool:
+    """True when this machine has the kernel compiled already (no wait on first use)."""
+    from velora_robot.liquid.kernel import is_built
+
+    return is_built(SOURCE, FLAGS)
 
 
 def available() -> bool:
@@ -152,25 +164,36 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def threads_for(batch: int) -> int:
+    """Threads for a batch: torch's intra-op thread count, fewer for small batches."""
+    return max(1, min(torch.get_num_threads(), MAX_THREADS, batch // MIN_PART))
+
+
+def _scratch(x: Tensor, shape: _Shape, threads: int, residual: bool) -> Tensor:
+    return x.new_empty(_library().ltc_scratch_size_threads(ctypes.byref(shape), threads,
+                                                           int(residual)))
+
+
 def _forward(wiring: Wiring, scale: Tensor, keep: Tensor | None, x: Tensor, h0: Tensor,
              params: tuple[Tensor | None, ...], keep_tape: bool, return_states: bool
-             ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, _Shape]:
+             ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, _Shape, int]:
     batch, steps, n_inputs = x.shape
     shape = wiring.shape(n_inputs, batch, steps, steps if keep_tape else 1)
     lib = _library()
-    size = lib.ltc_tape_size(ctypes.byref(shape))
+    threads = threads_for(batch)
+    size = lib.ltc_tape_size_threads(ctypes.byref(shape), threads)
     tape = _tapes.take(size) if keep_tape else x.new_empty(size)
-    scratch = x.new_empty(lib.ltc_scratch_size(ctypes.byref(shape)))
+    scratch = _scratch(x, shape, threads, params[-1] is not None)
     y = x.new_empty(batch, steps, wiring.n_motor)
     h = x.new_empty(batch, wiring.n_neurons)
     states = x.new_empty(steps, wiring.n_neurons, batch) if return_states else None
-    status = lib.ltc_train_forward(
+    status = lib.ltc_forward_threads(
         ctypes.byref(shape), ctypes.byref(_pointers(params)), x.data_ptr(), scale.data_ptr(),
         _ptr(keep), h0.data_ptr(), y.data_ptr(), _ptr(states), h.data_ptr(),
-        tape.data_ptr(), scratch.data_ptr())
+        tape.data_ptr(), scratch.data_ptr(), threads)
     if status:
         raise ValueError("LTCCell input contains NaN or inf")
-    return y, h, states, tape, shape
+    return y, h, states, tape, shape, threads
 
 
 class _Sequence(torch.autograd.Function):
@@ -182,12 +205,13 @@ class _Sequence(torch.autograd.Function):
     def forward(ctx, wiring: Wiring, return_states: bool, scale: Tensor, keep: Tensor | None,
                 x: Tensor, h0: Tensor, *params: Tensor | None) -> tuple[Tensor, ...]:
         params = tuple(None if q is None else q.detach() for q in params)
-        y, h, states, tape, shape = _forward(wiring, scale, keep, x, h0, params, True,
-                                             return_states)
+        y, h, states, tape, shape, threads = _forward(wiring, scale, keep, x, h0, params, True,
+                                                      return_states)
         ctx.set_materialize_grads(False)
         # The tape is an attribute, not a saved tensor: the reference tells _Tapes that a
         # graph still needs it.
         ctx.wiring, ctx.shape, ctx.scale, ctx.keep, ctx.tape = wiring, shape, scale, keep, tape
+        ctx.threads = threads  # the tape's layout depends on it
         ctx.save_for_backward(x, *params)
         return (y, h) if states is None else (y, h, states)
 
@@ -202,11 +226,12 @@ class _Sequence(torch.autograd.Function):
                       for q, g in zip(params, flat.split(sizes), strict=True))
         held = [None if t is None else t.contiguous() for t in (gy, gstates, gh)]
         gx, gh0 = torch.empty_like(x), torch.empty(x.shape[0], ctx.wiring.n_neurons)
-        scratch = x.new_empty(_library().ltc_scratch_size(ctypes.byref(ctx.shape)))
-        _library().ltc_train_backward(
+        scratch = _scratch(x, ctx.shape, ctx.threads, params[-1] is not None)
+        _library().ltc_backward_threads(
             ctypes.byref(ctx.shape), ctypes.byref(_pointers(tuple(params))), x.data_ptr(),
             ctx.scale.data_ptr(), _ptr(ctx.keep), tape.data_ptr(), *map(_ptr, held),
-            gx.data_ptr(), gh0.data_ptr(), ctypes.byref(_pointers(grads)), scratch.data_ptr())
+            gx.data_ptr(), gh0.data_ptr(), ctypes.byref(_pointers(grads)), scratch.data_ptr(),
+            ctx.threads)
         return (None, None, None, None, gx, gh0, *grads)
 
 

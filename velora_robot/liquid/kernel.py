@@ -45,14 +45,24 @@ def _cache_dir() -> Path:
 _libraries: dict[str, ctypes.CDLL] = {}
 
 
+def _target(source: Path, flags: tuple[str, ...]) -> tuple[str, Path]:
+    """The compiler and the cached library's path for this source, flags and machine."""
+    cc = os.environ.get("CC", "cc")
+    tag = hashlib.sha256(source.read_bytes() + " ".join((cc, *flags, platform.machine(),
+                                                          platform.node())).encode())
+    return cc, _cache_dir() / f"{source.stem}-{tag.hexdigest()[:16]}.so"
+
+
+def is_built(source: Path, extra_flags: tuple[str, ...] = ()) -> bool:
+    """True when `build` would load a cached library without compiling."""
+    return _target(source, (*CFLAGS, *extra_flags))[1].exists()
+
+
 def build(source: Path, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     """`source` compiled into a shared library, once per source version, flags and machine
     (cached under ~/.cache/velora-robot/kernels), and loaded."""
-    cc = os.environ.get("CC", "cc")
     flags = (*CFLAGS, *extra_flags)
-    tag = hashlib.sha256(source.read_bytes() + " ".join((cc, *flags, platform.machine(),
-                                                          platform.node())).encode())
-    target = _cache_dir() / f"{source.stem}-{tag.hexdigest()[:16]}.so"
+    cc, target = _target(source, flags)
     if str(target) in _libraries:
         return _libraries[str(target)]
     if not target.exists():

@@ -15,6 +15,7 @@
  * compiler; needs nothing but libm.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -434,4 +435,195 @@ void ltc_train_backward(const ltc_shape *s, const ltc_params *p, const float *x,
         g->vleak[i] += gq.leak[i] * q.gleak[i];
         g->cm[i] += gq.cm[i] * softplus_grad(p->cm[i]);
     }
+}
+
+/* ---------------------------------------------------------------- threads
+ * The batch split into contiguous parts, one per thread, each run by the functions above
+ * as a batch of its own (samples never interact). Parameter gradients are summed over the
+ * parts in part order, so a given thread count always gives the same bits. */
+#define MAX_THREADS 64
+
+static int part_begin(int B, int parts, int i) {
+    /* boundaries on multiples of CHUNK where the batch allows, so each part keeps whole
+     * vectors */
+    const int chunks = (B + CHUNK - 1) / CHUNK;
+    const int b = (int)((int64_t)chunks * i / parts) * CHUNK;
+    return b < B ? b : B;
+}
+
+static int params_count(const ltc_shape *s, int residual) {
+    return 3 * s->n_neurons + 3 * s->n_edges + 3 * s->n_sensory + 2 * s->n_inputs +
+           2 * s->n_motor + (residual ? s->n_motor * s->n_inputs : 0);
+}
+
+static ltc_params params_at(const ltc_shape *s, float *buf, int residual) {
+    const int N = s->n_neurons, E = s->n_edges, Es = s->n_sensory, F = s->n_inputs;
+    const int M = s->n_motor;
+    ltc_params q;
+    q.gleak = buf; q.vleak = q.gleak + N; q.cm = q.vleak + N;
+    q.w = q.cm + N; q.sigma = q.w + E; q.mu = q.sigma + E;
+    q.s_w = q.mu + E; q.s_sigma = q.s_w + Es; q.s_mu = q.s_sigma + Es;
+    q.in_w = q.s_mu + Es; q.in_b = q.in_w + F; q.out_w = q.in_b + F; q.out_b = q.out_w + M;
+    q.residual = residual ? q.out_b + M : NULL;
+    return q;
+}
+
+static void params_add(const ltc_shape *s, const ltc_params *dst, const ltc_params *src) {
+    const int N = s->n_neurons, E = s->n_edges, Es = s->n_sensory, F = s->n_inputs;
+    const int M = s->n_motor;
+    float *d[] = {dst->gleak, dst->vleak, dst->cm, dst->w, dst->sigma, dst->mu, dst->s_w,
+                  dst->s_sigma, dst->s_mu, dst->in_w, dst->in_b, dst->out_w, dst->out_b,
+                  dst->residual};
+    const float *a[] = {src->gleak, src->vleak, src->cm, src->w, src->sigma, src->mu,
+                        src->s_w, src->s_sigma, src->s_mu, src->in_w, src->in_b, src->out_w,
+                        src->out_b, src->residual};
+    const int n[] = {N, N, N, E, E, E, Es, Es, Es, F, F, M, M, M * F};
+    for (int k = 0; k < 14; k++)
+        if (d[k])
+            for (int i = 0; i < n[k]; i++) d[k][i] += a[k][i];
+}
+
+static ltc_shape part_shape(const ltc_shape *s, int B) {
+    ltc_shape p = *s;
+    p.batch = B;
+    return p;
+}
+
+/* Floats of tape and scratch for a batch run on `threads` parts. */
+int64_t ltc_tape_size_threads(const ltc_shape *s, int threads) {
+    int64_t total = 0;
+    for (int i = 0; i < threads; i++) {
+        ltc_shape p = part_shape(s, part_begin(s->batch, threads, i + 1) -
+                                        part_begin(s->batch, threads, i));
+        total += ltc_tape_size(&p);
+    }
+    return total;
+}
+
+int64_t ltc_scratch_size_threads(const ltc_shape *s, int threads, int residual) {
+    if (threads == 1) return ltc_scratch_size(s);
+    int64_t total = 0;
+    for (int i = 0; i < threads; i++) {
+        const int B = part_begin(s->batch, threads, i + 1) - part_begin(s->batch, threads, i);
+        ltc_shape p = part_shape(s, B);
+        /* own scratch, scale and keep (T, B_i), states or their gradients (T, N, B_i),
+         * parameter gradients */
+        total += ltc_scratch_size(&p) + 2 * (int64_t)s->steps * B +
+                 (int64_t)s->steps * s->n_neurons * B + params_count(s, residual);
+    }
+    return total;
+}
+
+typedef struct {
+    ltc_shape shape;
+    const ltc_params *p;
+    ltc_params g;  /* this part's parameter gradients (backward) */
+    const float *x, *scale, *keep, *h0, *tape, *gy, *gstates, *gh;
+    float *y, *states, *h, *tape_out, *scratch, *gx, *gh0;
+    int status, backward;
+} part_job;
+
+static void *run_part(void *arg) {
+    part_job *j = arg;
+    if (j->backward)
+        ltc_train_backward(&j->shape, j->p, j->x, j->scale, j->keep, j->tape, j->gy,
+                           j->gstates, j->gh, j->gx, j->gh0, &j->g, j->scratch);
+    else
+        j->status = ltc_train_forward(&j->shape, j->p, j->x, j->scale, j->keep, j->h0, j->y,
+                                      j->states, j->h, j->tape_out, j->scratch);
+    return NULL;
+}
+
+/* Copy the columns [b0, b0 + Bi) of rows (R, B) into (R, Bi), or back. */
+static void columns(int rows, int B, int b0, int Bi, const float *src, float *dst, int back) {
+    for (int r = 0; r < rows; r++)
+        if (back) memcpy((float *)dst + (int64_t)r * B + b0, src + (int64_t)r * Bi,
+                         sizeof(float) * Bi);
+        else memcpy(dst + (int64_t)r * Bi, src + (int64_t)r * B + b0, sizeof(float) * Bi);
+}
+
+/* ltc_train_forward / ltc_train_backward on `threads` threads (1: the call itself). The
+ * tape and scratch are sized by the *_threads functions for the same thread count. */
+static int run_threads(const ltc_shape *s, const ltc_params *p, const float *x,
+                       const float *scale, const float *keep, const float *h0, float *y,
+                       float *states, float *h, const float *gy, const float *gstates,
+                       const float *gh, float *gx, float *gh0, ltc_params *g, float *tape,
+                       float *scratch, int threads, int backward) {
+    const int N = s->n_neurons, F = s->n_inputs, M = s->n_motor, T = s->steps, B = s->batch;
+    const int residual = p->residual != NULL;
+    part_job jobs[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    float *tape_at_i = tape, *scr = scratch;
+    for (int i = 0; i < threads; i++) {
+        const int b0 = part_begin(B, threads, i), Bi = part_begin(B, threads, i + 1) - b0;
+        part_job *j = &jobs[i];
+        memset(j, 0, sizeof *j);
+        j->shape = part_shape(s, Bi);
+        j->p = p;
+        j->backward = backward;
+        j->x = x + (int64_t)b0 * T * F;
+        j->h0 = h0 ? h0 + (int64_t)b0 * N : NULL;
+        j->y = y ? y + (int64_t)b0 * T * M : NULL;
+        j->h = h ? h + (int64_t)b0 * N : NULL;
+        j->gy = gy ? gy + (int64_t)b0 * T * M : NULL;
+        j->gh = gh ? gh + (int64_t)b0 * N : NULL;
+        j->gx = gx ? gx + (int64_t)b0 * T * F : NULL;
+        j->gh0 = gh0 ? gh0 + (int64_t)b0 * N : NULL;
+        j->tape = j->tape_out = tape_at_i;
+        tape_at_i += ltc_tape_size(&j->shape);
+        j->scratch = scr;
+        scr += ltc_scratch_size(&j->shape);
+        float *sc = scr, *kp = sc + (int64_t)T * Bi, *st = kp + (int64_t)T * Bi;
+        float *gbuf = st + (int64_t)T * N * Bi;
+        scr = gbuf + params_count(s, residual);
+        columns(T, B, b0, Bi, scale, sc, 0);
+        j->scale = sc;
+        if (keep) {
+            columns(T, B, b0, Bi, keep, kp, 0);
+            j->keep = kp;
+        }
+        if (backward) {
+            if (gstates) {
+                columns(T * N, B, b0, Bi, gstates, st, 0);
+                j->gstates = st;
+            }
+            memset(gbuf, 0, sizeof(float) * params_count(s, residual));
+            j->g = params_at(s, gbuf, residual);
+        } else if (states) {
+            j->states = st;
+        }
+        pthread_create(&ids[i], NULL, run_part, j);
+    }
+    int status = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(ids[i], NULL);
+        status |= jobs[i].status;
+    }
+    for (int i = 0; i < threads; i++) {  /* in part order: the same bits every time */
+        const int b0 = part_begin(B, threads, i), Bi = jobs[i].shape.batch;
+        if (backward) params_add(s, g, &jobs[i].g);
+        else if (states) columns(T * N, B, b0, Bi, jobs[i].states, states, 1);
+    }
+    return status;
+}
+
+int ltc_forward_threads(const ltc_shape *s, const ltc_params *p, const float *x,
+                        const float *scale, const float *keep, const float *h0, float *y,
+                        float *states, float *h, float *tape, float *scratch, int threads) {
+    if (threads <= 1)
+        return ltc_train_forward(s, p, x, scale, keep, h0, y, states, h, tape, scratch);
+    return run_threads(s, p, x, scale, keep, h0, y, states, h, NULL, NULL, NULL, NULL, NULL,
+                       NULL, tape, scratch, threads, 0);
+}
+
+void ltc_backward_threads(const ltc_shape *s, const ltc_params *p, const float *x,
+                          const float *scale, const float *keep, const float *tape,
+                          const float *gy, const float *gstates, const float *gh, float *gx,
+                          float *gh0, ltc_params *g, float *scratch, int threads) {
+    if (threads <= 1) {
+        ltc_train_backward(s, p, x, scale, keep, tape, gy, gstates, gh, gx, gh0, g, scratch);
+        return;
+    }
+    run_threads(s, p, x, scale, keep, NULL, NULL, NULL, NULL, gy, gstates, gh, gx, gh0, g,
+                (float *)tape, scratch, threads, 1);
 }

@@ -181,7 +181,10 @@ class Recipe(_Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(default=0, ge=0)
-    threads: int = Field(default=1, ge=1, description="torch threads")
+    # Torch threads for learning (PPO's update, which runs while the env workers wait; the
+    # fused liquid kernel splits its batch over them too). Collection keeps one: there the
+    # env's worker processes own the cores.
+    threads: int = Field(default=1, ge=1, le=64, description="torch threads for learning")
     env: EnvSection
     policy: PolicySection = PolicySection()
     algorithm: Algorithm = PPOSection()

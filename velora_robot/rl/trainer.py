@@ -23,6 +23,7 @@ import torch
 from pydantic import ValidationError
 
 from velora_robot.errors import ConfigError
+from velora_robot.liquid import fused
 from velora_robot.rl import checkpoint
 from velora_robot.rl.agent import Agent
 from velora_robot.rl.ppo import PPO
@@ -58,8 +59,9 @@ def load_checkpoint(path: Path, where: str | None = None) -> dict[str, Any]:
 class _Progress:
     """One status line: steps/s, return, where the time goes (collecting: physics and
     acting; learning: the update) and an ETA (rewritten in place on a terminal). The first
-    update of a process warms up (allocation and, with `compiled: true`, tracing and
-    compiling the liquid step), so the ETA comes from the updates after it."""
+    update of a process warms up (allocation and, for a liquid actor on a machine that has
+    not built them yet, compiling the C kernels), so the ETA comes from the updates after
+    it."""
 
     def __init__(self, total_updates: int, enabled: bool, compiling: bool = False) -> None:
         self.total, self.enabled = total_updates, enabled
@@ -71,8 +73,8 @@ class _Progress:
     def start(self) -> None:
         """Say what the first update's wait is for, before it starts."""
         if self.enabled and self.compiling:
-            print("compiling the liquid step (torch.compile, first update only; up to a "
-                  "minute)...", file=sys.stderr, flush=True)
+            print("compiling the liquid C kernels (the first run on this machine only; a "
+                  "few seconds)...", file=sys.stderr, flush=True)
 
     def show(self, update: int, steps: int, seconds: float, split: tuple[float, float] | None,
              ret: float | None) -> None:
@@ -190,7 +192,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                  project=recipe.logging.wandb_project, name=recipe.name,
                  config=recipe.model_dump(), wandb_id=wandb_id)
     bar = _Progress(total_updates, progress,
-                    compiling=recipe.policy.compiled and recipe.policy.kind == "liquid")
+                    compiling=recipe.policy.kind == "liquid" and not fused.built())
     bar.start()
     storage = RolloutStorage(t_steps, n, obs_dim, obs_dim + agent.priv_dim, act_dim,
                              agent.actor.state_size, mirrored=mirror is not None
@@ -201,8 +203,10 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
             start = time.perf_counter()
             split = None
             if on_policy:
+                torch.set_num_threads(1)
                 carry = _collect(env, agent, algo, storage, generator, carry, recent, mirror)
                 collected = time.perf_counter()
+                torch.set_num_threads(recipe.threads)
                 metrics = algo.update(storage, generator)
                 split = (collected - start, time.perf_counter() - collected)
             else:
