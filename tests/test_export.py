@@ -144,3 +144,14 @@ def test_the_lean_onnx_graph_equals_the_pytorch_policy_for_a_spot_sized_controll
         np.testing.assert_allclose(action, ref_action.numpy(), atol=1e-5, rtol=0)
         np.testing.assert_allclose(state, ref_state.numpy(), atol=1e-5, rtol=0)
     assert len(onnx.load(str(path)).graph.node) <= 80  # the torch exporter's graph had 126
+
+
+def test_the_card_says_how_much_of_the_action_the_neurons_carry(trained, tmp_path):
+    share = load_card(trained["onnx"]["card"]).network.neuron_share
+    assert share is not None and len(share.per_joint) == 1 and share.seconds == 20.0
+    assert share.overall == pytest.approx(share.per_joint[0])
+    # the split is exact: with the bypass as it is, the share is neither 0 nor 1
+    assert 0.0 < share.overall < 1.0
+    bare = tiny_joint_track_run(tmp_path, seed=1, neurons_per_dof=1, eval_episodes=0,
+                                residual=False)
+    assert load_card(export(bare, "onnx")["card"]).network.neuron_share.overall == 1.0

@@ -41,8 +41,13 @@ def ours(updates: int, out: Path) -> dict[str, Any]:
     rows = [json.loads(line) for line in
             (recipe.run_dir / "metrics.jsonl").read_text().splitlines()][1:]
     wall = sum(N_ENVS * STEPS_PER_ENV / r["steps_per_s"] for r in rows)
+    collect, learn = sum(r["collect_s"] for r in rows), sum(r["learn_s"] for r in rows)
+    # Physics and learning take turns: the env workers wait while the learner updates, and
+    # the learner (bar acting) waits while they step.
     return {"steps_per_s": N_ENVS * STEPS_PER_ENV * len(rows) / wall,
-            "actor_parameters": summary["actor_parameters"]}
+            "actor_parameters": summary["actor_parameters"],
+            "collect_s": collect, "learn_s": learn,
+            "physics_idle": learn / (collect + learn), "learner_idle": collect / (collect + learn)}
 
 
 def _rsl_env(n_envs: int) -> Any:
@@ -172,6 +177,10 @@ def table(result: dict[str, Any]) -> str:
     lines = [f"{'trainer':<40}{'env steps/s':>12}{'actor params':>14}"]
     lines += [f"{name:<40}{r['steps_per_s']:>12,.0f}{r['actor_parameters']:>14,}"
               for name, r in rows]
+    mine = result["ours_liquid_ppo"]
+    lines.append(f"ours: collecting {mine['collect_s']:.1f} s, learning {mine['learn_s']:.1f} s; "
+                 f"env workers idle {mine['physics_idle']:.0%} of the time, the learner "
+                 f"{mine['learner_idle']:.0%}")
     lines.append(f"ours / best SB3: {result['ratio_vs_best_sb3']:.2f}x, ours / rsl_rl MLP: "
                  f"{result['ratio_vs_rsl_rl_mlp']:.2f}x  ({result['n_envs']} envs,"
                  f" {result['steps_per_env']} steps per env per update, {result['epochs']} "

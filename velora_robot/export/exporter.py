@@ -149,6 +149,7 @@ def _export_onnx(policy: DeployPolicy, example: tuple[torch.Tensor, ...], path: 
 def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: DeployPolicy,
                fmt: str, path: Path, checkpoint: Path) -> ModelCard:
     """Everything the runtime (and a person) needs to know about an exported policy."""
+    from velora_robot.explain import neuron_share
     from velora_robot.rl.policies import LiquidActor
     from velora_robot.robots import get_spec
 
@@ -162,7 +163,8 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
         network.update(neurons=wiring.n_neurons, motor_neurons=wiring.n_motor,
                        neurons_per_dof=wiring.neurons_per_dof, synapses=wiring.n_synapses,
                        sensory_synapses=wiring.n_sensory_synapses,
-                       ode_unfolds=actor.cell.ode_unfolds, wiring=wiring.to_dict())
+                       ode_unfolds=actor.cell.ode_unfolds, wiring=wiring.to_dict(),
+                       neuron_share=neuron_share(agent, recipe.env.id, recipe.env.kwargs))
     summary = {"env": recipe.env.id, "env_kwargs": recipe.env.kwargs,
                "algorithm": recipe.algorithm.name, "updates": ckpt["update"],
                "env_steps": ckpt["env_steps"], "wall_s": ckpt["wall_s"],

@@ -75,6 +75,15 @@ class PolicyIO(Settings):
                  "next_state": list(self.outputs.next_state)})
 
 
+class NeuronShare(Settings):
+    """How much of the action the motor neurons carry over a nominal walk, against the
+    residual bypass (`velora_robot.explain.share`): 1.0 without a bypass."""
+
+    overall: float
+    per_joint: list[float]
+    seconds: float = Field(gt=0)
+
+
 class Network(Settings):
     """What the actor is: its kind and size (and, for a liquid one, its wiring)."""
 
@@ -89,6 +98,7 @@ class Network(Settings):
     sensory_synapses: int | None = Field(default=None, ge=0)
     ode_unfolds: int | None = Field(default=None, ge=1)
     wiring: dict[str, Any] | None = None
+    neuron_share: NeuronShare | None = None  # liquid networks; absent from older cards
 
 
 class InitFrom(Settings):
