@@ -188,6 +188,21 @@ def cmd_hil(args: argparse.Namespace) -> None:
         raise UserError("HIL check failed (see the report)")
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    """Measure an exported liquid controller and write the report folder."""
+    from velora_robot.explain.report import explain, summary_lines
+
+    if not args.model.is_file():
+        raise UserError(f"no policy file at {args.model}")
+    if not args.seconds > 0 or args.seconds > 600:
+        raise UserError(f"--seconds {args.seconds}: between 0 and 600")
+    out = args.out if args.out is not None else Path("out") / "explain" / args.model.stem
+    check_writable(out, "--out", folder=True)
+    report = explain(args.model, out, seconds=args.seconds)
+    print("\n".join(summary_lines(report)))
+    print(f"report: {out / 'index.html'} ({report['elapsed_s']:.0f} s)")
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     """Evaluate an exported policy in its training env, with and without randomization."""
     from velora_robot import evaluation
@@ -310,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "tracking reward ratio and the parameter ratio")
     ev.add_argument("--json", type=Path, default=None, help="write the results here")
     ev.set_defaults(func=cmd_eval)
+    ex = sub.add_parser("explain", help="measure an exported liquid controller: structure, "
+                        "neuron share of the action, activity, ablations (a report folder)")
+    ex.add_argument("model", type=Path, help="liquid policy file (.onnx or .npz) with its card")
+    ex.add_argument("--out", type=Path, default=None,
+                    help="report folder (default: out/explain/<model name>)")
+    ex.add_argument("--seconds", type=float, default=20.0, help="length of the nominal walk")
+    ex.set_defaults(func=cmd_explain)
     run = sub.add_parser("run", help="run a policy on a robot from a launch file")
     run.add_argument("launch", type=Path, help="deploy launch file (see launch/*_sim.yaml)")
     run.add_argument("--duration", type=float, default=None,

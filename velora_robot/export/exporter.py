@@ -13,11 +13,20 @@ from typing import Any, Literal
 import torch
 
 from velora_robot.errors import ConfigError
+from velora_robot.explain.network import LiquidNet
+from velora_robot.explain.walk import neuron_share, nominal_env, walk
 from velora_robot.export.deploy import DeployPolicy
 from velora_robot.rl.agent import Agent
 from velora_robot.rl.recipe import PPOSection, Recipe
 from velora_robot.rl.trainer import episode_means, load_checkpoint, trained_so_far
-from velora_robot.runtime.card import CARD_FORMAT, INPUTS, OUTPUTS, ModelCard, card_path
+from velora_robot.runtime.card import (
+    CARD_FORMAT,
+    INPUTS,
+    OUTPUTS,
+    ModelCard,
+    NeuronShare,
+    card_path,
+)
 
 
 def load_agent(ckpt: dict[str, Any]) -> tuple[Recipe, Agent]:
@@ -66,7 +75,15 @@ def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"]
         else:
             torch.jit.trace(policy, example).save(str(path))
     card = card_path(path)
-    card.write_text(model_card(recipe, ckpt, agent, policy, fmt, path, checkpoint).to_json())
+    written_card = model_card(recipe, ckpt, agent, policy, fmt, path, checkpoint)
+    if policy.liquid:  # how much of the action the neurons carry, over the nominal walk
+        env = nominal_env(written_card)
+        try:
+            share = neuron_share(walk(liquid_net(agent), env))
+        finally:
+            env.close()
+        written_card.network.neuron_share = NeuronShare.model_validate(share)
+    card.write_text(written_card.to_json())
     written = {"policy": path, "card": card}
     if (checkpoint.parent / "metrics.jsonl").is_file():
         from velora_robot.rl.run_log import plot_curve
@@ -102,17 +119,24 @@ def history(ckpt: dict[str, Any], checkpoint: Path
     return earlier + shifted, [*stages, (offset, name)]
 
 
+def liquid_net(agent: Agent) -> LiquidNet:
+    """The liquid actor's frozen arrays, normalization and constants (what the kernel file
+    holds and the explain tools run)."""
+    cell, norm = agent.actor.cell, agent.obs_norm
+    return LiquidNet(cell.kernel_arrays(), norm.mean.numpy(),
+                     torch.sqrt(norm.var + norm.eps).numpy(), norm.clip, cell.ode_unfolds,
+                     cell.epsilon, cell.n_motor, cell.wiring.neurons_per_dof, agent.squash)
+
+
 def _export_kernel(agent: Agent, path: Path) -> None:
     """The C kernel's arrays plus the observation normalization and the action head."""
     import numpy as np
 
-    cell = agent.actor.cell
-    norm = agent.obs_norm
-    arrays = {f"ltc/{k}": v for k, v in cell.kernel_arrays().items()}
-    np.savez(path, **arrays, obs_mean=norm.mean.numpy(),
-             obs_std=torch.sqrt(norm.var + norm.eps).numpy(),
-             meta=np.array([norm.clip, cell.ode_unfolds, cell.epsilon, cell.n_motor,
-                            cell.wiring.neurons_per_dof, float(agent.squash)]))
+    net = liquid_net(agent)
+    np.savez(path, **{f"ltc/{k}": v for k, v in net.arrays.items()}, obs_mean=net.obs_mean,
+             obs_std=net.obs_std,
+             meta=np.array([net.clip, net.unfolds, net.epsilon, net.n_motor,
+                            net.neurons_per_dof, float(net.squash)]))
 
 
 def _export_liquid_onnx(agent: Agent, path: Path) -> None:
@@ -149,7 +173,6 @@ def _export_onnx(policy: DeployPolicy, example: tuple[torch.Tensor, ...], path: 
 def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: DeployPolicy,
                fmt: str, path: Path, checkpoint: Path) -> ModelCard:
     """Everything the runtime (and a person) needs to know about an exported policy."""
-    from velora_robot.explain import neuron_share
     from velora_robot.rl.policies import LiquidActor
     from velora_robot.robots import get_spec
 
@@ -163,8 +186,7 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
         network.update(neurons=wiring.n_neurons, motor_neurons=wiring.n_motor,
                        neurons_per_dof=wiring.neurons_per_dof, synapses=wiring.n_synapses,
                        sensory_synapses=wiring.n_sensory_synapses,
-                       ode_unfolds=actor.cell.ode_unfolds, wiring=wiring.to_dict(),
-                       neuron_share=neuron_share(agent, recipe.env.id, recipe.env.kwargs))
+                       ode_unfolds=actor.cell.ode_unfolds, wiring=wiring.to_dict())
     summary = {"env": recipe.env.id, "env_kwargs": recipe.env.kwargs,
                "algorithm": recipe.algorithm.name, "updates": ckpt["update"],
                "env_steps": ckpt["env_steps"], "wall_s": ckpt["wall_s"],

@@ -1,0 +1,70 @@
+"""`velora-robot explain`: the numpy network is the exported one, and the report is made
+from the exported file alone."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from velora_robot.explain.network import LiquidNet
+from velora_robot.export import export
+from velora_robot.runtime import load_policy
+
+from .helpers import tiny_joint_track_run
+
+
+@pytest.mark.parametrize("npd", [1, 2])
+def test_the_network_read_from_onnx_or_npz_is_the_exported_policy(tmp_path, npd):
+    ckpt = tiny_joint_track_run(tmp_path, seed=2, neurons_per_dof=npd, eval_episodes=0)
+    onnx_path, npz_path = export(ckpt, "onnx")["policy"], export(ckpt, "kernel")["policy"]
+    policy = load_policy(onnx_path)
+    nets = [LiquidNet.load(onnx_path), LiquidNet.load(npz_path)]
+    states = [np.zeros((1, n.n_neurons)) for n in nets]
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        obs = rng.normal(size=policy.obs_dim).astype(np.float32)
+        want = policy(obs)
+        for k, net in enumerate(nets):
+            readout, bypass, states[k] = net.step(net.normalize(obs[None].astype(float)),
+                                                  states[k])
+            np.testing.assert_allclose(net.action(readout + bypass)[0], want, atol=1e-5)
+
+
+def test_explain_writes_a_report_on_the_shipped_one_joint_controller(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "velora_robot.cli", "explain",
+                          "models/joint_track.onnx", "--out", str(tmp_path / "r"),
+                          "--seconds", "5"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "neurons carry" in run.stdout and "index.html" in run.stdout
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["nominal_walk"]["seconds"] == pytest.approx(5.0)
+    share = report["neuron_share"]  # the shipped rig's neurons carry almost nothing (bypass)
+    assert abs(share["overall"]) < 0.2 and share["per_joint"] == [share["overall"]]
+    neurons = report["structure"]["neurons"]
+    assert [n["role"] for n in neurons].count("motor") == 1
+    assert all(0 < n["tau_s"][0] <= n["tau_s"][1] for n in neurons)
+    assert report["structure"]["inputs"][0] == "joint_pos/joint"
+    # every neuron held at rest in turn: some matter to the action, none is ignored by all
+    effect = np.array(report["ablation"]["neuron_effect_rms"])
+    assert effect.shape == (8, 1) and effect.max() > 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    import matplotlib.image
+
+    for name in report["figures"]:
+        assert name in page
+        assert matplotlib.image.imread(tmp_path / "r" / name).shape[0] > 200
+
+
+@pytest.mark.parametrize("args, message", [
+    (["models/spot_walk_mlp.onnx"], "measures liquid controllers"),
+    (["models/nothing.onnx"], "no policy file"),
+    (["models/joint_track.onnx", "--seconds", "0"], "--seconds 0"),
+])
+def test_explain_refuses_what_it_cannot_measure(tmp_path, args, message):
+    run = subprocess.run([sys.executable, "-m", "velora_robot.cli", "explain", *args,
+                          "--out", str(tmp_path / "r")], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 2 and message in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr

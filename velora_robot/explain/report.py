@@ -1,0 +1,320 @@
+"""`velora-robot explain MODEL`: a report folder (report.json, figures, index.html) on an
+exported liquid controller, torch-free, measured on the nominal walk (walk.py):
+
+- structure: neurons by role and joint, learned synapse strengths and polarity, inputs and
+  joints by name, each neuron's effective time-constant range;
+- how much of the action the neurons carry against the residual bypass;
+- activity: every neuron over the walk, and how strongly each follows the gait clock;
+- causality: each neuron and each joint's command group clamped to rest, on the walk's own
+  inputs (the change in each joint's action) and, for the groups, in closed loop (velocity
+  error and falls).
+
+Still to come (issue 21): input attributions, robustness curves, fairness, the trust envelope
+and `--baseline` comparisons with MLP and linear controllers.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from velora_robot.errors import ConfigError
+from velora_robot.explain.network import LiquidNet
+from velora_robot.explain.walk import Walk, neuron_share, nominal_env, walk
+from velora_robot.liquid.wiring import NCPWiring
+
+PHASE_BINS = 20
+
+
+def input_names(card: Any, n_inputs: int) -> list[str]:
+    """Each observation entry by name (term/part), from the card's robot spec."""
+    robot = card.robot
+    if robot is None:
+        return [f"obs{i}" for i in range(n_inputs)]
+    joints = robot.joint_names
+    parts = {"gyro": ["x", "y", "z"], "gravity": ["x", "y", "z"], "joint_pos": joints,
+             "joint_vel": joints, "last_action": joints, "command": list(robot.commands),
+             "gait_clock": ["cos", "sin"]}
+    return [f"{term}/{part}" for term in robot.obs_sizes() for part in parts[term]]
+
+
+def _structure(net: LiquidNet, wiring: NCPWiring, joints: list[str], inputs: list[str],
+               dt_s: float) -> dict[str, Any]:
+    tau_fast, tau_slow = net.time_constants(dt_s)
+    rest = net.rest()
+    a = net.arrays
+    neurons = []
+    for i in range(net.n_neurons):
+        joint = wiring.joint(i)
+        neurons.append({"id": i, "role": wiring.role(i),
+                        "joint": None if joint is None else joints[joint],
+                        "tau_s": [float(tau_fast[i]), float(tau_slow[i])],
+                        "rest": float(rest[i])})
+
+    def synapses(prefix: str, name: Any) -> list[dict[str, Any]]:
+        return [{"from": name(int(s)), "to": int(d), "polarity": int(np.sign(we)),
+                 "strength": float(w)}
+                for s, d, w, we in zip(a[prefix + "src"], a[prefix + "dst"], a[prefix + "w"],
+                                       a[prefix + "werev"], strict=True)]
+
+    return {"neurons": neurons, "inputs": inputs, "joints": joints,
+            "synapses": synapses("", int), "sensory_synapses": synapses(
+                "s_", lambda s: inputs[s])}
+
+
+def _gait_locking(w: Walk, gait_hz: float | None) -> np.ndarray:
+    """Per neuron, the share of its variance over the walk that the gait phase explains
+    (eta squared of the phase-binned means); zeros without a gait clock."""
+    if gait_hz is None or len(w.states) < 2 * PHASE_BINS:
+        return np.zeros(w.states.shape[1])
+    phase = (np.arange(len(w.states)) * w.dt_s * gait_hz) % 1.0
+    bins = np.minimum((phase * PHASE_BINS).astype(int), PHASE_BINS - 1)
+    total = w.states.var(0)
+    means = np.stack([w.states[bins == b].mean(0) for b in range(PHASE_BINS)])
+    counts = np.bincount(bins, minlength=PHASE_BINS)[:, None]
+    between = (counts * (means - w.states.mean(0)) ** 2).sum(0) / len(w.states)
+    return np.divide(between, total, out=np.zeros_like(total), where=total > 1e-12)
+
+
+def _replay(net: LiquidNet, x: np.ndarray, clamps: np.ndarray) -> np.ndarray:
+    """The action means over the recorded inputs x (T, F) with each row of `clamps` (K, N)
+    held at rest, all K variants as one batch: (K, T, A)."""
+    v = np.zeros((len(clamps), net.n_neurons))
+    out = np.empty((len(clamps), len(x), net.n_joints))
+    for t in range(len(x)):
+        readout, bypass, v = net.step(np.broadcast_to(x[t], (len(clamps), net.n_inputs)), v,
+                                      clamps)
+        out[:, t] = readout + bypass
+    return out
+
+
+def explain(model: str | Path, out: str | Path, seconds: float = 20.0) -> dict[str, Any]:
+    """Measure the controller at `model` and write the report into `out`."""
+    from velora_robot.runtime.card import card_path, load_card
+
+    started = time.perf_counter()
+    model, out = Path(model), Path(out)
+    card = load_card(card_path(model))
+    if card.network.kind != "liquid" or card.network.wiring is None:
+        raise ConfigError(f"{model}: explain measures liquid controllers; this one is "
+                          f"{card.network.kind!r} (`--baseline` comparisons are to come)")
+    net = LiquidNet.load(model)
+    wiring = NCPWiring.from_dict(card.network.wiring)
+    joints = card.robot.joint_names if card.robot else [f"joint{j}" for j in
+                                                        range(net.n_joints)]
+    inputs = input_names(card, net.n_inputs)
+    env = nominal_env(card)
+    try:
+        dt_s = env.unwrapped.task.dt
+        nominal = walk(net, env, seconds)
+        groups = np.zeros((net.n_joints, net.n_neurons), bool)
+        for j in range(net.n_joints):
+            groups[j, wiring.command_neurons(j)] = True
+        closed = [walk(net, env, seconds, clamp=groups[j]) for j in range(net.n_joints)]
+    finally:
+        env.close()
+
+    base = nominal.action_mean
+    singles = np.eye(net.n_neurons, dtype=bool)
+    effect_neuron = np.sqrt(((_replay(net, nominal.x, singles) - base) ** 2).mean(1))
+    effect_group = np.sqrt(((_replay(net, nominal.x, groups) - base) ** 2).mean(1))
+    own_largest = [bool(np.argmax(effect_group[j]) == j) for j in range(net.n_joints)]
+    locking = _gait_locking(nominal, card.robot.gait_hz if card.robot else None)
+    share = neuron_share(nominal)
+
+    report = {
+        "model": str(model), "name": card.name, "network": net.describe(),
+        "nominal_walk": {"seconds": nominal.seconds, "dt_s": dt_s, "fell": nominal.fell,
+                         "error_mean": float(nominal.error.mean()) if len(nominal.error)
+                         else None},
+        "neuron_share": share,
+        "structure": _structure(net, wiring, joints, inputs, dt_s),
+        "activity": {"gait_locking": [float(v) for v in locking],
+                     "most_gait_locked": [int(i) for i in np.argsort(-locking)[:10]]},
+        "ablation": {
+            "neuron_effect_rms": effect_neuron.tolist(),
+            "command_group_effect_rms": effect_group.tolist(),
+            "own_joint_changes_most": own_largest,
+            "localised_joints": int(sum(own_largest)),
+            "closed_loop": [{"joint": joints[j], "fell": w.fell, "seconds": w.seconds,
+                             "error_mean": float(w.error.mean()) if len(w.error) else None}
+                            for j, w in enumerate(closed)],
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    figures = _figures(out, report, nominal, wiring)
+    report["figures"] = [p.name for p in figures]
+    report["elapsed_s"] = time.perf_counter() - started
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "index.html").write_text(_html(report))
+    return report
+
+
+def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    joints = report["structure"]["joints"]
+    order = np.concatenate([wiring.neurons("motor"), wiring.neurons("command"),
+                            wiring.neurons("inter")])
+    edges = np.cumsum([len(wiring.neurons(r)) for r in ("motor", "command", "inter")])[:-1]
+    paths = []
+
+    # Activity: every neuron over the first 4 s of the walk; motor neurons apart, by joint.
+    steps = min(len(w.states), round(4.0 / w.dt_s))
+    motor = wiring.neurons("motor")
+    rest = np.concatenate([wiring.neurons("command"), wiring.neurons("inter")])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 9), sharex=True,
+                                      gridspec_kw={"height_ratios": [1, 2.2]})
+    extent = (0, steps * w.dt_s)
+    for ax, ids in ((top, motor), (bottom, rest)):
+        image = ax.imshow(w.states[:steps, ids].T, aspect="auto", cmap="RdBu_r",
+                          extent=(*extent, len(ids), 0), vmin=-1, vmax=1,
+                          interpolation="nearest")
+    pair = ("", "") if wiring.neurons_per_dof == 1 else (" +", " -")
+    top.set_yticks(np.arange(len(motor)) + 0.5,
+                   [joints[wiring.joint(i)] + pair[i % 2] for i in motor],
+                   fontsize=max(5, min(9, 200 // max(1, len(motor)))))
+    top.set_title(f"{report['name']}: neuron potentials over the nominal walk "
+                  "(motor neurons by joint)")
+    n_command = len(wiring.neurons("command"))
+    bottom.axhline(n_command, color="k", linewidth=0.8)
+    bottom.set_yticks([n_command / 2, (n_command + len(rest)) / 2], ["command", "inter"])
+    bottom.set_xlabel("time (s)")
+    fig.colorbar(image, ax=[top, bottom], label="potential v")
+    paths.append(_save(fig, out / "activity.png", tight=False))
+
+    # Causality: each joint's command group clamped -> change in every joint's action.
+    group = np.array(report["ablation"]["command_group_effect_rms"])
+    fig, ax = plt.subplots(figsize=(8, 7))
+    image = ax.imshow(group, cmap="viridis")
+    ax.set_xticks(range(len(joints)), joints, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(joints)), [f"{j} commands" for j in joints], fontsize=8)
+    ax.set_xlabel("joint whose action changes")
+    ax.set_title(f"ablation: a joint's command neurons held at rest\n"
+                 f"({report['ablation']['localised_joints']} of {len(joints)} change their "
+                 "own joint most)")
+    fig.colorbar(image, ax=ax, label="RMS change of the action mean")
+    paths.append(_save(fig, out / "ablation_groups.png"))
+
+    # Each neuron's effect, summed over joints, against how gait-locked it is.
+    effect = np.array(report["ablation"]["neuron_effect_rms"]).sum(1)
+    locking = np.array(report["activity"]["gait_locking"])
+    colors = {"motor": "#55a868", "command": "#dd8452", "inter": "#4c72b0"}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for role, color in colors.items():
+        ids = wiring.neurons(role)
+        ax.scatter(locking[ids], effect[ids], s=22, color=color, label=role)
+    ax.set_xlabel("gait locking (share of variance explained by the gait phase)")
+    ax.set_ylabel("ablation effect (RMS action change, summed over joints)")
+    ax.set_title("each neuron: how much it follows the gait, how much the action needs it")
+    ax.legend()
+    paths.append(_save(fig, out / "neurons.png"))
+
+    # Time constants.
+    tau = np.array([n["tau_s"] for n in report["structure"]["neurons"]])[order]
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.vlines(np.arange(len(order)), tau[:, 0], tau[:, 1], color="#4c72b0")
+    ax.set_yscale("log")
+    for x in edges:
+        ax.axvline(x - 0.5, color="k", linewidth=0.8)
+    ax.axhline(w.dt_s, color="#c44e52", linestyle="--", linewidth=1,
+               label=f"one control period ({w.dt_s * 1e3:.0f} ms)")
+    ax.legend(loc="upper right")
+    ax.set_xlabel("neuron (motor | command | inter)")
+    ax.set_ylabel("time constant (s)")
+    ax.set_title("each neuron's effective time constant: every synapse open to every "
+                 "synapse closed")
+    paths.append(_save(fig, out / "time_constants.png"))
+
+    # Where the action comes from: read-out vs bypass for each joint.
+    share = report["neuron_share"]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.bar(range(len(joints)), share["per_joint"], color="#55a868")
+    ax.axhline(1.0, color="k", linewidth=0.6)
+    ax.set_xticks(range(len(joints)), joints, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("neuron share of the action")
+    ax.set_title(f"how much of each joint's action the motor neurons carry (overall "
+                 f"{share['overall']:.0%}; the rest is the linear bypass)")
+    paths.append(_save(fig, out / "neuron_share.png"))
+    return paths
+
+
+def _save(fig: Any, path: Path, tight: bool = True) -> Path:
+    import matplotlib.pyplot as plt
+
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The one-screen summary an operator reads first."""
+    n, share, abl = report["network"], report["neuron_share"], report["ablation"]
+    walk_ = report["nominal_walk"]
+    lines = [f"{report['name']}: {n['neurons']} neurons ({n['motor']} motor), "
+             f"{n['synapses']} + {n['sensory_synapses']} sensory synapses, {n['inputs']} "
+             "inputs",
+             f"the neurons carry {share['overall']:.0%} of the action over the nominal walk; "
+             f"the linear bypass {1 - share['overall']:.0%}",
+             f"nominal walk: {walk_['seconds']:.0f} s, " + ("fell" if walk_["fell"] else
+                                                           "no fall")
+             + (f", mean error {walk_['error_mean']:.3f}" if walk_["error_mean"] is not None
+                else ""),
+             f"ablation: {abl['localised_joints']} of {len(abl['own_joint_changes_most'])} "
+             "joints' command groups change their own joint most",
+             "closed loop without a joint's command group: "
+             + f"{sum(r['fell'] for r in abl['closed_loop'])} of {len(abl['closed_loop'])} "
+             "walks fall"]
+    return lines
+
+
+CAPTIONS = {
+    "activity.png": "Every neuron's potential over the first 4 s of the nominal walk: the "
+                    "motor neurons (what moves each joint) on top, command and inter neurons "
+                    "below.",
+    "ablation_groups.png": "Each joint's command neurons held at their resting potential, "
+                           "the rest of the network as trained, on the walk's own inputs: "
+                           "how much each joint's action changes (RMS). A diagonal means "
+                           "each joint's own command group drives it.",
+    "neurons.png": "Each neuron: how much of its activity the gait phase explains, and how "
+                   "much the action changes when it alone is held at rest.",
+    "time_constants.png": "Each neuron's effective time constant, from every synapse open "
+                          "(fastest) to every synapse closed (slowest); below the dashed "
+                          "line a neuron settles within one control period.",
+    "neuron_share.png": "The part of each joint's action variance over the nominal walk "
+                        "that comes through the motor neurons; the rest comes through the "
+                        "linear bypass from observation to action.",
+}
+
+
+def _html(report: dict[str, Any]) -> str:
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(report))
+    figures = "".join(f'<figure><img src="{html.escape(name)}" alt="{html.escape(name)}">'
+                      f"<figcaption>{html.escape(CAPTIONS.get(name, name))}</figcaption>"
+                      "</figure>" for name in report["figures"])
+    rows = "".join(
+        f"<tr><td>{html.escape(r['joint'])}</td><td>{'yes' if r['fell'] else 'no'}</td>"
+        f"<td>{r['seconds']:.1f}</td><td>"
+        + ("" if r["error_mean"] is None else f"{r['error_mean']:.3f}") + "</td></tr>"
+        for r in report["ablation"]["closed_loop"])
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>explain: {html.escape(report['name'])}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
+img{{max-width:100%}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
+padding:2px 8px}}</style></head><body>
+<h1>{html.escape(report['name'])}</h1><ul>{items}</ul>
+<h2>Figures</h2>{figures}
+<h2>Closed loop with a joint's command neurons held at rest</h2>
+<table><tr><th>joint</th><th>fell</th><th>seconds</th><th>mean error</th></tr>{rows}</table>
+<p>All numbers: report.json.</p></body></html>
+"""

@@ -1,0 +1,104 @@
+"""The nominal walk the explain measurements share: the policy's own env from its model card,
+randomization off, seed 0, forward at 0.5 m/s for walkers (the shipped criteria's command)
+and the task's own reference for the one-joint rig, with every step's network state,
+read-out and bypass recorded. A fall ends it; shorter episodes follow each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from velora_robot.explain.network import LiquidNet
+
+NOMINAL_S = 20.0
+FORWARD = 0.5  # m/s
+
+
+@dataclass
+class Walk:
+    """Per control step: raw observations, network inputs, states after the step, the
+    read-out and bypass per joint; velocity (or tracking) error per step; whether it fell."""
+
+    dt_s: float
+    obs: np.ndarray
+    x: np.ndarray
+    states: np.ndarray
+    readout: np.ndarray
+    bypass: np.ndarray
+    error: np.ndarray
+    fell: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.x) * self.dt_s
+
+    @property
+    def action_mean(self) -> np.ndarray:
+        return self.readout + self.bypass
+
+
+def nominal_env(card: Any) -> Any:
+    """The card's env for the nominal walk (see the module)."""
+    from velora_robot.envs import ENV_IDS
+    from velora_robot.evaluation import _env
+
+    env_id = card.training.env
+    task = ENV_IDS[env_id].TASK if env_id in ENV_IDS else None
+    command = None
+    if task is not None and task.RANGED_COMMANDS and card.robot is not None \
+            and "vx" in card.robot.commands:
+        command = [FORWARD if name == "vx" else 0.0 for name in card.robot.commands]
+    return _env(card, randomize=False, command=command, where="explain")
+
+
+def walk(net: LiquidNet, env: Any, seconds: float = NOMINAL_S,
+         clamp: np.ndarray | None = None) -> Walk:
+    """Run the network on `env` in closed loop for `seconds` (neurons in `clamp` held at
+    rest)."""
+    task = env.unwrapped.task
+    dt = task.dt
+    locomotion = hasattr(task, "velocity_command")
+    obs, _ = env.reset(seed=0)
+    v = np.zeros((1, net.n_neurons))
+    rec: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "x", "states", "readout",
+                                                        "bypass")}
+    errors: list[float] = []
+    fell = False
+    for _ in range(max(1, round(seconds / dt))):
+        x = net.normalize(obs[None].astype(np.float64))
+        readout, bypass, v = net.step(x, v, clamp)
+        for key, value in (("obs", obs), ("x", x[0]), ("states", v[0]),
+                           ("readout", readout[0]), ("bypass", bypass[0])):
+            rec[key].append(np.array(value, dtype=np.float64))
+        obs, _, terminated, truncated, info = env.step(
+            net.action(readout[0] + bypass[0]).astype(np.float32))
+        if locomotion:
+            m = task._measurement()
+            cmd = task.velocity_command()[0]
+            errors.append(float(np.linalg.norm(cmd[:2] - m.base_lin_vel[0][:2])))
+        elif "tracking_error" in info:
+            errors.append(float(info["tracking_error"]))
+        if terminated:
+            fell = True
+            break
+        if truncated:
+            obs, _ = env.reset()
+            v = np.zeros_like(v)
+    return Walk(dt, *(np.array(rec[k]) for k in ("obs", "x", "states", "readout", "bypass")),
+                error=np.array(errors), fell=fell)
+
+
+def neuron_share(w: Walk) -> dict[str, Any]:
+    """The part of the action mean's variance the motor neurons' read-out accounts for,
+    against the bypass: Var(a) = Cov(a, r) + Cov(a, b) with a = r + b, summed over joints
+    for "overall" (1.0 without a bypass)."""
+    a, r = w.action_mean, w.readout
+    a_c, r_c = a - a.mean(0), r - r.mean(0)
+    cov_ar, var_a = (a_c * r_c).mean(0), (a_c ** 2).mean(0)
+    per_joint = np.divide(cov_ar, var_a, out=np.ones_like(var_a), where=var_a > 1e-12)
+    overall = float(cov_ar.sum() / var_a.sum()) if var_a.sum() > 1e-12 else 1.0
+    return {"overall": overall, "per_joint": [float(p) for p in per_joint],
+            "seconds": w.seconds}
