@@ -278,6 +278,16 @@ CASES = {
     "bench: unknown": (lambda f: ["bench", "nope"], "unknown benchmark 'nope'"),
     "bench: --json under a file": (lambda f: ["bench", "ltc", "--json", str(f["under_a_file"])],
                                    "--json"),
+    "bench: --recipe on ltc": (lambda f: ["bench", "ltc", "--recipe", "launch/joint_track.yaml"],
+                               "--recipe is for `bench walk`"),
+    "bench: walk --recipe missing": (lambda f: ["bench", "walk", "--recipe", "gone.yaml"],
+                                     "gone.yaml"),
+    "explain: --seconds nan": (lambda f: ["explain", str(JOINT_TRACK), "--seconds",
+                                          "nan"], "--seconds nan"),
+    "explain: --out under a file": (lambda f: ["explain", str(JOINT_TRACK), "--out",
+                                               str(f["under_a_file"])], "--out"),
+    "explain: a text file as the model": (lambda f: ["explain", str(f["text"])],
+                                          "cannot read"),
     "convert-checkpoint: no such file": (lambda f: ["convert-checkpoint", "gone.pt"],
                                          "no checkpoint at gone.pt"),
     "convert-checkpoint: a text file": (lambda f: ["convert-checkpoint", str(f["text"])],
@@ -307,4 +317,4 @@ def test_there_are_at_least_60_cases_across_every_subcommand():
     verbs = {name.split(":")[0] for name in CASES}
     assert len(CASES) >= 60
     assert verbs >= {"train", "export", "eval", "run", "hil", "plot", "bench",
-                     "convert-checkpoint", "demo"}
+                     "convert-checkpoint", "demo", "explain"}
