@@ -471,3 +471,30 @@ def test_converting_an_old_checkpoint_builds_only_arrays_and_draws_and_runs_no_c
     with pytest.raises(ConfigError, match="not a torch checkpoint"):
         checkpoint.convert(crafted)
     assert not proof.exists()
+
+
+def test_action_std_holds_from_its_env_step_on(tmp_path):
+    """Learned noise until `action_std_from`, the fixed noise after it: the stored log-probs
+    of the rollouts say which noise acted."""
+    import math
+
+    r = recipe(tmp_path, "noise", algorithm={"action_std": 0.1, "action_std_from": 2 * 4 * 32,
+                                             "epochs": 1})
+    from velora_robot.rl import trainer
+
+    logps = []
+    original = trainer._collect
+
+    def collect(env, agent, algo, storage, *args):
+        carry = original(env, agent, algo, storage, *args)
+        logps.append((algo._log_std().mean().item(), algo.hold_noise))
+        return carry
+
+    trainer._collect = collect
+    try:
+        train(r, progress=False)
+    finally:
+        trainer._collect = original
+    assert [held for _, held in logps] == [False, False, True]
+    assert logps[0][0] != pytest.approx(math.log(0.1))
+    assert logps[2][0] == pytest.approx(math.log(0.1))

@@ -45,10 +45,13 @@ class PPO:
         # the robot will.
         self.fixed_log_std = (None if action_std is None else
                               torch.full_like(actor.log_std, math.log(action_std)))
+        self.hold_noise = True  # False: the learned noise for now (see `action_std_from`)
 
     def _log_std(self) -> Tensor:
         """The exploration noise's log standard deviation: learned, or held fixed."""
-        return self.actor.log_std if self.fixed_log_std is None else self.fixed_log_std
+        if self.fixed_log_std is None or not self.hold_noise:
+            return self.actor.log_std
+        return self.fixed_log_std
 
     @torch.no_grad()
     def act(self, obs: Tensor, h: Tensor, starts: Tensor, generator: torch.Generator

@@ -93,6 +93,9 @@ class PPOSection(_Section):
     # fine-tuning stage, so that training acts as the deterministic robot will); None: the
     # actor's learned log_std.
     action_std: float | None = Field(default=None, gt=0, le=1)
+    # The env step from which `action_std` holds (before it, the learned noise explores):
+    # one run that explores widely, then acts as the robot will.
+    action_std_from: int = Field(default=0, ge=0)
     # Learn from the mirror image of every rollout step too (rl/symmetry.py); the task must
     # be left-right symmetric (SpotWalk is).
     symmetry: bool = False

@@ -203,6 +203,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
             start = time.perf_counter()
             split = None
             if on_policy:
+                algo.hold_noise = env_steps >= algo_cfg.action_std_from
                 torch.set_num_threads(1)
                 carry = _collect(env, agent, algo, storage, generator, carry, recent, mirror)
                 collected = time.perf_counter()
@@ -342,7 +343,7 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int) -> PPO 
     cfg = recipe.algorithm
     if isinstance(cfg, PPOSection):
         return PPO(agent.actor, agent.critic, **cfg.model_dump(exclude={
-            "name", "steps_per_env", "symmetry"}))
+            "name", "steps_per_env", "symmetry", "action_std_from"}))
     shared = cfg.model_dump(include={"lr", "gamma", "tau", "batch_size", "seq_len", "burn_in",
                                      "critic", "critic_hidden", "critic_neurons"})
     if cfg.name == "sac":
