@@ -49,6 +49,12 @@ def test_explain_writes_a_report_on_the_shipped_one_joint_controller(tmp_path):
     # every neuron held at rest in turn: some matter to the action, none is ignored by all
     effect = np.array(report["ablation"]["neuron_effect_rms"])
     assert effect.shape == (8, 1) and effect.max() > 0
+    rows = {r["condition"]: r for r in report["robustness"]["rows"]}
+    assert "nominal" in rows and "network parameters +-10%" in rows
+    assert "friction 0.3" not in rows  # robot physics conditions are for walkers
+    assert report["robustness"]["trust_envelope"] == [
+        name for name, r in rows.items() if r["passed"]]
+    assert report["fairness"]["pairs"] == []  # the rig has no commands to mirror
     page = (tmp_path / "r" / "index.html").read_text()
     import matplotlib.image
 
@@ -68,3 +74,11 @@ def test_explain_refuses_what_it_cannot_measure(tmp_path, args, message):
                          timeout=300)
     assert run.returncode == 2 and message in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_gini_is_zero_for_equal_legs_and_grows_as_one_leg_takes_over():
+    from velora_robot.explain.robustness import gini
+
+    assert gini(np.array([5.0, 5.0, 5.0, 5.0])) == 0.0
+    assert gini(np.array([0.0, 0.0, 0.0, 8.0])) == pytest.approx(0.75)
+    assert 0 < gini(np.array([4.0, 5.0, 5.0, 6.0])) < 0.1

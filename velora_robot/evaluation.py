@@ -44,7 +44,8 @@ RANGES = {"standard": "", "core": " (core: friction, mass, latency, pushes)",
 
 
 def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = "standard",
-         where: str = "policy", physics: str = "trained") -> Any:
+         where: str = "policy", physics: str = "trained",
+         overrides: dict[str, Any] | None = None) -> Any:
     import gymnasium as gym
 
     from velora_robot.envs import ENV_IDS  # importing the package registers the ids
@@ -54,7 +55,7 @@ def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = 
     if env_id in ENV_IDS:  # other gymnasium envs have no randomization setting
         base = {"standard": {}, "core": CORE_NOMINAL,
                 "trained": kwargs.get("randomization") or {}}[ranges]
-        kwargs["randomization"] = merge(base, {"enabled": randomize})
+        kwargs["randomization"] = merge(merge(base, overrides or {}), {"enabled": randomize})
         if physics != "trained":
             kwargs["physics"] = CHEAP.model_dump() if physics == "cheap" else {}
         if physics == "full":

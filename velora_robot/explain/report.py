@@ -7,10 +7,11 @@ exported liquid controller, torch-free, measured on the nominal walk (walk.py):
 - activity: every neuron over the walk, and how strongly each follows the gait clock;
 - causality: each neuron and each joint's command group clamped to rest, on the walk's own
   inputs (the change in each joint's action) and, for the groups, in closed loop (velocity
-  error and falls).
+  error and falls);
+- robustness, fairness and the trust envelope (robustness.py).
 
-Still to come (issue 21): input attributions, robustness curves, fairness, the trust envelope
-and `--baseline` comparisons with MLP and linear controllers.
+Still to come (issue 21): input attributions and their stability, and `--baseline`
+comparisons with MLP and linear controllers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from velora_robot.errors import ConfigError
 from velora_robot.explain.network import LiquidNet
+from velora_robot.explain.robustness import fairness, robustness
 from velora_robot.explain.walk import Walk, neuron_share, nominal_env, walk
 from velora_robot.liquid.wiring import NCPWiring
 
@@ -93,8 +95,10 @@ def _replay(net: LiquidNet, x: np.ndarray, clamps: np.ndarray) -> np.ndarray:
     return out
 
 
-def explain(model: str | Path, out: str | Path, seconds: float = 20.0) -> dict[str, Any]:
-    """Measure the controller at `model` and write the report into `out`."""
+def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
+            episodes: int = 3) -> dict[str, Any]:
+    """Measure the controller at `model` and write the report into `out` (`episodes` walks
+    per robustness condition)."""
     from velora_robot.runtime.card import card_path, load_card
 
     started = time.perf_counter()
@@ -145,6 +149,8 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0) -> dict[s
                              "error_mean": float(w.error.mean()) if len(w.error) else None}
                             for j, w in enumerate(closed)],
         },
+        "robustness": robustness(net, card, episodes=episodes, seconds=min(seconds, 10.0)),
+        "fairness": fairness(net, card, seconds=min(seconds, 10.0)),
     }
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(out, report, nominal, wiring)
@@ -244,6 +250,39 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     ax.set_title(f"how much of each joint's action the motor neurons carry (overall "
                  f"{share['overall']:.0%}; the rest is the linear bypass)")
     paths.append(_save(fig, out / "neuron_share.png"))
+
+    # Robustness: falls and error per condition.
+    rows = report["robustness"]["rows"]
+    names = [r["condition"] for r in rows]
+    fig, (ax_f, ax_e) = plt.subplots(1, 2, figsize=(12, 0.32 * len(rows) + 1.5),
+                                     sharey=True)
+    y = np.arange(len(rows))
+    colors_ = ["#55a868" if r["passed"] else "#c44e52" for r in rows]
+    ax_f.barh(y, [r["falls"] for r in rows], color=colors_)
+    ax_f.set_yticks(y, names, fontsize=8)
+    ax_f.invert_yaxis()
+    ax_f.set_xlabel(f"falls in {report['robustness']['episodes']} walks")
+    ax_e.barh(y, [r["error_mean"] or 0.0 for r in rows], color=colors_)
+    ax_e.axvline(report["robustness"]["error_limit"], color="k", linestyle="--", linewidth=1,
+                 label="pass limit")
+    ax_e.set_xlabel("mean error (m/s for walkers)")
+    ax_e.legend(loc="lower right")
+    fig.suptitle("robustness: one condition at a time away from nominal (green: passed)")
+    paths.append(_save(fig, out / "robustness.png"))
+
+    # Fairness: paired commands.
+    pairs = report["fairness"]["pairs"]
+    if pairs:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for i, p in enumerate(pairs):
+            for k, r in enumerate(p["results"]):
+                ax.bar(i * 3 + k, r["error_mean"] or 0.0,
+                       color="#4c72b0" if k == 0 else "#dd8452")
+        ax.set_xticks([i * 3 + k for i in range(len(pairs)) for k in (0, 1)],
+                      [name for p in pairs for name in p["pair"]], rotation=30, ha="right")
+        ax.set_ylabel("mean velocity error (m/s)")
+        ax.set_title("fairness: each command against its mirror")
+        paths.append(_save(fig, out / "fairness.png"))
     return paths
 
 
@@ -275,6 +314,18 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
              "closed loop without a joint's command group: "
              + f"{sum(r['fell'] for r in abl['closed_loop'])} of {len(abl['closed_loop'])} "
              "walks fall"]
+    rob = report["robustness"]
+    failed = [r["condition"] for r in rob["rows"] if not r["passed"]]
+    lines.append(f"robustness: passed {len(rob['trust_envelope'])} of {len(rob['rows'])} "
+                 "conditions" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    fair = report["fairness"]
+    gaps = [f"{p['pair'][0]}/{p['pair'][1]} {p['error_gap']:.3f}" for p in fair["pairs"]
+            if p["error_gap"] is not None]
+    if gaps:
+        lines.append("fairness, error gaps between mirrored commands: " + ", ".join(gaps))
+    if fair["leg_effort"]:
+        lines.append(f"leg effort Gini {fair['leg_effort']['gini']:.2f} (0: every leg "
+                     "works equally)")
     return lines
 
 
@@ -294,7 +345,16 @@ CAPTIONS = {
     "neuron_share.png": "The part of each joint's action variance over the nominal walk "
                         "that comes through the motor neurons; the rest comes through the "
                         "linear bypass from observation to action.",
+    "robustness.png": "Falls and mean error with one condition changed at a time (seeded "
+                      "walks); a condition passes with no fall and an error below the "
+                      "dashed line. The passed ones are the trust envelope.",
+    "fairness.png": "Mean error walking forward against backward, sidestepping left "
+                    "against right, turning left against right.",
 }
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def _html(report: dict[str, Any]) -> str:
@@ -304,9 +364,12 @@ def _html(report: dict[str, Any]) -> str:
                       "</figure>" for name in report["figures"])
     rows = "".join(
         f"<tr><td>{html.escape(r['joint'])}</td><td>{'yes' if r['fell'] else 'no'}</td>"
-        f"<td>{r['seconds']:.1f}</td><td>"
-        + ("" if r["error_mean"] is None else f"{r['error_mean']:.3f}") + "</td></tr>"
+        f"<td>{r['seconds']:.1f}</td><td>{_num(r['error_mean'])}</td></tr>"
         for r in report["ablation"]["closed_loop"])
+    rob = "".join(
+        f"<tr><td>{html.escape(r['condition'])}</td><td>{r['falls']} of {r['episodes']}</td>"
+        f"<td>{_num(r['error_mean'])}</td><td>{'yes' if r['passed'] else 'no'}</td></tr>"
+        for r in report["robustness"]["rows"])
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>explain: {html.escape(report['name'])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
@@ -316,5 +379,7 @@ padding:2px 8px}}</style></head><body>
 <h2>Figures</h2>{figures}
 <h2>Closed loop with a joint's command neurons held at rest</h2>
 <table><tr><th>joint</th><th>fell</th><th>seconds</th><th>mean error</th></tr>{rows}</table>
+<h2>Robustness and the trust envelope</h2>
+<table><tr><th>condition</th><th>falls</th><th>mean error</th><th>passed</th></tr>{rob}</table>
 <p>All numbers: report.json.</p></body></html>
 """

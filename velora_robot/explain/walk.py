@@ -40,28 +40,51 @@ class Walk:
         return self.readout + self.bypass
 
 
-def nominal_env(card: Any) -> Any:
-    """The card's env for the nominal walk (see the module)."""
+# Every randomized quantity at its nominal point, pushes off: a condition of the robustness
+# sweep then changes one of them.
+NOMINAL = {"friction": (0.8, 0.8), "mass_scale": (1.0, 1.0), "payload_kg": (0.0, 0.0),
+           "com_shift_m": (0.0, 0.0), "motor_strength": (1.0, 1.0), "kp_scale": (1.0, 1.0),
+           "kd_scale": (1.0, 1.0), "latency_s": (0.0, 0.0), "sensor_latency_s": (0.0, 0.0),
+           "obs_noise_scale": 0.0, "push_velocity": (0.0, 0.0)}
+
+
+def commands_of(card: Any) -> list[str]:
+    """The velocity commands the policy takes; none for a task with its own reference."""
     from velora_robot.envs import ENV_IDS
+
+    task = ENV_IDS.get(card.training.env)
+    if task is None or not task.TASK.RANGED_COMMANDS or card.robot is None:
+        return []
+    return list(card.robot.commands)
+
+
+def make_env(card: Any, command: dict[str, float] | None = None,
+             condition: dict[str, Any] | None = None) -> Any:
+    """The card's env with a fixed command (names as the robot's; others 0) and, with a
+    `condition`, the randomization at NOMINAL but for the condition's entries."""
     from velora_robot.evaluation import _env
 
-    env_id = card.training.env
-    task = ENV_IDS[env_id].TASK if env_id in ENV_IDS else None
-    command = None
-    if task is not None and task.RANGED_COMMANDS and card.robot is not None \
-            and "vx" in card.robot.commands:
-        command = [FORWARD if name == "vx" else 0.0 for name in card.robot.commands]
-    return _env(card, randomize=False, command=command, where="explain")
+    names = commands_of(card)
+    fixed = [float((command or {}).get(name, 0.0)) for name in names] if names else None
+    return _env(card, randomize=condition is not None, command=fixed, where="explain",
+                overrides=None if condition is None else {**NOMINAL, **condition})
+
+
+def nominal_env(card: Any) -> Any:
+    """The card's env for the nominal walk (see the module)."""
+    forward = {"vx": FORWARD} if "vx" in commands_of(card) else None
+    return make_env(card, forward)
 
 
 def walk(net: LiquidNet, env: Any, seconds: float = NOMINAL_S,
-         clamp: np.ndarray | None = None) -> Walk:
+         clamp: np.ndarray | None = None, seed: int = 0) -> Walk:
     """Run the network on `env` in closed loop for `seconds` (neurons in `clamp` held at
-    rest)."""
+    rest); `info["effort"]` is each joint's mean |torque| (N m)."""
     task = env.unwrapped.task
     dt = task.dt
     locomotion = hasattr(task, "velocity_command")
-    obs, _ = env.reset(seed=0)
+    obs, _ = env.reset(seed=seed)
+    effort = np.zeros(net.n_joints)
     v = np.zeros((1, net.n_neurons))
     rec: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "x", "states", "readout",
                                                         "bypass")}
@@ -75,8 +98,9 @@ def walk(net: LiquidNet, env: Any, seconds: float = NOMINAL_S,
             rec[key].append(np.array(value, dtype=np.float64))
         obs, _, terminated, truncated, info = env.step(
             net.action(readout[0] + bypass[0]).astype(np.float32))
+        m = task._measurement()
+        effort += np.abs(m.tau[0])
         if locomotion:
-            m = task._measurement()
             cmd = task.velocity_command()[0]
             errors.append(float(np.linalg.norm(cmd[:2] - m.base_lin_vel[0][:2])))
         elif "tracking_error" in info:
@@ -88,7 +112,8 @@ def walk(net: LiquidNet, env: Any, seconds: float = NOMINAL_S,
             obs, _ = env.reset()
             v = np.zeros_like(v)
     return Walk(dt, *(np.array(rec[k]) for k in ("obs", "x", "states", "readout", "bypass")),
-                error=np.array(errors), fell=fell)
+                error=np.array(errors), fell=fell,
+                info={"effort": (effort / len(rec["x"])).tolist()})
 
 
 def neuron_share(w: Walk) -> dict[str, Any]:
