@@ -82,3 +82,21 @@ def test_gini_is_zero_for_equal_legs_and_grows_as_one_leg_takes_over():
     assert gini(np.array([5.0, 5.0, 5.0, 5.0])) == 0.0
     assert gini(np.array([0.0, 0.0, 0.0, 8.0])) == pytest.approx(0.75)
     assert 0 < gini(np.array([4.0, 5.0, 5.0, 6.0])) < 0.1
+
+
+def test_a_controller_beside_itself_measures_the_same(tmp_path):
+    """--baseline runs the other policy through its own runner on the same walks: the
+    shipped rig beside itself gives the same behaviour, condition by condition."""
+    from velora_robot.explain.report import explain
+
+    report = explain("models/joint_track.onnx", tmp_path, seconds=4.0, episodes=1,
+                     baseline="models/joint_track.onnx")
+    base = report["baseline"]
+    assert base["nominal_walk"]["error_mean"] == pytest.approx(
+        report["nominal_walk"]["error_mean"], abs=1e-4)
+    theirs = {r["condition"]: r for r in base["robustness"]["rows"]}
+    for row in report["robustness"]["rows"]:
+        if row["condition"] in theirs:  # float32 (ONNX) against float64 (numpy), in loop
+            assert theirs[row["condition"]]["error_mean"] == pytest.approx(
+                row["error_mean"], rel=0.05), row["condition"]
+    assert "Beside joint_track" in (tmp_path / "index.html").read_text()

@@ -198,7 +198,9 @@ def cmd_explain(args: argparse.Namespace) -> None:
         raise UserError(f"--seconds {args.seconds}: between 0 and 600")
     out = args.out if args.out is not None else Path("out") / "explain" / args.model.stem
     check_writable(out, "--out", folder=True)
-    report = explain(args.model, out, seconds=args.seconds)
+    if args.baseline is not None and not args.baseline.is_file():
+        raise UserError(f"--baseline: no policy file at {args.baseline}")
+    report = explain(args.model, out, seconds=args.seconds, baseline=args.baseline)
     print("\n".join(summary_lines(report)))
     print(f"report: {out / 'index.html'} ({report['elapsed_s']:.0f} s)")
 
@@ -331,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", type=Path, default=None,
                     help="report folder (default: out/explain/<model name>)")
     ex.add_argument("--seconds", type=float, default=20.0, help="length of the nominal walk")
+    ex.add_argument("--baseline", type=Path, default=None,
+                    help="another policy of the same env (e.g. the MLP): its behaviour "
+                         "measured the same way, side by side")
     ex.set_defaults(func=cmd_explain)
     run = sub.add_parser("run", help="run a policy on a robot from a launch file")
     run.add_argument("launch", type=Path, help="deploy launch file (see launch/*_sim.yaml)")

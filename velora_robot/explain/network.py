@@ -114,6 +114,9 @@ class LiquidNet:
                    float(init["clip_hi"]), unfolds, 0.0, n_motor, pairs, squash)
 
     # ------------------------------------------------------------ running
+    def reset(self) -> None:
+        """A new episode (the state is the caller's: nothing to do here)."""
+
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         """The network's input: the observation normalized and clipped as in training."""
         return np.clip((obs - self.obs_mean) / self.obs_std, -self.clip, self.clip)
@@ -175,3 +178,33 @@ class LiquidNet:
         return {"neurons": self.n_neurons, "inputs": self.n_inputs, "motor": self.n_motor,
                 "joints": self.n_joints, "synapses": len(self.arrays["src"]),
                 "sensory_synapses": len(self.arrays["s_src"]), "ode_unfolds": self.unfolds}
+
+
+class BlackBox:
+    """Any exported policy (an MLP, a linear controller) behind the network's walking
+    interface, for the behavioural measurements (`explain --baseline`): the runtime's own
+    runner acts; no neurons, no bypass, nothing to clamp or perturb."""
+
+    n_neurons = 1
+
+    def __init__(self, path: str | Path) -> None:
+        from velora_robot.runtime import load_policy
+
+        self.policy = load_policy(path)
+        self.n_joints = self.policy.act_dim
+        self.n_inputs = self.policy.obs_dim
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        return obs  # the runner normalizes
+
+    def reset(self) -> None:
+        """A new episode: the runner's recurrent state (if any) back to zero."""
+        self.policy.reset()
+
+    def step(self, x: np.ndarray, v: np.ndarray, clamp: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        action = self.policy(x[0].astype(np.float32))[None].astype(np.float64)
+        return action, np.zeros_like(action), v
+
+    def action(self, mean: np.ndarray) -> np.ndarray:
+        return mean

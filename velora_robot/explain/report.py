@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from velora_robot.errors import ConfigError
-from velora_robot.explain.network import LiquidNet
+from velora_robot.explain.network import BlackBox, LiquidNet
 from velora_robot.explain.robustness import fairness, robustness
 from velora_robot.explain.walk import Walk, neuron_share, nominal_env, walk
 from velora_robot.liquid.wiring import NCPWiring
@@ -96,9 +96,10 @@ def _replay(net: LiquidNet, x: np.ndarray, clamps: np.ndarray) -> np.ndarray:
 
 
 def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
-            episodes: int = 3) -> dict[str, Any]:
+            episodes: int = 3, baseline: str | Path | None = None) -> dict[str, Any]:
     """Measure the controller at `model` and write the report into `out` (`episodes` walks
-    per robustness condition)."""
+    per robustness condition); with a `baseline` (any exported policy of the same env,
+    e.g. the MLP), its behaviour is measured the same way beside it."""
     from velora_robot.runtime.card import card_path, load_card
 
     started = time.perf_counter()
@@ -133,6 +134,7 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
 
     report = {
         "model": str(model), "name": card.name, "network": net.describe(),
+        "parameters": card.network.trainable_parameters,
         "nominal_walk": {"seconds": nominal.seconds, "dt_s": dt_s, "fell": nominal.fell,
                          "error_mean": float(nominal.error.mean()) if len(nominal.error)
                          else None},
@@ -152,6 +154,8 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
         "robustness": robustness(net, card, episodes=episodes, seconds=min(seconds, 10.0)),
         "fairness": fairness(net, card, seconds=min(seconds, 10.0)),
     }
+    if baseline is not None:
+        report["baseline"] = _baseline(Path(baseline), card, seconds, episodes)
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(out, report, nominal, wiring)
     report["figures"] = [p.name for p in figures]
@@ -159,6 +163,31 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "index.html").write_text(_html(report))
     return report
+
+
+def _baseline(path: Path, card: Any, seconds: float, episodes: int) -> dict[str, Any]:
+    """The behavioural measurements of another policy of the same env."""
+    from velora_robot.runtime.card import card_path, load_card
+
+    other = load_card(card_path(path))
+    if other.training.env != card.training.env:
+        raise ConfigError(f"--baseline {path}: trained on {other.training.env!r}, the "
+                          f"controller on {card.training.env!r}; compare policies of the "
+                          "same env")
+    box = BlackBox(path)
+    env = nominal_env(card)
+    try:
+        nominal = walk(box, env, seconds)
+    finally:
+        env.close()
+    return {"model": str(path), "name": other.name, "kind": other.network.kind,
+            "trainable_parameters": other.network.trainable_parameters,
+            "nominal_walk": {"seconds": nominal.seconds, "fell": nominal.fell,
+                             "error_mean": float(nominal.error.mean()) if len(nominal.error)
+                             else None},
+            "robustness": robustness(box, card, episodes=episodes,
+                                     seconds=min(seconds, 10.0)),
+            "fairness": fairness(box, card, seconds=min(seconds, 10.0))}
 
 
 def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> list[Path]:
@@ -326,6 +355,15 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if fair["leg_effort"]:
         lines.append(f"leg effort Gini {fair['leg_effort']['gini']:.2f} (0: every leg "
                      "works equally)")
+    if "baseline" in report:
+        b = report["baseline"]
+        same = b["robustness"]["rows"]
+        lines.append(
+            f"beside {b['name']} ({b['kind']}, {b['trainable_parameters']:,} parameters "
+            f"against {report['parameters']:,}): nominal error "
+            f"{_num(walk_['error_mean'])} against {_num(b['nominal_walk']['error_mean'])}; "
+            f"robustness passed {len(rob['trust_envelope'])}/{len(rob['rows'])} against "
+            f"{len(b['robustness']['trust_envelope'])}/{len(same)}")
     return lines
 
 
@@ -351,6 +389,22 @@ CAPTIONS = {
     "fairness.png": "Mean error walking forward against backward, sidestepping left "
                     "against right, turning left against right.",
 }
+
+
+def _baseline_html(report: dict[str, Any]) -> str:
+    if "baseline" not in report:
+        return ""
+    b = report["baseline"]
+    theirs = {r["condition"]: r for r in b["robustness"]["rows"]}
+    rows = "".join(
+        f"<tr><td>{html.escape(r['condition'])}</td><td>{r['falls']}</td>"
+        f"<td>{_num(r['error_mean'])}</td><td>{theirs[r['condition']]['falls']}</td>"
+        f"<td>{_num(theirs[r['condition']]['error_mean'])}</td></tr>"
+        for r in report["robustness"]["rows"] if r["condition"] in theirs)
+    return (f"<h2>Beside {html.escape(b['name'])} ({html.escape(b['kind'])}, "
+            f"{b['trainable_parameters']:,} parameters)</h2><table><tr><th>condition</th>"
+            f"<th>falls (this)</th><th>error (this)</th><th>falls ({html.escape(b['name'])})"
+            f"</th><th>error ({html.escape(b['name'])})</th></tr>{rows}</table>")
 
 
 def _num(value: float | None) -> str:
@@ -379,7 +433,7 @@ padding:2px 8px}}</style></head><body>
 <h2>Figures</h2>{figures}
 <h2>Closed loop with a joint's command neurons held at rest</h2>
 <table><tr><th>joint</th><th>fell</th><th>seconds</th><th>mean error</th></tr>{rows}</table>
-<h2>Robustness and the trust envelope</h2>
+{_baseline_html(report)}<h2>Robustness and the trust envelope</h2>
 <table><tr><th>condition</th><th>falls</th><th>mean error</th><th>passed</th></tr>{rob}</table>
 <p>All numbers: report.json.</p></body></html>
 """

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from velora_robot.explain.network import LiquidNet
+from velora_robot.explain.network import BlackBox, LiquidNet
 from velora_robot.explain.walk import FORWARD, commands_of, make_env, walk
 
 # (name, randomization entries): walkers get all, other tasks those without "robot" physics.
@@ -47,7 +47,7 @@ def perturbed(net: LiquidNet, scale: float, rng: np.random.Generator) -> LiquidN
     return replace(net, arrays=arrays)
 
 
-def _walks(net: LiquidNet, card: Any, command: dict[str, float] | None,
+def _walks(net: LiquidNet | BlackBox, card: Any, command: dict[str, float] | None,
            condition: dict[str, Any] | None, episodes: int, seconds: float,
            noise: float = 0.0) -> dict[str, Any]:
     env = make_env(card, command, condition)
@@ -66,9 +66,10 @@ def _walks(net: LiquidNet, card: Any, command: dict[str, float] | None,
             "error_mean": float(np.mean(errors)) if errors else None}
 
 
-def robustness(net: LiquidNet, card: Any, episodes: int = 3, seconds: float = 10.0
+def robustness(net: LiquidNet | BlackBox, card: Any, episodes: int = 3, seconds: float = 10.0
                ) -> dict[str, Any]:
-    """Each condition's falls and mean error, nominal first; and the trust envelope."""
+    """Each condition's falls and mean error, nominal first; and the trust envelope. (The
+    network-noise conditions need a network: a black box skips them.)"""
     walker = "vx" in commands_of(card)
     command = {"vx": FORWARD} if walker else None
     rows = [{"condition": "nominal", **_walks(net, card, command, {}, episodes, seconds)}]
@@ -76,7 +77,7 @@ def robustness(net: LiquidNet, card: Any, episodes: int = 3, seconds: float = 10
         if walker or not robot_only:
             rows.append({"condition": name,
                          **_walks(net, card, command, condition, episodes, seconds)})
-    for scale in NETWORK_NOISE:
+    for scale in NETWORK_NOISE if isinstance(net, LiquidNet) else ():
         rows.append({"condition": f"network parameters +-{scale:.0%}",
                      **_walks(net, card, command, {}, episodes, seconds, noise=scale)})
     nominal = rows[0]["error_mean"] or 0.0
@@ -97,7 +98,7 @@ def gini(values: np.ndarray) -> float:
     return float((2 * np.arange(1, n + 1) - n - 1) @ v / (n * v.sum()))
 
 
-def fairness(net: LiquidNet, card: Any, seconds: float = 10.0) -> dict[str, Any]:
+def fairness(net: LiquidNet | BlackBox, card: Any, seconds: float = 10.0) -> dict[str, Any]:
     """Paired commands' errors and their gap; each leg's share of the effort."""
     names = commands_of(card)
     pairs = []

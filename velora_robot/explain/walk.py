@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from velora_robot.explain.network import LiquidNet
+from velora_robot.explain.network import BlackBox, LiquidNet
 
 NOMINAL_S = 20.0
 FORWARD = 0.5  # m/s
@@ -76,7 +76,7 @@ def nominal_env(card: Any) -> Any:
     return make_env(card, forward)
 
 
-def walk(net: LiquidNet, env: Any, seconds: float = NOMINAL_S,
+def walk(net: LiquidNet | BlackBox, env: Any, seconds: float = NOMINAL_S,
          clamp: np.ndarray | None = None, seed: int = 0) -> Walk:
     """Run the network on `env` in closed loop for `seconds` (neurons in `clamp` held at
     rest); `info["effort"]` is each joint's mean |torque| (N m)."""
@@ -84,6 +84,7 @@ def walk(net: LiquidNet, env: Any, seconds: float = NOMINAL_S,
     dt = task.dt
     locomotion = hasattr(task, "velocity_command")
     obs, _ = env.reset(seed=seed)
+    net.reset()
     effort = np.zeros(net.n_joints)
     v = np.zeros((1, net.n_neurons))
     rec: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "x", "states", "readout",
@@ -110,6 +111,7 @@ def walk(net: LiquidNet, env: Any, seconds: float = NOMINAL_S,
             break
         if truncated:
             obs, _ = env.reset()
+            net.reset()
             v = np.zeros_like(v)
     return Walk(dt, *(np.array(rec[k]) for k in ("obs", "x", "states", "readout", "bypass")),
                 error=np.array(errors), fell=fell,
