@@ -66,6 +66,7 @@ def run(quick: bool = False, recipe: Path | None = None) -> dict[str, Any]:
             row = {"update": update - 1, "env_steps": env_steps - per_update,
                    "train_wall_s": trained, **_figures(result)}
             if _passes(result, case):
+                state["policy"] = _keep(policy, recipe.name)
                 if not quick:
                     full = evaluation.evaluate(policy, episodes=50, seed=0, randomize=True,
                                                command=case["command"],
@@ -81,9 +82,25 @@ def run(quick: bool = False, recipe: Path | None = None) -> dict[str, Any]:
         state["train_s"] = lambda: time.perf_counter() - started - state["eval_s"]
         summary = train(recipe, progress=False, on_update=check)
     return {"benchmark": "walk", "recipe": case["recipe"], "every_env_steps": case["every"],
-            "passed": state["passed"], "evals": state["evals"],
+            "passed": state["passed"], "policy": state.get("policy"), "evals": state["evals"],
             "train_wall_s": state["train_s"](), "eval_wall_s": state["eval_s"],
             "env_steps": summary["env_steps"], "actor_parameters": summary["actor_parameters"]}
+
+
+KEEP = Path("out") / "bench_walk"
+
+
+def _keep(policy: Path, name: str) -> str:
+    """The passing policy and its card, copied out of the run's temporary folder."""
+    import shutil
+
+    from velora_robot.runtime.card import card_path
+
+    KEEP.mkdir(parents=True, exist_ok=True)
+    target = KEEP / f"{name}.onnx"
+    shutil.copyfile(policy, target)
+    shutil.copyfile(card_path(policy), card_path(target))
+    return str(target)
 
 
 def _figures(result: dict[str, Any]) -> dict[str, Any]:
@@ -116,4 +133,5 @@ def table(result: dict[str, Any]) -> str:
                      f"{result['eval_wall_s'] / 60:.1f} min apart)")
         if "full_model" in passed:
             lines.append(f"  on the full-fidelity model: {passed['full_model']}")
+        lines.append(f"  the passing policy: {result['policy']}")
     return "\n".join(lines)
