@@ -49,6 +49,11 @@ def test_explain_writes_a_report_on_the_shipped_one_joint_controller(tmp_path):
     # every neuron held at rest in turn: some matter to the action, none is ignored by all
     effect = np.array(report["ablation"]["neuron_effect_rms"])
     assert effect.shape == (8, 1) and effect.max() > 0
+    attribution = np.array(report["attribution"]["map"])
+    assert attribution.shape == (5, 1) and attribution.max() > 0
+    # the bypass alone can only account for part of what occluding an input changes here
+    assert len(report["attribution"]["stability"]) == 2
+    assert all(-1 <= s["correlation"] <= 1 for s in report["attribution"]["stability"])
     rows = {r["condition"]: r for r in report["robustness"]["rows"]}
     assert "nominal" in rows and "network parameters +-10%" in rows
     assert "friction 0.3" not in rows  # robot physics conditions are for walkers

@@ -24,12 +24,13 @@ EPOCHS = 5
 MINIBATCHES = 4
 
 
-def ours(updates: int, out: Path) -> dict[str, Any]:
-    """env steps/s of velora PPO (rollout + update) over `updates` timed updates."""
+def ours(updates: int, out: Path, threads: int = 1) -> dict[str, Any]:
+    """env steps/s of velora PPO (rollout + update) over `updates` timed updates, learning
+    on `threads` threads."""
     from velora_robot.rl import Recipe, train
 
     recipe = Recipe.model_validate({
-        "name": "throughput", "seed": 0,
+        "name": f"throughput{threads}", "seed": 0, "threads": threads,
         "env": {"id": "velora_robot/SpotWalk-v0", "n_envs": N_ENVS, "n_workers": 2},
         "policy": {"kind": "liquid", "n_neurons": 100, "neurons_per_dof": 2},
         "algorithm": {"name": "ppo", "steps_per_env": STEPS_PER_ENV, "chunk_len": CHUNK_LEN,
@@ -154,6 +155,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="velora-bench-") as tmp:
             mine = ours(updates, Path(tmp))
+            mine2 = ours(updates, Path(tmp), threads=2)
         rsl_mlp, rsl_lstm = rsl_rl(updates, recurrent=False), rsl_rl(updates, recurrent=True)
     finally:
         torch.set_num_threads(threads)
@@ -161,7 +163,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     best = max(dummy["steps_per_s"], sub["steps_per_s"])
     return {"benchmark": "throughput", "env": "velora_robot/SpotWalk-v0", "n_envs": N_ENVS,
             "steps_per_env": STEPS_PER_ENV, "epochs": EPOCHS, "minibatches": MINIBATCHES,
-            "timed_updates": updates, "ours_liquid_ppo": mine, "rsl_rl_ppo_mlp": rsl_mlp,
+            "timed_updates": updates, "ours_liquid_ppo": mine,
+            "ours_liquid_ppo_2_learner_threads": mine2, "rsl_rl_ppo_mlp": rsl_mlp,
             "rsl_rl_ppo_lstm": rsl_lstm, "sb3_ppo_dummy": dummy, "sb3_ppo_subproc": sub,
             "ratio_vs_best_sb3": mine["steps_per_s"] / best,
             "ratio_vs_rsl_rl_mlp": mine["steps_per_s"] / rsl_mlp["steps_per_s"]}
@@ -170,6 +173,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     """Steps per second side by side."""
     rows = [("ours: PPO, liquid actor, BatchedEnv x2", result["ours_liquid_ppo"]),
+            ("ours, learning on 2 threads", result["ours_liquid_ppo_2_learner_threads"]),
             ("rsl_rl: PPO, MLP 256x3, BatchedEnv x2", result["rsl_rl_ppo_mlp"]),
             ("rsl_rl: PPO, LSTM 256, BatchedEnv x2", result["rsl_rl_ppo_lstm"]),
             ("SB3: PPO, MLP, DummyVecEnv", result["sb3_ppo_dummy"]),

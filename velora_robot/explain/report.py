@@ -83,16 +83,44 @@ def _gait_locking(w: Walk, gait_hz: float | None) -> np.ndarray:
     return np.divide(between, total, out=np.zeros_like(total), where=total > 1e-12)
 
 
-def _replay(net: LiquidNet, x: np.ndarray, clamps: np.ndarray) -> np.ndarray:
-    """The action means over the recorded inputs x (T, F) with each row of `clamps` (K, N)
-    held at rest, all K variants as one batch: (K, T, A)."""
-    v = np.zeros((len(clamps), net.n_neurons))
-    out = np.empty((len(clamps), len(x), net.n_joints))
-    for t in range(len(x)):
-        readout, bypass, v = net.step(np.broadcast_to(x[t], (len(clamps), net.n_inputs)), v,
-                                      clamps)
+def _replay(net: LiquidNet, x: np.ndarray, clamps: np.ndarray | None = None) -> np.ndarray:
+    """The action means over inputs x, (T, F) shared or (K, T, F) per variant, with each
+    row of `clamps` (K, N) held at rest; all K variants as one batch: (K, T, A)."""
+    k = len(clamps) if clamps is not None else len(x)
+    xs = np.broadcast_to(x, (k, *x.shape)) if x.ndim == 2 else x
+    v = np.zeros((k, net.n_neurons))
+    out = np.empty((k, xs.shape[1], net.n_joints))
+    for t in range(xs.shape[1]):
+        readout, bypass, v = net.step(xs[:, t], v, clamps)
         out[:, t] = readout + bypass
     return out
+
+
+ATTRIBUTION_NOISE = (0.1, 0.3)  # input noise (in normalized units) for the stability check
+
+
+def attributions(net: LiquidNet, x: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+    """Occlusion over time: each input held at its normalized mean (0) through the walk's
+    own inputs, the RMS change of every joint's action: an (F, A) sensor x joint map, with
+    the part that goes through the linear bypass alone (exact: |residual| times the
+    input's RMS). Stability: the same map from inputs with noise added, compared by
+    correlation with the clean one (as the NCP paper measures saliency under noise)."""
+    def occlusion(inputs: np.ndarray) -> np.ndarray:
+        base = _replay(net, inputs[None])[0]
+        occluded = np.repeat(inputs[None], net.n_inputs, axis=0)
+        occluded[np.arange(net.n_inputs), :, np.arange(net.n_inputs)] = 0.0
+        return np.sqrt(((_replay(net, occluded) - base) ** 2).mean(1))
+
+    clean = occlusion(x)
+    residual = net.arrays.get("residual")
+    bypass = np.zeros_like(clean) if residual is None else \
+        np.abs(net.joints(residual.T)) * np.sqrt((x ** 2).mean(0))[:, None]
+    stability = []
+    for sigma in ATTRIBUTION_NOISE:
+        noisy = occlusion(x + sigma * rng.standard_normal(x.shape))
+        stability.append({"noise": sigma, "correlation": float(np.corrcoef(
+            clean.ravel(), noisy.ravel())[0, 1])})
+    return {"map": clean.tolist(), "bypass_map": bypass.tolist(), "stability": stability}
 
 
 def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
@@ -129,6 +157,7 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
     effect_neuron = np.sqrt(((_replay(net, nominal.x, singles) - base) ** 2).mean(1))
     effect_group = np.sqrt(((_replay(net, nominal.x, groups) - base) ** 2).mean(1))
     own_largest = [bool(np.argmax(effect_group[j]) == j) for j in range(net.n_joints)]
+    attribution = attributions(net, nominal.x, np.random.default_rng(0))
     locking = _gait_locking(nominal, card.robot.gait_hz if card.robot else None)
     share = neuron_share(nominal)
 
@@ -151,6 +180,7 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
                              "error_mean": float(w.error.mean()) if len(w.error) else None}
                             for j, w in enumerate(closed)],
         },
+        "attribution": attribution,
         "robustness": robustness(net, card, episodes=episodes, seconds=min(seconds, 10.0)),
         "fairness": fairness(net, card, seconds=min(seconds, 10.0)),
     }
@@ -280,6 +310,20 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
                  f"{share['overall']:.0%}; the rest is the linear bypass)")
     paths.append(_save(fig, out / "neuron_share.png"))
 
+    # Attribution: sensor x joint map.
+    amap = np.array(report["attribution"]["map"])
+    inputs = report["structure"]["inputs"]
+    fig, ax = plt.subplots(figsize=(8, max(4.0, 0.16 * len(inputs) + 1.5)))
+    image = ax.imshow(amap, aspect="auto", cmap="magma")
+    ax.set_yticks(range(len(inputs)), inputs, fontsize=6 if len(inputs) > 20 else 8)
+    ax.set_xticks(range(len(joints)), joints, rotation=60, ha="right", fontsize=8)
+    stab = ", ".join(f"{s['correlation']:.2f} at noise {s['noise']}"
+                     for s in report["attribution"]["stability"])
+    ax.set_title(f"which input drives which joint (occlusion)\nstability: {stab}",
+                 fontsize=10)
+    fig.colorbar(image, ax=ax, label="RMS change of the action mean")
+    paths.append(_save(fig, out / "attribution.png"))
+
     # Robustness: falls and error per condition.
     rows = report["robustness"]["rows"]
     names = [r["condition"] for r in rows]
@@ -343,6 +387,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
              "closed loop without a joint's command group: "
              + f"{sum(r['fell'] for r in abl['closed_loop'])} of {len(abl['closed_loop'])} "
              "walks fall"]
+    att = report["attribution"]
+    amap = np.array(att["map"])
+    inputs = report["structure"]["inputs"]
+    top = [inputs[i] for i in np.argsort(-amap.sum(1))[:3]]
+    lines.append("strongest inputs: " + ", ".join(top) + "; attribution stability "
+                 + ", ".join(f"{s['correlation']:.2f}" for s in att["stability"])
+                 + " (correlation under input noise "
+                 + ", ".join(str(s["noise"]) for s in att["stability"]) + ")")
     rob = report["robustness"]
     failed = [r["condition"] for r in rob["rows"] if not r["passed"]]
     lines.append(f"robustness: passed {len(rob['trust_envelope'])} of {len(rob['rows'])} "
@@ -383,6 +435,9 @@ CAPTIONS = {
     "neuron_share.png": "The part of each joint's action variance over the nominal walk "
                         "that comes through the motor neurons; the rest comes through the "
                         "linear bypass from observation to action.",
+    "attribution.png": "Each input held at its mean through the nominal walk: how much "
+                       "each joint's action changes. The stability figures correlate this "
+                       "map with the one from inputs with noise added.",
     "robustness.png": "Falls and mean error with one condition changed at a time (seeded "
                       "walks); a condition passes with no fall and an error below the "
                       "dashed line. The passed ones are the trust envelope.",
