@@ -102,12 +102,11 @@ def _spot_recipe(tmp_path, name, **algorithm):
 
 
 def test_the_mirrored_stream_is_the_actor_run_on_the_mirror_image():
-    """Each stored mirror step is what the behaviour policy did on the mirrored
-    observations from the mirrored stream's own state, and minibatches carry both images."""
+    """Each stored mirror step is the actor's state on the mirrored observations from that
+    stream's own state, and minibatches carry each chunk's image."""
     import torch
 
     from velora_robot.rl.agent import Agent
-    from velora_robot.rl.policies import gaussian_log_prob
     from velora_robot.rl.ppo import PPO
     from velora_robot.rl.recipe import PolicySection
     from velora_robot.rl.storage import RolloutStorage
@@ -120,7 +119,7 @@ def test_the_mirrored_stream_is_the_actor_run_on_the_mirror_image():
     try:
         obs = env.reset(seed=0)
         agent = Agent(PolicySection(kind="liquid", n_neurons=30), 47, 12, env.privileged.shape[1])
-        algo = PPO(agent.actor, agent.critic, chunk_len=8)
+        algo = PPO(agent.actor, agent.critic, chunk_len=8, mirror=mirror)
         storage = RolloutStorage(16, 3, 47, 47 + agent.priv_dim, 12, agent.actor.state_size,
                                  mirrored=True)
         carry = {"obs": obs, "priv": env.privileged, "h": torch.zeros(3, 30),
@@ -129,23 +128,50 @@ def test_the_mirrored_stream_is_the_actor_run_on_the_mirror_image():
                  mirror)
     finally:
         env.close()
-    torch.testing.assert_close(storage.actions_mirror, mirror.action(storage.actions))
     with torch.no_grad():
-        mean, _ = agent.actor(storage.obs_mirror.transpose(0, 1),
-                              storage.hidden_mirror[0], resets=storage.starts.t())
-    torch.testing.assert_close(mean.transpose(0, 1), storage.mean_mirror, atol=1e-5, rtol=0)
-    torch.testing.assert_close(
-        storage.logp_mirror,
-        gaussian_log_prob(storage.actions_mirror, storage.mean_mirror, agent.actor.log_std))
-    # the two images differ: the untrained actor is not symmetric by itself
-    assert not torch.allclose(storage.mean_mirror, mirror.action(storage.mean), atol=1e-3)
-    batches = list(storage.chunks(8, 2, torch.Generator().manual_seed(0)))
-    for mb in batches:
-        half = mb["obs"].shape[0] // 2
-        assert mb["obs"].shape[0] == 2 * half == 6  # 3 of the 6 chunks and their images
-        for name in ("critic_obs", "advantages", "returns", "values", "starts"):
-            torch.testing.assert_close(mb[name][:half], mb[name][half:])
-        torch.testing.assert_close(mb["actions"][half:], mirror.action(mb["actions"][:half]))
+        _, states = agent.actor(storage.obs_mirror.transpose(0, 1), storage.hidden_mirror[0],
+                                resets=storage.starts.t(), return_states=True)
+    keep = (~storage.starts[1:]).t().unsqueeze(-1)  # where no episode restarted the state
+    torch.testing.assert_close(states[:, :-1] * keep,
+                               storage.hidden_mirror[1:].transpose(0, 1) * keep,
+                               atol=1e-5, rtol=0)
+    for mb in storage.chunks(8, 2, torch.Generator().manual_seed(0)):
+        assert mb["obs_mirror"].shape == mb["obs"].shape == (3, 8, 47)
+        assert mb["h0_mirror"].shape == mb["h0"].shape == (3, 30)
+        torch.testing.assert_close(mb["obs_mirror"][:, 0], mb["obs"][:, 0][:, mirror.obs_index]
+                                   * mirror.obs_sign, atol=1e-4, rtol=0)  # the norm is symmetric
+
+
+def test_the_symmetry_loss_makes_the_actor_more_symmetric():
+    """A few updates on the loss alone (PPO's other terms off) shrink the gap between the
+    mean on a mirror image and the mirror image of the mean."""
+    import torch
+
+    from velora_robot.rl.agent import Agent
+    from velora_robot.rl.ppo import PPO
+    from velora_robot.rl.recipe import PolicySection
+    from velora_robot.rl.storage import RolloutStorage
+    from velora_robot.rl.symmetry import Mirror
+
+    torch.manual_seed(0)
+    mirror = Mirror.of_env("velora_robot/SpotWalk-v0", {}, "test")
+    agent = Agent(PolicySection(kind="liquid", n_neurons=30), 47, 12, 0)
+    algo = PPO(agent.actor, agent.critic, chunk_len=8, epochs=20, minibatches=1, lr=3e-3,
+               desired_kl=None, clip_param=1e-9, value_coef=0.0, mirror=mirror)
+    storage = RolloutStorage(8, 16, 47, 47, 12, agent.actor.state_size, mirrored=True)
+    storage.obs.normal_()
+    storage.obs_mirror.copy_(mirror.obs(storage.obs))
+
+    def gap() -> float:
+        with torch.no_grad():
+            mean, _ = agent.actor(storage.obs.transpose(0, 1))
+            image, _ = agent.actor(storage.obs_mirror.transpose(0, 1))
+        return float(((image - mirror.action(mean)) ** 2).sum(-1).mean())
+
+    before = gap()
+    metrics = algo.update(storage, torch.Generator().manual_seed(0))
+    assert "symmetry_loss" in metrics
+    assert gap() < 0.5 * before
 
 
 def test_a_symmetric_spot_run_trains_and_resumes_exactly(tmp_path):

@@ -13,6 +13,7 @@ episodes began.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +31,8 @@ class PPO:
                  lam: float = 0.95, entropy_coef: float = 0.0, value_coef: float = 1.0,
                  max_grad_norm: float = 1.0, desired_kl: float | None = 0.01,
                  bound_coef: float = 0.0, action_std: float | None = None,
-                 lr_bounds: tuple[float, float] = (1e-5, 1e-2)) -> None:
+                 lr_bounds: tuple[float, float] = (1e-5, 1e-2), mirror: Any = None,
+                 symmetry_coef: float = 1.0) -> None:
         self.actor, self.critic = actor, critic
         self.lr, self.clip_param, self.value_clip = lr, clip_param, value_clip
         self.epochs, self.minibatches, self.chunk_len = epochs, minibatches, chunk_len
@@ -46,6 +48,9 @@ class PPO:
         self.fixed_log_std = (None if action_std is None else
                               torch.full_like(actor.log_std, math.log(action_std)))
         self.hold_noise = True  # False: the learned noise for now (see `action_std_from`)
+        # Mirror symmetry (rl/symmetry.py): the mean on each chunk's mirror image should be
+        # the mirror image of the mean; a squared-error loss, weighted by `symmetry_coef`.
+        self.mirror, self.symmetry_coef = mirror, symmetry_coef
 
     def _log_std(self) -> Tensor:
         """The exploration noise's log standard deviation: learned, or held fixed."""
@@ -63,19 +68,12 @@ class PPO:
         action = mean + log_std.exp() * torch.randn(mean.shape, generator=generator)
         return action, gaussian_log_prob(action, mean, log_std), mean, h
 
-    @torch.no_grad()
-    def score(self, obs: Tensor, h: Tensor, starts: Tensor, action: Tensor
-              ) -> tuple[Tensor, Tensor, Tensor]:
-        """The policy at one step of N envs, for given actions: mean, log prob of the
-        action, new state (the mirrored stream of rl/symmetry.py)."""
-        mean, h = self.actor(obs.unsqueeze(1), h, resets=starts.unsqueeze(1))
-        mean = mean.squeeze(1)
-        return mean, gaussian_log_prob(action, mean, self._log_std()), h
-
     def update(self, storage: RolloutStorage, generator: torch.Generator) -> dict[str, float]:
         """Several epochs of minibatch updates on one rollout; returns mean losses and KL."""
         old_log_std = self._log_std().detach().clone()
         totals = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0}
+        if self.mirror is not None:
+            totals["symmetry_loss"] = 0.0
         count = 0
         for _ in range(self.epochs):
             for mb in storage.chunks(self.chunk_len, self.minibatches, generator):
@@ -103,6 +101,12 @@ class PPO:
                 bound = (torch.relu(mean.abs() - 1.0) ** 2).sum(-1).mean()
                 loss = (surrogate.mean() + self.value_coef * value_loss.mean()
                         - self.entropy_coef * entropy + self.bound_coef * bound)
+                if self.mirror is not None:
+                    image, _ = self.actor(mb["obs_mirror"], mb["h0_mirror"],
+                                          resets=mb["starts"])
+                    symmetry = ((image - self.mirror.action(mean).detach()) ** 2).sum(-1).mean()
+                    loss = loss + self.symmetry_coef * symmetry
+                    totals["symmetry_loss"] += float(symmetry.detach())
 
                 self.optimizer.zero_grad()
                 loss.backward()

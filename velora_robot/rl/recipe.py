@@ -96,9 +96,10 @@ class PPOSection(_Section):
     # The env step from which `action_std` holds (before it, the learned noise explores):
     # one run that explores widely, then acts as the robot will.
     action_std_from: int = Field(default=0, ge=0)
-    # Learn from the mirror image of every rollout step too (rl/symmetry.py); the task must
-    # be left-right symmetric (SpotWalk is).
+    # Teach the actor the robot's mirror symmetry (rl/symmetry.py) with a loss weighted by
+    # symmetry_coef; the task must be left-right symmetric (SpotWalk is).
     symmetry: bool = False
+    symmetry_coef: float = Field(default=1.0, ge=0)
 
     @model_validator(mode="after")
     def _chunks(self) -> PPOSection:

@@ -14,9 +14,9 @@ from torch import Tensor
 class RolloutStorage:
     """Tensors shaped (T, N, ...)."""
 
-    # What the mirror image of a step has of its own (rl/symmetry.py); the rest (critic
-    # input, value, advantage, return, episode starts) it shares with the original.
-    MIRRORED = ("obs", "hidden", "actions", "mean", "logp")
+    # What the mirror image of a step keeps (rl/symmetry.py): its observation and the
+    # mirrored stream's actor state before it.
+    MIRRORED = ("obs", "hidden")
 
     def __init__(self, steps: int, n_envs: int, obs_dim: int, critic_dim: int, act_dim: int,
                  state_size: int, mirrored: bool = False) -> None:
@@ -56,7 +56,7 @@ class RolloutStorage:
                ) -> Iterator[dict[str, Tensor]]:
         """Shuffled minibatches of sequences (B, chunk_len, ...): each env's rollout cut
         into chunks; `h0` is the stored actor state at each chunk's first step. A mirrored
-        storage yields each minibatch followed by its mirror image (2B sequences)."""
+        storage adds each chunk's mirror image as `obs_mirror` and `h0_mirror`."""
         n = self.obs.shape[1]
         k = self.steps // chunk_len
 
@@ -69,11 +69,8 @@ class RolloutStorage:
             "returns")}
         data["h0"] = seq(self.hidden)[:, 0]
         if self.mirrored:
-            image = {name: seq(getattr(self, f"{name}_mirror")) for name in self.MIRRORED}
-            image["h0"] = image.pop("hidden")[:, 0]
-            data = {name: torch.cat([x, image.get(name, x)]) for name, x in data.items()}
+            data["obs_mirror"] = seq(self.obs_mirror)
+            data["h0_mirror"] = seq(self.hidden_mirror)[:, 0]
         order = torch.randperm(n * k, generator=generator)
         for part in order.chunk(minibatches):
-            if self.mirrored:
-                part = torch.cat([part, part + n * k])
             yield {name: x[part] for name, x in data.items()}

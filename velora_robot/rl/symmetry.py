@@ -1,13 +1,18 @@
-"""Mirror symmetry for PPO, as data augmentation (in the spirit of rsl_rl's symmetry
-extension, made exact for recurrent actors).
+"""Mirror symmetry for PPO: a bilateral robot's policy should act on the mirror image of a
+situation as the mirror image of how it acts on the situation. With mirror maps of the
+observation and action (from the task, `VecTask.mirror_maps`) PPO adds a loss (rsl_rl's
+"mirror loss", made exact for recurrent actors): the actor's mean on each training chunk's
+mirror image is pulled towards the mirror image of its mean on the chunk. A recurrent
+actor's image needs its own state, so during the rollout the actor also runs on the
+mirrored observations (a second stream, no sampling) and each mirrored chunk starts from
+the state that stream had.
 
-A bilateral robot's mirror image is as valid an experience as the original: with mirror
-maps of the observation and action (from the task, `VecTask.mirror_maps`), every rollout
-step also yields its image — mirrored observation, mirrored action, the same advantage.
-A recurrent actor's image needs its own state: during the rollout the actor also runs on
-the mirrored observations (a second stream, no sampling), so each mirrored training chunk
-starts from the state that stream really had and its old log-probability is the behaviour
-policy's own for that action. The update then sees each minibatch and its image.
+Measured first, and dropped: augmenting PPO's batch with the mirrored samples themselves
+(mirrored action, the same advantage, the mirrored stream's log-probability). An untrained
+actor is far from symmetric, so the mirrored actions sit in the tails of its own
+distribution; their gradients drove the learned noise down (entropy 11 to -7.6 in 5.7M
+steps) and the adaptive step to its floor, and Spot learned no gait (45 falls in 50 at 4M
+steps, against 16 without symmetry).
 """
 
 from __future__ import annotations

@@ -342,7 +342,9 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int) -> PPO 
     """The recipe's algorithm around the agent's networks."""
     cfg = recipe.algorithm
     if isinstance(cfg, PPOSection):
-        return PPO(agent.actor, agent.critic, **cfg.model_dump(exclude={
+        mirror = Mirror.of_env(recipe.env.id, recipe.env.kwargs, f"recipe {recipe.name!r}: "
+                               "field 'algorithm.symmetry'") if cfg.symmetry else None
+        return PPO(agent.actor, agent.critic, mirror=mirror, **cfg.model_dump(exclude={
             "name", "steps_per_env", "symmetry", "action_std_from"}))
     shared = cfg.model_dump(include={"lr", "gamma", "tau", "batch_size", "seq_len", "burn_in",
                                      "critic", "critic_hidden", "critic_neurons"})
@@ -358,7 +360,8 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
              generator: torch.Generator, carry: dict[str, Any], recent: deque,
              mirror: Mirror | None = None) -> dict[str, Any]:
     """One rollout of `storage.steps` steps into `storage` (GAE included); with a mirror,
-    each step's mirror image too."""
+    each step's mirror image too (its observation, and the state of the actor run on the
+    mirrored observations)."""
     gamma = algo.gamma
     obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
     h_mirror = carry.get("h_mirror")
@@ -380,9 +383,8 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
                 h_mirror = h_mirror * (~starts).unsqueeze(1)
                 storage.hidden_mirror[t] = h_mirror
                 storage.obs_mirror[t] = obs_image = agent.obs_norm(mirror.obs(obs))
-                storage.actions_mirror[t] = action_image = mirror.action(action)
-                storage.mean_mirror[t], storage.logp_mirror[t], h_mirror = algo.score(
-                    obs_image, h_mirror, starts, action_image)
+                _, h_mirror = agent.actor(obs_image.unsqueeze(1), h_mirror,
+                                          resets=starts.unsqueeze(1))
             result = env.step(action.numpy())
             reward = torch.from_numpy(result.reward).float()
             truncated = torch.from_numpy(result.truncated)
