@@ -256,6 +256,43 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     fig.colorbar(image, ax=[top, bottom], label="potential v")
     paths.append(_save(fig, out / "activity.png", tight=False))
 
+    # Structure: the wiring with learned strengths, inputs and joints by name.
+    from velora_robot.liquid.wiring_plot import neuron_positions
+
+    wired = wiring if wiring.n_inputs else wiring.with_inputs(len(report["structure"]["inputs"]))
+    pos = neuron_positions(wired)
+    inputs = report["structure"]["inputs"]
+    fig, ax = plt.subplots(figsize=(12, max(7.0, 0.2 * len(inputs) + 2)))
+    for key, source in (("sensory_synapses", "input"), ("synapses", "neuron")):
+        syn = report["structure"][key]
+        top = max(s["strength"] for s in syn) if syn else 1.0
+        for s in syn:
+            a = (pos["input"][inputs.index(s["from"])] if source == "input"
+                 else pos["neuron"][s["from"]])
+            b = pos["neuron"][s["to"]]
+            k = s["strength"] / top
+            ax.plot([a[0], b[0]], [a[1], b[1]], linewidth=0.3 + 2.5 * k, alpha=0.15 + 0.6 * k,
+                    color="#2ca02c" if s["polarity"] > 0 else "#d62728", zorder=1)
+    ax.scatter(*pos["input"].T, s=12, color="#9e9e9e", zorder=2)
+    for name, (x, y) in zip(inputs, pos["input"], strict=True):
+        ax.text(x - 0.04, y, name, fontsize=6 if len(inputs) > 20 else 8, ha="right",
+                va="center")
+    for role, color in (("inter", "#4c72b0"), ("command", "#dd8452"), ("motor", "#55a868")):
+        ax.scatter(*pos["neuron"][wired.neurons(role)].T, s=24, color=color, zorder=2,
+                   label=role)
+    for j, joint in enumerate(joints):
+        y = pos["neuron"][wired.motor_neurons(j), 1].mean()
+        ax.text(3.06, y, joint, fontsize=7, va="center")
+    ax.set_xticks([0, 1, 2, 3], ["inputs", "inter", "command", "motor"])
+    ax.set_yticks([])
+    ax.set_xlim(-0.9, 3.5)
+    ax.set_title("wiring with learned strengths (line width: synaptic weight, within each "
+                 "layer; green excitatory, red inhibitory)")
+    ax.legend(loc="upper right", ncol=3, fontsize=8, bbox_to_anchor=(1.0, -0.03))
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    paths.append(_save(fig, out / "wiring.png"))
+
     # Causality: each joint's command group clamped -> change in every joint's action.
     group = np.array(report["ablation"]["command_group_effect_rms"])
     fig, ax = plt.subplots(figsize=(8, 7))
@@ -420,6 +457,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 
 CAPTIONS = {
+    "wiring.png": "The network as trained: inputs by name on the left, then inter, command "
+                  "and motor neurons (motor by joint); each synapse's line width is its "
+                  "learned weight, its colour its polarity.",
     "activity.png": "Every neuron's potential over the first 4 s of the nominal walk: the "
                     "motor neurons (what moves each joint) on top, command and inter neurons "
                     "below.",
