@@ -143,8 +143,8 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
     inputs = input_names(card, net.n_inputs)
     env = nominal_env(card)
     try:
-        dt_s = env.unwrapped.task.dt
         nominal = walk(net, env, seconds)
+        dt_s = nominal.dt_s
         groups = np.zeros((net.n_joints, net.n_neurons), bool)
         for j in range(net.n_joints):
             groups[j, wiring.command_neurons(j)] = True

@@ -70,11 +70,14 @@ def robustness(net: LiquidNet | BlackBox, card: Any, episodes: int = 3, seconds:
                ) -> dict[str, Any]:
     """Each condition's falls and mean error, nominal first; and the trust envelope. (The
     network-noise conditions need a network: a black box skips them.)"""
+    from velora_robot.envs import ENV_IDS
+
     walker = "vx" in commands_of(card)
+    ours = card.training.env in ENV_IDS  # other gymnasium envs have no conditions to set
     command = {"vx": FORWARD} if walker else None
     rows = [{"condition": "nominal", **_walks(net, card, command, {}, episodes, seconds)}]
     for name, condition, robot_only in CONDITIONS:
-        if walker or not robot_only:
+        if ours and (walker or not robot_only):
             rows.append({"condition": name,
                          **_walks(net, card, command, condition, episodes, seconds)})
     for scale in NETWORK_NOISE if isinstance(net, LiquidNet) else ():

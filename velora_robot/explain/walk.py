@@ -80,8 +80,8 @@ def walk(net: LiquidNet | BlackBox, env: Any, seconds: float = NOMINAL_S,
          clamp: np.ndarray | None = None, seed: int = 0) -> Walk:
     """Run the network on `env` in closed loop for `seconds` (neurons in `clamp` held at
     rest); `info["effort"]` is each joint's mean |torque| (N m)."""
-    task = env.unwrapped.task
-    dt = task.dt
+    task = getattr(env.unwrapped, "task", None)  # None for other gymnasium envs
+    dt = task.dt if task is not None else float(getattr(env.unwrapped, "dt", 1.0))
     locomotion = hasattr(task, "velocity_command")
     obs, _ = env.reset(seed=seed)
     net.reset()
@@ -99,8 +99,9 @@ def walk(net: LiquidNet | BlackBox, env: Any, seconds: float = NOMINAL_S,
             rec[key].append(np.array(value, dtype=np.float64))
         obs, _, terminated, truncated, info = env.step(
             net.action(readout[0] + bypass[0]).astype(np.float32))
-        m = task._measurement()
-        effort += np.abs(m.tau[0])
+        m = task._measurement() if task is not None else None
+        if m is not None:
+            effort += np.abs(m.tau[0])
         if locomotion:
             cmd = task.velocity_command()[0]
             errors.append(float(np.linalg.norm(cmd[:2] - m.base_lin_vel[0][:2])))
