@@ -3,10 +3,11 @@ parameters' positivity maps included) as one operation in C (ltc_train.c), with 
 hand-written backward behind a custom autograd function.
 
 Autograd over the eager step records about a dozen small operations per unfold, six unfolds
-per step; here the forward keeps what the adjoint needs (each unfold's state, denominator and
-synapse activations) and the backward walks the unfolds in reverse. The gradients equal
-autograd's to float32 rounding (tests check 1e-5). Calls without autograd keep one step of
-that record, so long rollouts need no more memory than short ones.
+per step; here the forward keeps what the adjoint needs (each unfold's state and
+denominator; the synapse activations are recomputed) and the backward walks the unfolds in
+reverse. The gradients equal autograd's to float32 rounding (tests check 1e-5). Calls
+without autograd keep one step of that record, so long rollouts need no more memory than
+short ones.
 """
 
 from __future__ import annotations

@@ -194,8 +194,8 @@ static void input_map(const ltc_shape *s, const ltc_params *p, const float *x, i
 
 /* Sizes of the tape and scratch for ltc_train_forward / ltc_train_backward, in floats.
  * The tape keeps each unfold's state and denominator; the backward recomputes the synapse
- * activations from the states (measured faster than keeping them: at batch 64 they are
- * 0.4 MB a step, which pushed the tape out of the caches). */
+ * activations from the states (measured no slower than keeping them, which at batch 64
+ * were 0.4 MB a step and tripled the tape). */
 int64_t ltc_tape_size(const ltc_shape *s) {
     const int64_t NB = (int64_t)s->n_neurons * s->batch, U = s->unfolds;
     return 4 * (int64_t)(s->n_edges + s->n_sensory) + 3 * (int64_t)s->n_neurons +
