@@ -98,7 +98,13 @@ def _describe_controller(path: Path) -> None:
     stages = " (with the stages before it)" if card.training.init_from else ""
     print(f"{card.name}: {net.neurons} neurons, {net.synapses} + {net.sensory_synapses} "
           f"synapses, {net.trainable_parameters} trainable parameters; trained {steps:,} env "
-          f"steps in {wall / 3600:.2f} h{stages}\n")
+          f"steps in {wall / 3600:.2f} h{stages}")
+    if net.neuron_share is not None:  # honest controllers: say how much the neurons do
+        share = net.neuron_share.overall
+        print(f"its motor neurons carry {share:.0%} of the action over a nominal walk, the "
+              f"linear bypass from observation to action {1 - share:.0%} "
+              f"(`velora-robot explain {path}` measures the rest)")
+    print()
 
 
 def _record_policy(path: Path, env_id: str, gif: Path, command: list[float]) -> None:
