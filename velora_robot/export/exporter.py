@@ -144,12 +144,11 @@ def _export_liquid_onnx(agent: Agent, path: Path) -> None:
     onnxruntime latency of the traced graph, same outputs within 1e-5."""
     from velora_robot.export import onnx_graph
 
-    cell, norm = agent.actor.cell, agent.obs_norm
+    net = liquid_net(agent)
     model = onnx_graph.build(
-        cell.kernel_arrays(), obs_mean=norm.mean.numpy(),
-        obs_std=torch.sqrt(norm.var + norm.eps).numpy(), clip=norm.clip,
-        unfolds=cell.ode_unfolds, epsilon=cell.epsilon, n_motor=cell.n_motor,
-        neurons_per_dof=cell.wiring.neurons_per_dof, squash=agent.squash)
+        net.arrays, obs_mean=net.obs_mean, obs_std=net.obs_std, clip=net.clip,
+        unfolds=net.unfolds, epsilon=net.epsilon, n_motor=net.n_motor,
+        neurons_per_dof=net.neurons_per_dof, squash=net.squash)
     onnx_graph.save(model, path)
 
 

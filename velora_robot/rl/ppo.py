@@ -13,13 +13,13 @@ episodes began.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from velora_robot.rl.policies import gaussian_log_prob
 from velora_robot.rl.storage import RolloutStorage
+from velora_robot.rl.symmetry import Mirror
 
 
 class PPO:
@@ -31,7 +31,7 @@ class PPO:
                  lam: float = 0.95, entropy_coef: float = 0.0, value_coef: float = 1.0,
                  max_grad_norm: float = 1.0, desired_kl: float | None = 0.01,
                  bound_coef: float = 0.0, action_std: float | None = None,
-                 lr_bounds: tuple[float, float] = (1e-5, 1e-2), mirror: Any = None,
+                 lr_bounds: tuple[float, float] = (1e-5, 1e-2), mirror: Mirror | None = None,
                  symmetry_coef: float = 1.0) -> None:
         self.actor, self.critic = actor, critic
         self.lr, self.clip_param, self.value_clip = lr, clip_param, value_clip

@@ -155,7 +155,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     priv_dim = priv_np.shape[1]
     agent = Agent(recipe.policy, obs_dim, act_dim, priv_dim if on_policy else 0,
                   squash=not on_policy, critic=on_policy)
-    algo = _algorithm(recipe, agent, obs_dim, act_dim)
+    algo = _algorithm(recipe, agent, obs_dim, act_dim, mirror)
     replay = None if on_policy else SequenceReplay(
         n, max(algo_cfg.burn_in + algo_cfg.seq_len, algo_cfg.buffer_size // n), obs_dim,
         act_dim, agent.actor.state_size)
@@ -338,12 +338,12 @@ def episode_means(episodes: Iterable[tuple[float, int]]) -> tuple[float | None, 
     return float(np.mean(returns)), float(np.mean(lengths))
 
 
-def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int) -> PPO | SAC | TD3:
-    """The recipe's algorithm around the agent's networks."""
+def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
+               mirror: Mirror | None = None) -> PPO | SAC | TD3:
+    """The recipe's algorithm around the agent's networks (PPO with the task's mirror maps
+    when the recipe asks for symmetry)."""
     cfg = recipe.algorithm
     if isinstance(cfg, PPOSection):
-        mirror = Mirror.of_env(recipe.env.id, recipe.env.kwargs, f"recipe {recipe.name!r}: "
-                               "field 'algorithm.symmetry'") if cfg.symmetry else None
         return PPO(agent.actor, agent.critic, mirror=mirror, **cfg.model_dump(exclude={
             "name", "steps_per_env", "symmetry", "action_std_from"}))
     shared = cfg.model_dump(include={"lr", "gamma", "tau", "batch_size", "seq_len", "burn_in",
