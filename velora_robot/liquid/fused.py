@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from velora_robot.liquid.kernel import KernelUnavailableError, build
+from velora_robot.liquid.kernel import KernelUnavailableError, build, rowptr
 
 SOURCE = Path(__file__).with_name("ltc_train.c")
 # Built on the machine that runs it, so it may use every vector unit the CPU has. No fused
@@ -112,15 +112,13 @@ class Wiring(NamedTuple):
         def column(edges: np.ndarray, k: int, dtype: type) -> np.ndarray:
             return np.ascontiguousarray(edges[:, k], dtype=dtype)
 
-        def rowptr(edges: np.ndarray) -> np.ndarray:
-            if np.any(np.diff(edges[:, 1]) < 0):
-                raise ValueError("fused LTC kernel: synapses must be sorted by destination")
-            return np.searchsorted(edges[:, 1], np.arange(n_neurons + 1)).astype(np.int32)
+        def rows(edges: np.ndarray) -> np.ndarray:
+            return rowptr(edges[:, 1], n_neurons, "fused LTC kernel").astype(np.int32)
 
         return cls(column(synapses, 0, np.int32), column(synapses, 1, np.int32),
                    column(sensory, 0, np.int32), column(sensory, 1, np.int32),
                    column(synapses, 2, np.float32), column(sensory, 2, np.float32),
-                   rowptr(synapses), rowptr(sensory), n_neurons, n_motor, unfolds, epsilon)
+                   rows(synapses), rows(sensory), n_neurons, n_motor, unfolds, epsilon)
 
     def shape(self, n_inputs: int, batch: int, steps: int, tape_steps: int) -> _Shape:
         s = _Shape(self.n_neurons, n_inputs, self.n_motor, len(self.src), len(self.s_src),

@@ -94,6 +94,15 @@ def library() -> ctypes.CDLL:
     return lib
 
 
+def rowptr(dst: np.ndarray, n_neurons: int, what: str) -> np.ndarray:
+    """CSR row pointers (n_neurons + 1) of synapses sorted by destination `dst`; ValueError
+    (starting with `what`) when they are not sorted."""
+    dst = np.asarray(dst)
+    if np.any(np.diff(dst) < 0):
+        raise ValueError(f"{what}: synapses must be sorted by destination")
+    return np.searchsorted(dst, np.arange(n_neurons + 1))
+
+
 class LtcKernel:
     """One LTC network's effective parameters, ready for the C kernel.
 
@@ -110,10 +119,7 @@ class LtcKernel:
         n = len(arrays["gleak"])
         a = {k: v for k, v in arrays.items() if v is not None and k not in ("dst", "s_dst")}
         for prefix in ("", "s_"):
-            dst = np.asarray(arrays[prefix + "dst"])
-            if np.any(np.diff(dst) < 0):
-                raise ValueError(f"{prefix}dst: synapses must be sorted by destination")
-            a[prefix + "rowptr"] = np.searchsorted(dst, np.arange(n + 1))
+            a[prefix + "rowptr"] = rowptr(arrays[prefix + "dst"], n, f"{prefix}dst")
         self._arrays = a = {k: np.ascontiguousarray(v, dtype=np.int32 if k in ints
                                                     else np.float32) for k, v in a.items()}
         f = len(a["in_w"])
