@@ -120,11 +120,10 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
                             if k.startswith("tracking"))
             if locomotion:
                 m = task._measurement()
-                cmd = task.velocity_command()[0]
-                v = m.base_lin_vel[0]
-                lin_err.append(float(np.linalg.norm(cmd[:2] - v[:2])))
-                yaw_err.append(abs(float(cmd[2] - m.state.gyro[0, 2])))
-                speed.append(float(v[0]))
+                lin, yaw = task.velocity_errors(m)
+                lin_err.append(float(lin[0]))
+                yaw_err.append(float(yaw[0]))
+                speed.append(float(m.base_lin_vel[0, 0]))
                 energy += float(np.sum(np.abs(m.tau[0] * m.state.dq[0]))) * dt
             if "tracking_error" in info:
                 extra.append(info["tracking_error"])

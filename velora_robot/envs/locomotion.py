@@ -76,11 +76,17 @@ class LocomotionTask(VecTask):
         full[:, self._command_columns] = self.command
         return full
 
+    def velocity_errors(self, m: Measurement) -> tuple[np.ndarray, np.ndarray]:
+        """Per robot: |commanded - actual| planar velocity (m/s) and yaw rate (rad/s), the
+        tracking errors rewards and evaluations share."""
+        cmd = self.velocity_command()
+        return (np.linalg.norm(cmd[:, :2] - m.base_lin_vel[:, :2], axis=1),
+                np.abs(cmd[:, 2] - m.state.gyro[:, 2]))
+
     def _reward_terms(self, m: Measurement, action: np.ndarray) -> dict[str, np.ndarray]:
         cmd = self.velocity_command()
         v, s = m.base_lin_vel, m.state
-        lin_err = np.linalg.norm(cmd[:, :2] - v[:, :2], axis=1)
-        yaw_err = np.abs(cmd[:, 2] - s.gyro[:, 2])
+        lin_err, yaw_err = self.velocity_errors(m)
         return {
             "tracking_lin_vel": np.exp(-lin_err**2 / self.config.tracking_sigma),
             "tracking_ang_vel": np.exp(-yaw_err**2 / self.config.tracking_sigma),

@@ -82,7 +82,7 @@ def walk(net: LiquidNet | BlackBox, env: Any, seconds: float = NOMINAL_S,
     rest); `info["effort"]` is each joint's mean |torque| (N m)."""
     task = getattr(env.unwrapped, "task", None)  # None for other gymnasium envs
     dt = task.dt if task is not None else float(getattr(env.unwrapped, "dt", 1.0))
-    locomotion = hasattr(task, "velocity_command")
+    locomotion = hasattr(task, "velocity_errors")
     obs, _ = env.reset(seed=seed)
     net.reset()
     effort = np.zeros(net.n_joints)
@@ -103,8 +103,7 @@ def walk(net: LiquidNet | BlackBox, env: Any, seconds: float = NOMINAL_S,
         if m is not None:
             effort += np.abs(m.tau[0])
         if locomotion:
-            cmd = task.velocity_command()[0]
-            errors.append(float(np.linalg.norm(cmd[:2] - m.base_lin_vel[0][:2])))
+            errors.append(float(task.velocity_errors(m)[0][0]))
         elif "tracking_error" in info:
             errors.append(float(info["tracking_error"]))
         if terminated:
