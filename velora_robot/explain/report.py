@@ -446,13 +446,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      "works equally)")
     if "baseline" in report:
         b = report["baseline"]
-        same = b["robustness"]["rows"]
         lines.append(
             f"beside {b['name']} ({b['kind']}, {b['trainable_parameters']:,} parameters "
             f"against {report['parameters']:,}): nominal error "
             f"{_num(walk_['error_mean'])} against {_num(b['nominal_walk']['error_mean'])}; "
             f"robustness passed {len(rob['trust_envelope'])}/{len(rob['rows'])} against "
-            f"{len(b['robustness']['trust_envelope'])}/{len(same)}")
+            f"{len(b['robustness']['trust_envelope'])}/{len(b['robustness']['rows'])}")
     return lines
 
 
