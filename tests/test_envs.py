@@ -365,3 +365,54 @@ def test_a_fast_spot_holds_about_a_megabyte_and_its_arena_never_fills():
         used = max(used, robot.data.maxuse_arena)
     assert 0 < used < FAST_ARENA_BYTES / 10
     assert all(w.number == 0 for w in robot.data.warning)
+
+
+def test_the_batch_on_native_threads_steps_bit_identical_to_one_robot_at_a_time():
+    # MuJoCo's batch (one model, a state row per robot, per-robot randomized fields, two
+    # threads) against separate SimRobots with the same draws: latency on both sides,
+    # pushes, resets mid-run.
+    from velora_robot.simulation.randomization import Randomization
+    from velora_robot.simulation.robot import RobotBatch, SimRobot
+
+    spec = get_spec("spot")
+    rand = Randomization(enabled=True, latency_s=(0.0, 0.03), sensor_latency_s=(0.0, 0.03))
+    n = 4
+    batch = RobotBatch(spec, n, randomization=rand, threads=2)
+    alone = [SimRobot(spec, randomization=rand) for _ in range(n)]
+    for i in range(n):
+        batch.reset(i, np.random.default_rng(i))
+        alone[i].reset(np.random.default_rng(i))
+    assert len({(d.latency_steps, d.sensor_latency_steps) for d in batch.draws}) > 1
+    rng = np.random.default_rng(0)
+    for k in range(40):
+        targets = batch.io.targets(rng.uniform(-1, 1, (n, spec.n_joints)))
+        batch.step(targets)
+        for robot, target in zip(alone, targets, strict=True):
+            robot.step(target)
+        if k == 10:
+            batch.push(1, np.array([0.5, -0.3]))
+            alone[1].push(np.array([0.5, -0.3]))
+        if k == 20:
+            batch.reset(2, np.random.default_rng(7))
+            alone[2].reset(np.random.default_rng(7))
+        got = batch.measure()
+        for i, robot in enumerate(alone):
+            want = robot.measure()
+            np.testing.assert_array_equal(got.state.q[i], want.state.q)
+            np.testing.assert_array_equal(got.state.gyro[i], want.state.gyro)
+            np.testing.assert_array_equal(got.base_pos[i], want.base_pos)
+            np.testing.assert_array_equal(got.tau[i], want.tau)
+    assert not batch.unstable.any()
+
+
+def test_a_thousand_spots_fit_in_one_batch_of_state_rows():
+    from velora_robot.simulation.robot import RobotBatch
+
+    batch = RobotBatch(get_spec("spot"), 1024)
+    assert batch.sim.state.nbytes < 2_000_000  # the state of 1,024 robots: under 2 MB
+    rng = np.random.default_rng(0)
+    for i in range(1024):
+        batch.reset(i, rng)
+    for _ in range(3):
+        batch.step(batch.io.targets(rng.uniform(-1, 1, (1024, 12))))
+    assert np.isfinite(batch.measure().state.q).all()

@@ -175,6 +175,6 @@ def test_physics_runs_the_policy_on_other_contacts_than_it_trained_with(tmp_path
     for physics, cone, variant in (("trained", 0, "fast"), ("mjcf", 1, "fast"),
                                    ("full", 1, "full"), ("cheap", 0, "fast")):
         task = _env(card, False, None, physics=physics).unwrapped.task
-        assert (task.batch.robots[0].model.opt.cone, task.config.variant) == (cone, variant)
+        assert (task.batch.model.opt.cone, task.config.variant) == (cone, variant)
     with pytest.raises(ConfigError, match="physics 'soft'"):
         evaluate(spot, episodes=1, physics="soft")

@@ -3,12 +3,13 @@
 number of robots per process, built the same way (fast variant, home pose, targets at the
 default pose), so both sides have the same physics and the same memory working set.
 
-One core: one process. Both cores: two processes (raw: two loops side by side; ours: a
-`BatchedEnv` with two workers). Actions are zero (hold the default pose) and then uniform
-random (the robots move, fall and reset: contacts cost what they cost in training); both
-sides set the same targets. Then Spot's contact and solver settings, each alone and all
-together (`simulation.physics.CHEAP`), and the set chosen for Spot (`FAST["spot"]`), with
-random actions.
+One core: one process. Both cores: raw is two loops side by side in two processes; ours is
+one `BatchedEnv` process stepping its robots on two native threads (MuJoCo's batch), and a
+`BatchedEnv` of two processes with one thread each. Actions are zero (hold the default
+pose) and then uniform random (the robots move, fall and reset: contacts cost what they
+cost in training); both sides set the same targets. Then Spot's contact and solver
+settings, each alone and all together (`simulation.physics.CHEAP`), and the set chosen for
+Spot (`FAST["spot"]`), with random actions.
 """
 
 from __future__ import annotations
@@ -62,13 +63,14 @@ def raw_rate(robot: str, n_robots: int, seconds: float, random: bool = False,
 
 
 def ours_rate(env_id: str, n_envs: int, n_workers: int, seconds: float,
-              random: bool = False, physics: dict | None = None) -> float:
-    """Control steps/s (all envs together) of a BatchedEnv given zero or random actions
-    (episodes that end reset inside the step, as in training)."""
+              random: bool = False, physics: dict | None = None, threads: int = 1) -> float:
+    """Control steps/s (all envs together) of a BatchedEnv of `n_workers` processes with
+    `threads` physics threads each, given zero or random actions (episodes that end reset
+    inside the step, as in training)."""
     from velora_robot.envs.vector import BatchedEnv
 
     kwargs = {} if physics is None else {"physics": physics}
-    with BatchedEnv(env_id, n_envs, n_workers=n_workers, **kwargs) as env:
+    with BatchedEnv(env_id, n_envs, n_workers=n_workers, threads=threads, **kwargs) as env:
         env.reset(0)
         rng = np.random.default_rng(0)
         n_act = env.single_action_space.shape[0]
@@ -100,7 +102,7 @@ def raw_rate_parallel(robot: str, n_robots: int, seconds: float, processes: int,
     return sum(rates)
 
 
-def _many_worker(robot: str, n: int, seconds: float, out: Any) -> None:
+def _many_worker(robot: str, n: int, seconds: float, threads: int, out: Any) -> None:
     import resource
 
     from velora_robot.robots import get_spec
@@ -110,12 +112,12 @@ def _many_worker(robot: str, n: int, seconds: float, out: Any) -> None:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     before, start = rss_mb(), time.perf_counter()
-    batch = RobotBatch(get_spec(robot), n)
+    batch = RobotBatch(get_spec(robot), n, threads=threads)
     rng = np.random.default_rng(0)
     for i in range(n):
         batch.reset(i, rng)
     built = time.perf_counter() - start
-    io = batch.robots[0].io
+    io = batch.io
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         batch.step(io.targets(rng.uniform(-1, 1, (n, len(io.q0)))))
@@ -124,16 +126,17 @@ def _many_worker(robot: str, n: int, seconds: float, out: Any) -> None:
              "memory_mb": rss_mb() - before})
 
 
-def many_robots(robot: str = "spot", n: int = 1024, seconds: float = 4.0) -> dict[str, Any]:
-    """Build, reset and step `n` robots in one fresh process (random actions); its peak
-    memory growth, in MB."""
+def many_robots(robot: str = "spot", n: int = 1024, seconds: float = 4.0,
+                threads: int = 1) -> dict[str, Any]:
+    """Build, reset and step `n` robots in one fresh process on `threads` physics threads
+    (random actions); its peak memory growth, in MB."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=_many_worker, args=(robot, n, seconds, out))
+    proc = ctx.Process(target=_many_worker, args=(robot, n, seconds, threads, out))
     proc.start()
     result = out.get(timeout=seconds + 600)
     proc.join()
-    return {"robot": robot, **result}
+    return {"robot": robot, "threads": threads, **result}
 
 
 # Spot's contact and solver settings, one change at a time and all together (random
@@ -159,11 +162,15 @@ def run(quick: bool = False) -> dict[str, Any]:
             raw1 = raw_rate(robot, ENVS_PER_WORKER, seconds, random)
             ours1 = ours_rate(env_id, ENVS_PER_WORKER, 1, seconds, random)
             raw2 = raw_rate_parallel(robot, ENVS_PER_WORKER, seconds, cores, random)
-            ours2 = ours_rate(env_id, ENVS_PER_WORKER * cores, cores, seconds, random)
+            n = ENVS_PER_WORKER * cores
+            ours2 = ours_rate(env_id, n, 1, seconds, random, threads=cores)
+            procs2 = ours_rate(env_id, n, cores, seconds, random)
             rows.append({"env": env_id, "actions": "random" if random else "zero",
                          "raw_1core": raw1, "ours_1core": ours1, "ratio_1core": ours1 / raw1,
                          f"raw_{cores}cores": raw2, f"ours_{cores}cores": ours2,
-                         f"ratio_{cores}cores": ours2 / raw2})
+                         f"ratio_{cores}cores": ours2 / raw2,
+                         f"ours_{cores}processes": procs2,
+                         f"ratio_{cores}processes": procs2 / raw2})
     physics = []
     for name, settings in PHYSICS.items():
         raw = raw_rate("spot", ENVS_PER_WORKER, seconds, True, settings)
@@ -176,23 +183,26 @@ def run(quick: bool = False) -> dict[str, Any]:
         row["x_mjcf"] = row["ours_1core"] / base
     return {"benchmark": "env", "cores": cores, "envs_per_worker": ENVS_PER_WORKER,
             "seconds_per_measurement": seconds, "mujoco": mujoco.__version__, "rows": rows,
-            "spot_physics": physics, "many": many_robots("spot", 1024, seconds)}
+            "spot_physics": physics, "many": many_robots("spot", 1024, seconds, cores)}
 
 
 def table(result: dict[str, Any]) -> str:
     """The result as a plain-text table (control steps per second)."""
     c = result["cores"]
     head = (f"{'environment (actions)':<40}{'raw 1 core':>12}{'ours':>10}{'ratio':>8}"
-            f"{f'raw {c} cores':>14}{'ours':>10}{'ratio':>8}")
+            f"{f'raw {c} cores':>14}{f'{c} threads':>11}{'ratio':>8}{f'{c} procs':>10}"
+            f"{'ratio':>8}")
     lines = [head]
     for r in result["rows"]:
         lines.append(f"{r['env'] + ' (' + r['actions'] + ')':<40}{r['raw_1core']:>12.0f}"
                      f"{r['ours_1core']:>10.0f}"
                      f"{r['ratio_1core']:>8.0%}{r[f'raw_{c}cores']:>14.0f}"
-                     f"{r[f'ours_{c}cores']:>10.0f}{r[f'ratio_{c}cores']:>8.0%}")
+                     f"{r[f'ours_{c}cores']:>11.0f}{r[f'ratio_{c}cores']:>8.0%}"
+                     f"{r[f'ours_{c}processes']:>10.0f}{r[f'ratio_{c}processes']:>8.0%}")
     lines.append(f"(control steps/s; ours = BatchedEnv, {result['envs_per_worker']} envs per "
-                 "process; raw = bare mj_step(nstep=substeps) over as many robots per "
-                 "process, the same targets)")
+                 f"core: one process stepping physics on {c} native threads, or {c} processes "
+                 "of one; raw = bare mj_step(nstep=substeps) looped over as many robots per "
+                 "process, the same targets, in as many processes as cores)")
     lines.append("")
     lines.append(f"{'Spot, random actions, 1 core':<52}{'raw':>9}{'ours':>9}{'x MJCF':>8}")
     for r in result["spot_physics"]:
@@ -201,5 +211,6 @@ def table(result: dict[str, Any]) -> str:
     m = result["many"]
     lines.append(f"\n{m['robots']} {m['robot']} robots in one process: built and reset in "
                  f"{m['build_s']:.1f} s, {m['memory_mb']:.0f} MB, "
-                 f"{m['steps_per_s']:.0f} control steps/s (random actions, 1 core)")
+                 f"{m['steps_per_s']:.0f} control steps/s (random actions, {m['threads']} "
+                 "physics threads)")
     return "\n".join(lines)

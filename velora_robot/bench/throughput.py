@@ -24,14 +24,16 @@ EPOCHS = 5
 MINIBATCHES = 4
 
 
-def ours(updates: int, out: Path, threads: int = 1) -> dict[str, Any]:
+def ours(updates: int, out: Path, threads: int = 1, workers: int = 2,
+         physics_threads: int = 1) -> dict[str, Any]:
     """env steps/s of velora PPO (rollout + update) over `updates` timed updates, learning
-    on `threads` threads."""
+    on `threads` threads, the envs in `workers` processes of `physics_threads` threads."""
     from velora_robot.rl import Recipe, train
 
     recipe = Recipe.model_validate({
-        "name": f"throughput{threads}", "seed": 0, "threads": threads,
-        "env": {"id": "velora_robot/SpotWalk-v0", "n_envs": N_ENVS, "n_workers": 2},
+        "name": f"throughput{threads}{workers}{physics_threads}", "seed": 0, "threads": threads,
+        "env": {"id": "velora_robot/SpotWalk-v0", "n_envs": N_ENVS, "n_workers": workers,
+                "threads": physics_threads},
         "policy": {"kind": "liquid", "n_neurons": 100, "neurons_per_dof": 2},
         "algorithm": {"name": "ppo", "steps_per_env": STEPS_PER_ENV, "chunk_len": CHUNK_LEN,
                       "epochs": EPOCHS, "minibatches": MINIBATCHES},

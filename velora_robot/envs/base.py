@@ -69,8 +69,9 @@ class EnvConfig(Settings):
 
 
 class VecTask:
-    """A task over `n` robots. Subclasses set DEFAULTS (config) and REWARDS (term ->
-    weight), implement `_reward_terms`, and may override the command hooks."""
+    """A task over `n` robots, their physics stepped on `threads` native threads.
+    Subclasses set DEFAULTS (config) and REWARDS (term -> weight), implement
+    `_reward_terms`, and may override the command hooks."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     REWARDS: ClassVar[dict[str, float]] = {}
@@ -78,16 +79,16 @@ class VecTask:
     # as a reference trajectory, refuses the setting instead of ignoring it).
     RANGED_COMMANDS: ClassVar[bool] = True
 
-    def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
-                 **settings: Any) -> None:
+    def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None, *,
+                 threads: int = 1, **settings: Any) -> None:
         given = config.model_dump() if isinstance(config, EnvConfig) else dict(config or {})
         self.config = self.settings(merge(given, settings), f"{type(self).__name__} config")
         self.weights = {**self.REWARDS, **self.config.reward_weights}
         self.spec = get_spec(self.config.robot)
         self.batch = RobotBatch(self.spec, n, source=self.config.source,
                                 variant=self.config.variant, physics=self.config.physics,
-                                randomization=self.config.randomization)
-        self.io = self.batch.robots[0].io
+                                randomization=self.config.randomization, threads=threads)
+        self.io = self.batch.io
         self.n = n
         dt = self.spec.control_dt
         self.dt = dt
@@ -133,7 +134,7 @@ class VecTask:
         if seed is not None:
             self.rngs[i] = np.random.default_rng(seed)
         self.batch.reset(i, self.rngs[i])
-        draw = self.batch.robots[i].draw
+        draw = self.batch.draws[i]
         if draw is not None:
             self._physics[i] = [draw.friction, draw.payload_kg, draw.motor_strength,
                                 draw.kp_scale, draw.latency_steps * self.spec.physics_dt,
@@ -153,7 +154,7 @@ class VecTask:
         rand = self.config.randomization
         if rand.enabled:
             for i in np.nonzero(self.steps % self._push_steps == 0)[0]:
-                self.batch.robots[i].push(self.rngs[i].uniform(*rand.push_velocity, size=2))
+                self.batch.push(i, self.rngs[i].uniform(*rand.push_velocity, size=2))
         m = self._measured = self.batch.measure()
         terms = {k: self.weights[k] * v * self.dt
                  for k, v in self._reward_terms(m, actions).items()}
@@ -228,8 +229,9 @@ class VecTask:
         """Move time-varying commands forward one control step (constant by default)."""
 
     def _terminated(self, m: Measurement) -> np.ndarray:
-        """Fallen: the base tilted past `min_upright` or sank below `min_base_height`."""
-        fallen = -m.state.gravity[:, 2] < self.config.min_upright
+        """Fallen: the base tilted past `min_upright` or sank below `min_base_height`; or
+        the simulation diverged (MuJoCo warned)."""
+        fallen = (-m.state.gravity[:, 2] < self.config.min_upright) | self.batch.unstable
         if self.config.min_base_height is not None:
             fallen |= m.base_pos[:, 2] < self.config.min_base_height
         return fallen
@@ -252,7 +254,7 @@ class RobotEnv(gym.Env[np.ndarray, np.ndarray]):
         self.task = self.TASK(1, config, **settings)
         self.render_mode = render_mode
         self.config, self.robot_spec = self.task.config, self.task.spec
-        self.robot = self.task.batch.robots[0]
+        self.robot = self.task.batch.view(0)
         self.metadata = {**self.metadata, "render_fps": round(self.robot_spec.control_hz)}
         n = self.robot_spec.n_joints
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n,), dtype=np.float32)

@@ -22,11 +22,13 @@ class _Section(Settings):
 
 
 class EnvSection(_Section):
-    """Which environment, how many copies, in how many processes."""
+    """Which environment, how many copies, in how many processes, and on how many native
+    threads each process steps its robots' physics (velora_robot envs)."""
 
     id: str
     n_envs: int = Field(default=8, ge=1)
     n_workers: int = Field(default=1, ge=1)
+    threads: int = Field(default=1, ge=1, le=256)
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id")

@@ -91,8 +91,10 @@ class GymVecEnv:
             env.close()
 
 
-def make_vec_env(env_id: str, n_envs: int, n_workers: int = 1, **kwargs: Any) -> VecEnv:
-    """Our BatchedEnv for velora_robot ids, GymVecEnv for anything else."""
+def make_vec_env(env_id: str, n_envs: int, n_workers: int = 1, threads: int = 1,
+                 **kwargs: Any) -> VecEnv:
+    """Our BatchedEnv for velora_robot ids (`n_workers` processes, `threads` physics threads
+    each), GymVecEnv for anything else."""
     if env_id in velora_envs.ENV_IDS:
-        return BatchedEnv(env_id, n_envs, n_workers=n_workers, **kwargs)
+        return BatchedEnv(env_id, n_envs, n_workers=n_workers, threads=threads, **kwargs)
     return GymVecEnv(env_id, n_envs, **kwargs)

@@ -97,14 +97,26 @@ class Draw:
     sensor_latency_steps: int = 0  # physics steps the observed state lags the true one
 
 
+# The model fields a draw sets (per robot in a batch).
+RANDOMIZED = ("geom_friction", "body_mass", "body_inertia", "body_ipos", "actuator_gainprm",
+              "actuator_biasprm", "actuator_forcerange")
+
+
 class Randomizer:
-    """Draws and applies randomization to one model, always from its nominal values."""
+    """Draws randomization and applies it to a model's fields, always from the model's
+    nominal values."""
 
     def __init__(self, model: mujoco.MjModel, index: ModelIndex, config: Randomization) -> None:
         self.model, self.index, self.config = model, index, config
-        self._nominal = {name: getattr(model, name).copy() for name in (
-            "geom_friction", "body_mass", "body_inertia", "body_ipos", "actuator_gainprm",
-            "actuator_biasprm", "actuator_forcerange")}
+        self._nominal = {name: getattr(model, name).copy() for name in RANDOMIZED}
+
+    def max_latency_steps(self) -> tuple[int, int]:
+        """The most physics steps of actuation and of sensing latency a draw can give."""
+        if not self.config.enabled:
+            return 0, 0
+        dt = self.model.opt.timestep
+        return (round(self.config.latency_s[1] / dt),
+                round(self.config.sensor_latency_s[1] / dt))
 
     def draw(self, rng: np.random.Generator) -> Draw:
         """A seeded draw from the configured ranges."""
@@ -126,22 +138,25 @@ class Randomizer:
                                        / self.model.opt.timestep),
         )
 
-    def apply(self, draw: Draw | None) -> None:
-        """Set the model to `draw`, or back to nominal when `draw` is None."""
-        m, nominal = self.model, self._nominal
+    def apply(self, draw: Draw | None, into: dict[str, np.ndarray] | None = None) -> None:
+        """Set the fields in RANDOMIZED to `draw`, or back to nominal when `draw` is None:
+        the model's own, or the arrays of `into` (one robot's rows of a batch)."""
+        nominal = self._nominal
+        f = into if into is not None else {name: getattr(self.model, name)
+                                           for name in RANDOMIZED}
         for name, value in nominal.items():
-            getattr(m, name)[:] = value
+            f[name][:] = value
         if draw is None:
             return
-        m.geom_friction[:, 0] = draw.friction
-        m.body_mass[:] *= draw.mass_scale
-        m.body_inertia[:] *= draw.mass_scale[:, None]
+        f["geom_friction"][:, 0] = draw.friction
+        f["body_mass"][:] *= draw.mass_scale
+        f["body_inertia"][:] *= draw.mass_scale[:, None]
         base = self.index.base_body
         if base is not None:
-            m.body_mass[base] += draw.payload_kg
-            m.body_ipos[base] += draw.com_shift_m
+            f["body_mass"][base] += draw.payload_kg
+            f["body_ipos"][base] += draw.com_shift_m
         kp = nominal["actuator_gainprm"][:, 0] * draw.kp_scale * draw.motor_strength
-        m.actuator_gainprm[:, 0] = kp
-        m.actuator_biasprm[:, 1] = -kp
-        m.actuator_biasprm[:, 2] *= draw.kd_scale * draw.motor_strength
-        m.actuator_forcerange[:] *= draw.motor_strength
+        f["actuator_gainprm"][:, 0] = kp
+        f["actuator_biasprm"][:, 1] = -kp
+        f["actuator_biasprm"][:, 2] *= draw.kd_scale * draw.motor_strength
+        f["actuator_forcerange"][:] *= draw.motor_strength

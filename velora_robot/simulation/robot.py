@@ -1,22 +1,24 @@
 """`SimRobot`: a robot simulated in MuJoCo as its controller sees it — joint targets in,
-measurements out — with PD servos at the physics rate, actuation latency, domain
-randomization and pushes. `RobotBatch` steps several and measures them as arrays. The
-training envs and the simulated hardware both use these."""
+measurements out — with PD servos at the physics rate, actuation and sensing latency,
+domain randomization and pushes. `RobotBatch` does the same for many robots at once on
+MuJoCo's own thread pool and measures them as arrays. The simulated hardware uses the first,
+the training envs the second; a test holds them to the same bits."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from dataclasses import dataclass
 
 import mujoco
+import mujoco.batch
 import numpy as np
 
 from velora_robot.robots.observation import RobotIO, RobotState, to_base_frame
 from velora_robot.robots.spec import RobotSpec
+from velora_robot.simulation.delay import History, depth_for
 from velora_robot.simulation.model import ModelIndex, Variant, build_model
 from velora_robot.simulation.physics import Physics
-from velora_robot.simulation.randomization import Draw, Randomization, Randomizer
+from velora_robot.simulation.randomization import RANDOMIZED, Draw, Randomization, Randomizer
 
 _DOWN = np.array([0.0, 0.0, -1.0])
 
@@ -72,8 +74,11 @@ def _yaw(quat_wxyz: np.ndarray) -> np.ndarray:
     return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
+_SENSED = ("qpos", "qvel", "sensordata")  # what the sensors report, delayed when they lag
+
+
 class SimRobot:
-    """One simulated robot. `step(targets)` advances one control period.
+    """One simulated robot on its own `MjData`. `step(targets)` advances one control period.
 
     Latency is a delay line of whole physics steps, of any length: a target sent now
     reaches the servos `draw.latency_steps` later (until then the earlier ones apply, each
@@ -90,14 +95,15 @@ class SimRobot:
         self.randomization = randomization or Randomization()
         self.randomizer = Randomizer(self.model, self.index, self.randomization)
         self.draw: Draw | None = None
-        self._renderer: mujoco.Renderer | None = None
-        self._clear_delay_lines(self.io.q0)
-
-    def _clear_delay_lines(self, target: np.ndarray) -> None:
+        self._frames: Frames | None = None
+        act, sense = self.randomizer.max_latency_steps()
+        m = self.model
+        # Stepped by calls of any length (the HAL's nstep): one target per call, and a
+        # sensor record per physics step.
+        self._actuation = History(1, depth_for(act, 1), m.nu)
+        self._sensors = History(1, sense + 2, m.nq + m.nv + m.nsensordata)
         self._step = 0  # physics steps since the reset
-        self._pending: deque[tuple[int, np.ndarray]] = deque()  # (due step, targets)
-        self._target = np.array(target, dtype=float)  # what the servos track now
-        self._sensed: deque[tuple[int, tuple[np.ndarray, ...]]] = deque()  # (step, sensors)
+        self._actuation.clear(0, self.io.q0)
 
     @property
     def act_delay(self) -> int:
@@ -113,49 +119,33 @@ class SimRobot:
         """Home pose at rest; draw new physical parameters when randomization is on."""
         self.draw = self.randomizer.draw(rng) if self.randomization.enabled else None
         self.randomizer.apply(self.draw)
-        d, idx = self.data, self.index
+        d = self.data
         mujoco.mj_resetData(self.model, d)
-        if idx.base_qpos is not None:
-            d.qpos[idx.base_qpos:idx.base_qpos + 7] = [0, 0, self.spec.base_height, 1, 0, 0, 0]
-        d.qpos[idx.qpos] = self.io.q0
-        d.ctrl[:] = self.io.q0
+        home_pose(self.spec, self.index, self.io.q0, d.qpos, d.ctrl)
         mujoco.mj_forward(self.model, d)
-        self._clear_delay_lines(self.io.q0)
-        if self.sensor_delay:
-            self._snapshot()
+        self._step = 0
+        self._actuation.clear(0, self.io.q0)
+        self._sensors.clear(0, self._record())
 
     def step(self, targets: np.ndarray, nstep: int | None = None) -> None:
         """Send `targets` and advance one control period of physics steps (or `nstep`):
-        each queued target takes over at its due step; the sensors are recorded at the
-        steps a later `measure()` will report."""
+        each target takes over at its due step; the sensors are recorded at every step."""
         nstep = self.spec.substeps if nstep is None else nstep
-        self._pending.append((self._step + self.act_delay, np.array(targets, dtype=float)))
-        end = self._step + nstep
-        # The one step of this period whose sensors are read `sensor_delay` after a period
-        # ends (periods end at multiples of nstep since the reset).
-        lag = self.sensor_delay
-        record = end - lag % nstep if lag else None
-        while True:
-            while self._pending and self._pending[0][0] <= self._step:
-                self._target = self._pending.popleft()[1]
-            self.data.ctrl[:] = self._target
-            if self._step >= end:
-                break
-            stop = end
-            if self._pending:
-                stop = min(stop, self._pending[0][0])
-            if record is not None and self._step < record:
-                stop = min(stop, record)
-            mujoco.mj_step(self.model, self.data, nstep=stop - self._step)
-            self._step = stop
-            if self._step == record:
-                self._snapshot()
-        while len(self._sensed) > 1 and self._sensed[1][0] <= self._step - lag:
-            self._sensed.popleft()
-
-    def _snapshot(self) -> None:
+        self._actuation.push(np.asarray(targets, dtype=float)[None],
+                             np.array([self._step + self.act_delay]))
+        # the targets of this period's steps, and of the next step (ctrl holds it after)
+        ctrl = self._actuation.latest(self._step + np.arange(nstep + 1)[None])[0]
         d = self.data
-        self._sensed.append((self._step, (d.qpos.copy(), d.qvel.copy(), d.sensordata.copy())))
+        for j in range(nstep):
+            d.ctrl[:] = ctrl[j]
+            mujoco.mj_step(self.model, d)
+            self._step += 1
+            if self.sensor_delay:
+                self._sensors.push(self._record()[None], np.array([self._step]))
+        d.ctrl[:] = ctrl[nstep]
+
+    def _record(self) -> np.ndarray:
+        return np.concatenate([getattr(self.data, name) for name in _SENSED])
 
     def sensed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """qpos, qvel and sensordata as the sensors report them now (`sensor_delay` old; the
@@ -163,32 +153,31 @@ class SimRobot:
         if not self.sensor_delay:
             d = self.data
             return d.qpos, d.qvel, d.sensordata
-        return self._sensed[0][1]
+        lagged = self._sensors.latest(np.array([self._step - self.sensor_delay]))[0]
+        return _split(self.model, lagged)
 
     def get_state(self) -> dict:
         """Everything needed to continue exactly from here (physics, this episode's draw,
-        the targets on their way and the one applied, the recorded sensors)."""
+        the targets on their way, the recorded sensors)."""
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         state = np.empty(mujoco.mj_stateSize(self.model, spec))
         mujoco.mj_getState(self.model, self.data, state, spec)
         return {"physics": state,
                 "draw": None if self.draw is None else dataclasses.asdict(self.draw),
-                "target": self._target.copy(), "step": self._step,
-                "pending": [(due, t.copy()) for due, t in self._pending],
-                "sensed": [(at, tuple(a.copy() for a in arrays)) for at, arrays in self._sensed]}
+                "step": self._step, "actuation": self._actuation.get_state(),
+                "sensors": self._sensors.get_state()}
 
     def set_state(self, saved: dict) -> None:
         """Restore a `get_state()` result."""
+        _check_saved(saved, ("physics", "draw", "step", "actuation", "sensors"))
         self.draw = None if saved["draw"] is None else Draw(**saved["draw"])
         self.randomizer.apply(self.draw)
         mujoco.mj_setState(self.model, self.data, saved["physics"],
                            mujoco.mjtState.mjSTATE_INTEGRATION)
         mujoco.mj_forward(self.model, self.data)
-        self._clear_delay_lines(saved["target"])
         self._step = saved["step"]
-        self._pending.extend((due, np.array(t)) for due, t in saved["pending"])
-        self._sensed.extend((at, tuple(np.array(a) for a in arrays))
-                            for at, arrays in saved["sensed"])
+        self._actuation.set_state(saved["actuation"])
+        self._sensors.set_state(saved["sensors"])
 
     def push(self, velocity_xy: np.ndarray) -> None:
         """Add a horizontal velocity to the base (a shove)."""
@@ -204,81 +193,249 @@ class SimRobot:
     def render(self, width: int = 480, height: int = 360) -> np.ndarray:
         """An RGB frame from a camera that follows the base (needs an OpenGL backend:
         MUJOCO_GL=egl on a headless machine, the default this package sets there)."""
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, height, width)
-            self._camera = mujoco.MjvCamera()
-            self._camera.distance, self._camera.elevation = 2.5, -20.0
-            self._camera.azimuth = 135.0
-            if self.index.base_body is None:
-                self._camera.lookat[:] = self.model.stat.center
-                self._camera.distance = 3 * self.model.stat.extent
-        if self.index.base_body is not None:
-            self._camera.lookat[:] = self.data.xpos[self.index.base_body]
-        self._renderer.update_scene(self.data, self._camera)
-        return self._renderer.render()
+        if self._frames is None:
+            self._frames = Frames(self.model, self.index, width, height)
+        return self._frames.render(self.data)
 
     def close(self) -> None:
         """Free the renderer."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+
+
+def home_pose(spec: RobotSpec, index: ModelIndex, q0: np.ndarray, qpos: np.ndarray,
+              ctrl: np.ndarray) -> None:
+    """Write the home pose (base upright at the spec's height, joints at q0) and hold it."""
+    if index.base_qpos is not None:
+        qpos[index.base_qpos:index.base_qpos + 7] = [0, 0, spec.base_height, 1, 0, 0, 0]
+    qpos[index.qpos] = q0
+    ctrl[:] = q0
+
+
+def _split(model: mujoco.MjModel, record: np.ndarray) -> tuple[np.ndarray, ...]:
+    """qpos, qvel and sensordata of a sensor record (..., nq + nv + nsensordata)."""
+    return tuple(np.split(record, [model.nq, model.nq + model.nv], axis=-1))
+
+
+def _check_saved(saved: dict, keys: tuple[str, ...]) -> None:
+    missing = [k for k in keys if k not in saved]
+    if missing:
+        raise ValueError(
+            f"the saved simulator state lacks {missing}: it was written by an earlier "
+            "velora-robot whose robots stepped one MjData each; resume it with that version, "
+            "or start the run again")
+
+
+class Frames:
+    """RGB frames of a robot from a camera that follows its base."""
+
+    def __init__(self, model: mujoco.MjModel, index: ModelIndex, width: int,
+                 height: int) -> None:
+        self.renderer = mujoco.Renderer(model, height, width)
+        self.camera = mujoco.MjvCamera()
+        self.camera.distance, self.camera.elevation, self.camera.azimuth = 2.5, -20.0, 135.0
+        self.base = index.base_body
+        if self.base is None:
+            self.camera.lookat[:] = model.stat.center
+            self.camera.distance = 3 * model.stat.extent
+
+    def render(self, data: mujoco.MjData) -> np.ndarray:
+        """The frame of `data` (its positions computed)."""
+        if self.base is not None:
+            self.camera.lookat[:] = data.xpos[self.base]
+        self.renderer.update_scene(data, self.camera)
+        return self.renderer.render()
+
+    def close(self) -> None:
+        """Free the renderer."""
+        self.renderer.close()
 
 
 class RobotBatch:
-    """`n` independent robots of one spec (each with its own model, so each can have its own
-    randomization), stepped in a loop and measured together as arrays."""
+    """`n` robots of one spec stepped together by MuJoCo's own batch (`mujoco.batch`: one
+    model, a row of state per robot, a native thread pool with the GIL released, per-robot
+    values only for the model fields randomization draws) and measured as arrays. Steps
+    bit-identical to a loop of `SimRobot`s with the same draws (a test)."""
 
-    def __init__(self, spec: RobotSpec, n: int, **robot_kwargs: object) -> None:
-        self.robots = [SimRobot(spec, **robot_kwargs) for _ in range(n)]  # type: ignore[arg-type]
-        first = self.robots[0]
-        self.spec, self.index = spec, first.index
-        m = first.model
-        self._qpos = np.zeros((n, m.nq))
-        self._qvel = np.zeros((n, m.nv))
-        self._tau = np.zeros((n, m.nu))
-        self._sensors = np.zeros((n, m.nsensordata))
-        # What each robot's sensors report (delayed copies of the three arrays above).
-        # What the sensors report, delayed copies of the three arrays above; kept only when
-        # the randomization can draw a sensing latency (the robots share its ranges).
-        rand = first.randomization
-        self._sensing = rand.enabled and rand.sensor_latency_s[1] > 0
-        self._sensed = [np.zeros_like(a) for a in (self._qpos, self._qvel, self._sensors)]
+    def __init__(self, spec: RobotSpec, n: int, *, source: str = "default",
+                 variant: Variant = "fast", randomization: Randomization | None = None,
+                 physics: Physics | None = None, threads: int = 1) -> None:
+        self.spec, self.io = spec, RobotIO(spec)
+        self.model, self.index = build_model(spec, source, variant, physics)
+        self.randomization = randomization or Randomization()
+        self.randomizer = Randomizer(self.model, self.index, self.randomization)
+        self.sim = mujoco.batch.Batch(self.model, n, nthread=threads)
+        self._fields = ({name: self.sim.expand(name) for name in RANDOMIZED}
+                        if self.randomization.enabled else None)
+        self.draws: list[Draw | None] = [None] * n
+        self.qpos, self.qvel, self.ctrl = (self.sim.bind(k) for k in ("qpos", "qvel", "ctrl"))
+        self._tau, self._sensordata = self.sim.bind("actuator_force"), self.sim.bind("sensordata")
+        self.steps = np.zeros(n, dtype=np.int64)  # physics steps since each robot's reset
+        self._act_delay = np.zeros(n, dtype=np.int64)
+        self._sense_delay = np.zeros(n, dtype=np.int64)
+        nstep, m = spec.substeps, self.model
+        self._substeps = np.arange(nstep)
+        act, sense = self.randomizer.max_latency_steps()
+        self._actuation = History(n, depth_for(act, nstep), m.nu)
+        # One sensor record per period, of the step a later measure() reports.
+        self._sensors = (History(n, depth_for(sense, nstep), m.nq + m.nv + m.nsensordata)
+                         if sense else None)
+        self._records: dict | None = None  # rollout's output arrays, reused
+        self._warnings = self._warning_counts()
+        self.unstable = np.zeros(n, dtype=bool)  # MuJoCo warned while stepping (diverged)
+        self._frames: Frames | None = None
+        self._view_data: mujoco.MjData | None = None
 
     def __len__(self) -> int:
-        return len(self.robots)
+        return self.sim.nsim
 
-    def _gather(self, i: int) -> None:
-        d = self.robots[i].data
-        self._qpos[i], self._qvel[i] = d.qpos, d.qvel
-        self._tau[i], self._sensors[i] = d.actuator_force, d.sensordata
-        if self._sensing:
-            for into, value in zip(self._sensed, self.robots[i].sensed(), strict=True):
-                into[i] = value
+    def _warning_counts(self) -> np.ndarray:
+        return self.sim.warning[..., 1].sum(axis=1)
 
     def reset(self, i: int, rng: np.random.Generator) -> None:
-        """Reset robot `i`."""
-        self.robots[i].reset(rng)
-        self._gather(i)
+        """Reset robot `i`: home pose at rest, a new draw when randomization is on."""
+        draw = self.randomizer.draw(rng) if self.randomization.enabled else None
+        self._apply(i, draw)
+        self.sim.reset([i], stage=mujoco.mjtStage.mjSTAGE_NONE)
+        home_pose(self.spec, self.index, self.io.q0, self.qpos[i], self.ctrl[i])
+        self.sim.forward([i])
+        self.steps[i] = 0
+        self._actuation.clear(i, self.io.q0)
+        if self._sensors is not None:
+            self._sensors.clear(i, self._record(i))
+        self._warnings[i] = self._warning_counts()[i]
+        self.unstable[i] = False
 
-    def get_state(self) -> list[dict]:
-        """Per-robot `SimRobot.get_state()`."""
-        return [robot.get_state() for robot in self.robots]
+    def _apply(self, i: int, draw: Draw | None) -> None:
+        self.draws[i] = draw
+        self._act_delay[i] = 0 if draw is None else draw.latency_steps
+        self._sense_delay[i] = 0 if draw is None else draw.sensor_latency_steps
+        if self._fields is not None:
+            self.randomizer.apply(draw, {k: v[i] for k, v in self._fields.items()})
 
-    def set_state(self, saved: list[dict]) -> None:
-        """Restore a `get_state()` result."""
-        for i, (robot, state) in enumerate(zip(self.robots, saved, strict=True)):
-            robot.set_state(state)
-            self._gather(i)
+    def _record(self, i: int) -> np.ndarray:
+        return np.concatenate([self.qpos[i], self.qvel[i], self._sensordata[i]])
 
     def step(self, targets: np.ndarray) -> None:
-        """One control period for every robot; targets (n, n_joints)."""
-        for i, robot in enumerate(self.robots):
-            robot.step(targets[i])
-            self._gather(i)
+        """One control period for every robot; targets (n, n_joints). Each target reaches
+        the servos at its due step; robots whose simulation diverged are `unstable`."""
+        nstep = self.spec.substeps
+        self._actuation.push(targets, self.steps + self._act_delay)
+        control = None
+        if self._act_delay.any():  # each step's targets, per robot
+            control = self._actuation.latest(self.steps[:, None] + self._substeps)
+        else:
+            self.ctrl[:] = targets
+        if control is None and self._sensors is None:
+            self.sim.step(nstep=nstep)
+        else:
+            record = _SENSED if self._sensors is not None else ()
+            self._records = self.sim.rollout(nstep, control=control, record=record,
+                                             out=self._records)
+            if self._sensors is not None:
+                # the step of this period a measure() `lag` after some period's end reports
+                j = nstep - 1 - self._sense_delay % nstep
+                rows = np.arange(len(self))
+                self._sensors.push(np.concatenate([self._records[k][rows, j] for k in _SENSED],
+                                                  axis=1), self.steps + j + 1)
+        self.steps += nstep
+        counts = self._warning_counts()
+        self.unstable = counts > self._warnings
+        self._warnings = counts
+
+    def push(self, i: int, velocity_xy: np.ndarray) -> None:
+        """Add a horizontal velocity to robot `i`'s base (a shove)."""
+        if self.index.base_dof is not None:
+            self.qvel[i, self.index.base_dof:self.index.base_dof + 2] += velocity_xy
 
     def measure(self) -> Measurement:
         """Measurements of all robots, each array with a leading dimension n."""
-        truth = measure(self.index, self._qpos, self._qvel, self._tau, self._sensors)
-        if not self._sensing:
+        truth = measure(self.index, self.qpos, self.qvel, self._tau, self._sensordata)
+        if self._sensors is None:
             return truth
-        return with_sensors(truth, self.index, *self._sensed)
+        sensed = self._sensors.latest(self.steps - self._sense_delay)
+        return with_sensors(truth, self.index, *_split(self.model, sensed))
+
+    def get_state(self) -> dict:
+        """Everything needed to continue exactly from here (the state rows, the draws, the
+        targets on their way, the recorded sensors)."""
+        return {"state": self.sim.state.copy(), "steps": self.steps.copy(),
+                "draws": [None if d is None else dataclasses.asdict(d) for d in self.draws],
+                "actuation": self._actuation.get_state(),
+                "sensors": None if self._sensors is None else self._sensors.get_state()}
+
+    def set_state(self, saved: dict) -> None:
+        """Restore a `get_state()` result."""
+        if not isinstance(saved, dict):
+            _check_saved({}, ("state",))
+        _check_saved(saved, ("state", "steps", "draws", "actuation", "sensors"))
+        if saved["state"].shape != self.sim.state.shape:
+            raise ValueError(f"saved simulator state is {saved['state'].shape}, this batch "
+                             f"{self.sim.state.shape} (use the same robot and n_envs)")
+        for i, d in enumerate(saved["draws"]):
+            self._apply(i, None if d is None else Draw(**d))
+        self.sim.state[:] = saved["state"]
+        self.steps[:] = saved["steps"]
+        self._actuation.set_state(saved["actuation"])
+        if self._sensors is not None:
+            self._sensors.set_state(saved["sensors"])
+        self.sim.forward()
+        self._warnings = self._warning_counts()
+
+    def view(self, i: int) -> RobotView:
+        """Robot `i` alone (measure, draw, model, render), as a single-robot env shows it."""
+        return RobotView(self, i)
+
+    def render(self, i: int, width: int = 480, height: int = 360) -> np.ndarray:
+        """An RGB frame of robot `i` from a camera that follows its base."""
+        if self._frames is None:
+            self._frames = Frames(self.model, self.index, width, height)
+            self._view_data = mujoco.MjData(self.model)
+        data = self.sim.get_data(i, self._view_data)
+        mujoco.mj_kinematics(self.model, data)  # positions: geometry is never randomized
+        return self._frames.render(data)
+
+    def close(self) -> None:
+        """Free the renderer."""
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+
+
+@dataclass
+class RobotView:
+    """One robot of a `RobotBatch`."""
+
+    batch: RobotBatch
+    i: int
+
+    @property
+    def draw(self) -> Draw | None:
+        """This episode's randomization draw (None: nominal)."""
+        return self.batch.draws[self.i]
+
+    @property
+    def model(self) -> mujoco.MjModel:
+        """A copy of the model this robot runs on, its drawn parameters included."""
+        return self.batch.sim.get_model(self.i)
+
+    def measure(self) -> Measurement:
+        """This robot's measurements (arrays without the batch dimension)."""
+        return _row(self.batch.measure(), self.i)
+
+    def render(self, width: int = 480, height: int = 360) -> np.ndarray:
+        """An RGB frame of this robot."""
+        return self.batch.render(self.i, width, height)
+
+    def close(self) -> None:
+        """Free the renderer."""
+        self.batch.close()
+
+
+def _row(m: Measurement, i: int) -> Measurement:
+    s = m.state
+    return Measurement(state=RobotState(q=s.q[i], dq=s.dq[i], gyro=s.gyro[i],
+                                        gravity=s.gravity[i]),
+                       base_pos=m.base_pos[i], base_lin_vel=m.base_lin_vel[i],
+                       base_yaw=m.base_yaw[i], tau=m.tau[i], contacts=m.contacts[i])
