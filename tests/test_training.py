@@ -29,10 +29,12 @@ def recipe(tmp_path, name, **changes) -> Recipe:
     return Recipe.model_validate(base)
 
 
-def test_a_short_run_improves_the_return_on_inverted_pendulum(tmp_path):
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_short_run_improves_the_return_on_inverted_pendulum(tmp_path, overlap):
     r = recipe(tmp_path, "pendulum", env={"id": "InvertedPendulum-v5", "n_envs": 8},
                policy={"n_neurons": 12}, algorithm={"steps_per_env": 64, "chunk_len": 16,
-                                                     "epochs": 5, "minibatches": 4, "lr": 1e-3},
+                                                     "epochs": 5, "minibatches": 4, "lr": 1e-3,
+                                                     "overlap": overlap},
                budget={"env_steps": 15_000}, logging={"checkpoint_every": 100},
                eval={"episodes": 3})
     summary = train(r, progress=False)
@@ -59,6 +61,41 @@ def test_resume_after_a_stop_makes_the_same_next_update(tmp_path):
         assert torch.equal(value, resumed["agent"][key]), key
     lines = (stopped.run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["update"] for line in lines] == [1, 2, 3]
+
+
+def test_overlapped_physics_and_learning_is_reproducible_and_resumes_exactly(tmp_path):
+    # The next rollout is collected on a thread while the learner updates: the same seed
+    # gives the same weights, a stop and resume (the rollout in flight saved with the
+    # checkpoint) gives them too, and they differ from the turn-taking run's (the acting
+    # policy is one update behind).
+    def run(folder, stop_after=None, overlap=True):
+        r = recipe(tmp_path / folder, "run", env={"n_workers": 1, "threads": 2},
+                   algorithm={"overlap": overlap}, budget={"env_steps": 4 * 4 * 32})
+        train(r, progress=False, stop_after=stop_after)
+        if stop_after is not None:
+            assert load_checkpoint(r.run_dir / CHECKPOINT)["overlap"]["rollout"] is not None
+            train(r, resume=True, progress=False)
+        return load_checkpoint(r.run_dir / CHECKPOINT)
+
+    first, again, resumed = run("a"), run("b"), run("c", stop_after=2)
+    turns = run("d", overlap=False)
+    for key, value in first["agent"].items():
+        assert torch.equal(value, again["agent"][key]), key
+        assert torch.equal(value, resumed["agent"][key]), key
+    assert first["update"] == resumed["update"] == 4 and first["overlap"]["rollout"] is None
+    assert not torch.equal(first["agent"]["actor.cell.w"], turns["agent"]["actor.cell.w"])
+
+
+def test_processes_and_physics_threads_change_the_speed_not_the_run(tmp_path):
+    runs = []
+    for workers, threads in ((2, 1), (1, 2), (1, 1)):
+        r = recipe(tmp_path / f"{workers}{threads}", "run",
+                   env={"n_workers": workers, "threads": threads})
+        train(r, progress=False)
+        runs.append(load_checkpoint(r.run_dir / CHECKPOINT)["agent"])
+    for other in runs[1:]:
+        for key, value in runs[0].items():
+            assert torch.equal(value, other[key]), key
 
 
 def test_resume_refuses_a_different_recipe(tmp_path):
@@ -487,7 +524,7 @@ def test_action_std_holds_from_its_env_step_on(tmp_path):
 
     def collect(env, agent, algo, storage, *args):
         carry = original(env, agent, algo, storage, *args)
-        logps.append((algo._log_std().mean().item(), algo.hold_noise))
+        logps.append((algo.noise_log_std().mean().item(), algo.hold_noise))
         return carry
 
     trainer._collect = collect

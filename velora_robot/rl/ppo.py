@@ -52,7 +52,7 @@ class PPO:
         # the mirror image of the mean; a squared-error loss, weighted by `symmetry_coef`.
         self.mirror, self.symmetry_coef = mirror, symmetry_coef
 
-    def _log_std(self) -> Tensor:
+    def noise_log_std(self) -> Tensor:
         """The exploration noise's log standard deviation: learned, or held fixed."""
         if self.fixed_log_std is None or not self.hold_noise:
             return self.actor.log_std
@@ -64,21 +64,29 @@ class PPO:
         """Sample actions for one step of N envs: returns action, log prob, mean, new state."""
         mean, h = self.actor(obs.unsqueeze(1), h, resets=starts.unsqueeze(1))
         mean = mean.squeeze(1)
-        log_std = self._log_std()
+        log_std = self.noise_log_std()
         action = mean + log_std.exp() * torch.randn(mean.shape, generator=generator)
         return action, gaussian_log_prob(action, mean, log_std), mean, h
 
     def update(self, storage: RolloutStorage, generator: torch.Generator) -> dict[str, float]:
         """Several epochs of minibatch updates on one rollout; returns mean losses and KL."""
-        old_log_std = self._log_std().detach().clone()
+        # The step size (adaptive learning rate) is the KL from the policy as it was when
+        # this update started: the acting one, or, for a rollout acted one update back
+        # (physics and learning overlapped), this policy's own means on it.
+        data = storage.sequences(self.chunk_len)
+        old_log_std = storage.log_std
+        if storage.lagged:
+            with torch.no_grad():
+                data["mean"], _ = self.actor(data["obs"], data["h0"], resets=data["starts"])
+            old_log_std = self.noise_log_std().detach().clone()
         totals = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0}
         if self.mirror is not None:
             totals["symmetry_loss"] = 0.0
         count = 0
         for _ in range(self.epochs):
-            for mb in storage.chunks(self.chunk_len, self.minibatches, generator):
+            for mb in storage.chunks(self.chunk_len, self.minibatches, generator, data):
                 mean, _ = self.actor(mb["obs"], mb["h0"], resets=mb["starts"])
-                log_std = self._log_std()
+                log_std = self.noise_log_std()
                 logp = gaussian_log_prob(mb["actions"], mean, log_std)
                 entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum()
                 kl = _gaussian_kl(mb["mean"], old_log_std, mean, log_std).mean()

@@ -102,6 +102,10 @@ class PPOSection(_Section):
     # symmetry_coef; the task must be left-right symmetric (SpotWalk is).
     symmetry: bool = False
     symmetry_coef: float = Field(default=1.0, ge=0)
+    # Collect the next rollout while learning from this one (physics and learning overlap):
+    # the policy acting is then one update behind the one learning, which PPO's ratio of
+    # probabilities accounts for.
+    overlap: bool = False
 
     @model_validator(mode="after")
     def _chunks(self) -> PPOSection:

@@ -33,11 +33,23 @@ class RolloutStorage:
         self.dones = torch.zeros(t, n)  # the episode ended after step t
         self.advantages = torch.zeros(t, n)
         self.returns = torch.zeros(t, n)
+        self.log_std = torch.zeros(act_dim)  # the acting policy's noise (log std)
+        self.lagged = False  # acted by a policy older than the one learning from it
         self.steps = steps
         self.mirrored = mirrored
         if mirrored:  # obs_mirror, hidden_mirror, ...: the same steps' mirror images
             for name in self.MIRRORED:
                 setattr(self, f"{name}_mirror", torch.zeros_like(getattr(self, name)))
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The rollout's tensors (a checkpoint keeps a rollout collected but not yet
+        learned from)."""
+        return {k: v.clone() for k, v in vars(self).items() if isinstance(v, Tensor)}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore a `state_dict()` result."""
+        for k, v in state.items():
+            getattr(self, k).copy_(v)
 
     def compute_returns(self, last_value: Tensor, gamma: float, lam: float) -> None:
         """Generalized advantage estimation (Schulman et al. 2016)."""
@@ -52,10 +64,9 @@ class RolloutStorage:
             self.advantages[t] = advantage
         self.returns = self.advantages + self.values
 
-    def chunks(self, chunk_len: int, minibatches: int, generator: torch.Generator
-               ) -> Iterator[dict[str, Tensor]]:
-        """Shuffled minibatches of sequences (B, chunk_len, ...): each env's rollout cut
-        into chunks; `h0` is the stored actor state at each chunk's first step. A mirrored
+    def sequences(self, chunk_len: int) -> dict[str, Tensor]:
+        """Each env's rollout cut into chunks, (N * T / chunk_len, chunk_len, ...) per
+        tensor; `h0` is the stored actor state at each chunk's first step. A mirrored
         storage adds each chunk's mirror image as `obs_mirror` and `h0_mirror`."""
         n = self.obs.shape[1]
         k = self.steps // chunk_len
@@ -71,6 +82,13 @@ class RolloutStorage:
         if self.mirrored:
             data["obs_mirror"] = seq(self.obs_mirror)
             data["h0_mirror"] = seq(self.hidden_mirror)[:, 0]
-        order = torch.randperm(n * k, generator=generator)
+        return data
+
+    def chunks(self, chunk_len: int, minibatches: int, generator: torch.Generator,
+               data: dict[str, Tensor] | None = None) -> Iterator[dict[str, Tensor]]:
+        """Shuffled minibatches of `sequences(chunk_len)` (or of `data`, sequences the
+        caller changed)."""
+        data = self.sequences(chunk_len) if data is None else data
+        order = torch.randperm(len(data["obs"]), generator=generator)
         for part in order.chunk(minibatches):
             yield {name: x[part] for name, x in data.items()}

@@ -9,9 +9,11 @@ a run killed after a checkpoint and resumed makes the same updates as one never 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -199,11 +201,22 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                              agent.actor.state_size, mirrored=mirror is not None
                              ) if on_policy else None
     last = stop_after if stop_after is not None else total_updates
+    overlapped = None
+    if on_policy and algo_cfg.overlap:
+        overlapped = _Overlapped(storage, algo_cfg.action_std_from, n * t_steps, mirror,
+                                 recipe.seed)
+        if ckpt is not None:
+            overlapped.load_state_dict(ckpt["overlap"])
     try:
         while update < min(total_updates, last):
             start = time.perf_counter()
             split = None
-            if on_policy:
+            if overlapped is not None:
+                algo.hold_noise = env_steps >= algo_cfg.action_std_from
+                carry, metrics, split = overlapped.iteration(
+                    env, agent, algo, carry, recent, generator, env_steps,
+                    last=update + 1 >= total_updates)  # a planned stop is as if killed
+            elif on_policy:
                 algo.hold_noise = env_steps >= algo_cfg.action_std_from
                 torch.set_num_threads(1)
                 carry = _collect(env, agent, algo, storage, generator, carry, recent, mirror)
@@ -237,6 +250,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                     "recent_episodes": list(recent),
                     "wandb_id": log.wandb_id, "obs_dim": obs_dim, "act_dim": act_dim,
                     "priv_dim": priv_dim, "init": init,
+                    "overlap": None if overlapped is None else overlapped.state_dict(),
                 }, run_dir / CHECKPOINT)
     finally:
         bar.close()
@@ -346,7 +360,7 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
     cfg = recipe.algorithm
     if isinstance(cfg, PPOSection):
         return PPO(agent.actor, agent.critic, mirror=mirror, **cfg.model_dump(exclude={
-            "name", "steps_per_env", "symmetry", "action_std_from"}))
+            "name", "steps_per_env", "symmetry", "action_std_from", "overlap"}))
     shared = cfg.model_dump(include={"lr", "gamma", "tau", "batch_size", "seq_len", "burn_in",
                                      "critic", "critic_hidden", "critic_neurons"})
     if cfg.name == "sac":
@@ -364,6 +378,7 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
     each step's mirror image too (its observation, and the state of the actor run on the
     mirrored observations)."""
     gamma = algo.gamma
+    storage.log_std.copy_(algo.noise_log_std().detach())
     obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
     h_mirror = carry.get("h_mirror")
     with torch.no_grad():
@@ -407,6 +422,107 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
     if mirror is not None:
         carry["h_mirror"] = h_mirror
     return carry
+
+
+class _Overlapped:
+    """PPO with physics and learning overlapped: while the learner updates on one rollout,
+    a thread collects the next (MuJoCo steps the robots with the GIL released) with a
+    frozen copy of the actor and critic, one update behind. The update stays correct: PPO's
+    ratio and KL are taken against the acting policy's probabilities, which the rollout
+    records. The collecting thread draws from its own generator; a rollout collected but
+    not yet learned from is saved with the checkpoint, so resume stays exact."""
+
+    def __init__(self, storage: RolloutStorage, action_std_from: int, steps: int,
+                 mirror: Mirror | None, seed: int) -> None:
+        self.current = storage
+        self.spare = RolloutStorage(storage.steps, storage.rewards.shape[1],
+                                    storage.obs.shape[2], storage.critic_obs.shape[2],
+                                    storage.actions.shape[2], storage.hidden.shape[2],
+                                    mirrored=storage.mirrored)
+        self.filled = False  # `current` holds a rollout not yet learned from
+        self.generator = torch.Generator().manual_seed(seed + 1)
+        self.action_std_from, self.steps, self.mirror = action_std_from, steps, mirror
+
+    def iteration(self, env: Any, agent: Agent, algo: PPO, carry: dict[str, Any],
+                  recent: deque, generator: torch.Generator, env_steps: int, last: bool
+                  ) -> tuple[dict[str, Any], dict[str, float], tuple[float, float]]:
+        """Learn from the current rollout while the next one is collected (none after the
+        last update); returns the carry, the update's metrics and (collect_s, learn_s) of
+        the time each side ran."""
+        torch.set_num_threads(1)  # two sides, each on its own core
+        collect_s = 0.0
+        if not self.filled:  # the first rollout of the run has nobody to overlap with
+            start = time.perf_counter()
+            carry = _collect(env, agent, algo, self.current, self.generator, carry, recent,
+                             self.mirror)
+            collect_s = time.perf_counter() - start
+        job = None
+        if not last:
+            acting_agent, acting = _frozen(agent, algo)
+            acting.hold_noise = env_steps + self.steps >= self.action_std_from
+            self.spare.lagged = True
+            job = _Job(_collect, env, acting_agent, acting, self.spare, self.generator, carry,
+                       recent, self.mirror)
+        start = time.perf_counter()
+        metrics = algo.update(self.current, generator)
+        learn_s = time.perf_counter() - start
+        self.filled = job is not None
+        if job is not None:
+            carry, seconds = job.result()
+            collect_s += seconds
+            self.current, self.spare = self.spare, self.current
+        return carry, metrics, (collect_s, learn_s)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The collecting side's generator and the rollout waiting to be learned from."""
+        return {"generator": self.generator.get_state(),
+                "rollout": self.current.state_dict() if self.filled else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict()` result."""
+        self.generator.set_state(state["generator"])
+        self.filled = self.current.lagged = state["rollout"] is not None
+        if self.filled:
+            self.current.load_state_dict(state["rollout"])
+
+
+def _frozen(agent: Agent, algo: PPO) -> tuple[Agent, PPO]:
+    """Copies of the agent and PPO acting with the networks' present weights (the
+    normalizers stay shared: only collection updates them)."""
+    # a deep copy (a shallow one of a Module would share its submodule dict), but for the
+    # normalizers
+    shared = {id(norm): norm for norm in (agent.obs_norm, agent.priv_norm)}
+    acting_agent = copy.deepcopy(agent, memo=shared)
+    acting = copy.copy(algo)
+    acting.actor, acting.critic = acting_agent.actor, acting_agent.critic
+    return acting_agent, acting
+
+
+class _Job:
+    """`fn(*args)` on a thread of its own; `result()` waits for it and returns its value and
+    the seconds it ran (re-raising its exception)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._seconds = 0.0
+
+        def run() -> None:
+            start = time.perf_counter()
+            try:
+                self._value = fn(*args)
+            except BaseException as exc:  # handed to the waiting thread
+                self._error = exc
+            self._seconds = time.perf_counter() - start
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def result(self) -> tuple[Any, float]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value, self._seconds
 
 
 def _off_policy_iteration(env: Any, agent: Agent, algo: SAC | TD3, replay: SequenceReplay,
