@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 import yaml
+from pydantic import ValidationError
 
 from velora_robot.errors import ConfigError
 from velora_robot.rl import Recipe, checkpoint, load_recipe, train
@@ -25,7 +26,7 @@ def recipe(tmp_path, name, **changes) -> Recipe:
     }
     for key, value in changes.items():
         replace = not isinstance(value, dict) or (key == "algorithm" and "name" in value)
-        base[key] = value if replace else {**base[key], **value}
+        base[key] = value if replace else {**base.get(key, {}), **value}
     return Recipe.model_validate(base)
 
 
@@ -535,3 +536,48 @@ def test_action_std_holds_from_its_env_step_on(tmp_path):
     assert [held for _, held in logps] == [False, False, True]
     assert logps[0][0] != pytest.approx(math.log(0.1))
     assert logps[2][0] == pytest.approx(math.log(0.1))
+
+
+def test_the_randomization_curriculum_starts_nominal_and_widens_as_episodes_succeed(tmp_path):
+    from velora_robot.simulation.randomization import Randomization
+
+    full = Randomization(enabled=True)
+    nominal, half = full.narrowed(0.0), full.narrowed(0.5)
+    assert nominal.latency_s == (0.0, 0.0) and nominal.push_velocity == (0.0, 0.0)
+    assert nominal.friction == (0.7, 0.7) and nominal.obs_noise_scale == 0.0
+    assert half.mass_scale == pytest.approx((0.95, 1.05)) and full.narrowed(1.0) is full
+    from velora_robot.envs import SpotWalkTask
+
+    task = SpotWalkTask(1, randomization={"enabled": True})
+    task.set_randomization_level(0.0)
+    task.reset(0, seed=1)
+    draw = task.batch.draws[0]
+    assert draw.friction == 0.7 and draw.latency_steps == 0 and draw.payload_kg == 0.0
+    task.set_randomization_level(1.0)
+    task.reset(0, seed=1)
+    assert task.batch.draws[0].friction != 0.7
+
+    def run(folder, stop_after=None):
+        r = recipe(tmp_path / folder, "run",
+                   env={"kwargs": {"randomization": {"enabled": True}, "episode_s": 0.2}},
+                   curriculum={"start": 0.0, "step": 0.5, "window": 4},
+                   budget={"env_steps": 4 * 4 * 32})
+        train(r, progress=False, stop_after=stop_after)
+        if stop_after is not None:
+            train(r, resume=True, progress=False)
+        rows = [json.loads(line) for line in (r.run_dir / "metrics.jsonl").read_text()
+                .splitlines()]
+        return [row["randomization_level"] for row in rows], load_checkpoint(
+            r.run_dir / CHECKPOINT)
+
+    levels, straight = run("a")
+    assert levels[0] == 0.5 and levels[-1] == 1.0 and levels == sorted(levels)
+    resumed_levels, resumed = run("b", stop_after=1)
+    assert resumed_levels == levels
+    for key, value in straight["agent"].items():
+        assert torch.equal(value, resumed["agent"][key]), key
+
+
+def test_a_curriculum_on_an_env_without_randomization_is_refused(tmp_path):
+    with pytest.raises(ValidationError, match="randomization is off"):
+        recipe(tmp_path, "run", curriculum={"start": 0.0})

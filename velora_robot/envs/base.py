@@ -95,9 +95,8 @@ class VecTask:
         self.max_steps = round(self.config.episode_s / dt)
         self._resample_steps = max(1, round(self.config.command_resample_s / dt))
         self._push_steps = max(1, round(self.config.randomization.push_interval_s / dt))
-        rand = self.config.randomization
-        self._noise = (noise_widths(self.spec.n_joints, rand.obs_noise_scale)
-                       if rand.enabled and rand.obs_noise_scale > 0 else None)
+        self.randomization_level = np.array(1.0)  # the curriculum's (1: the full ranges)
+        self.set_randomization_level(1.0)
         self.rngs = [np.random.default_rng(i) for i in range(n)]
         self.command = np.zeros((n, len(self.spec.commands)))
         self.last_action = np.zeros((n, self.spec.n_joints))
@@ -151,7 +150,7 @@ class VecTask:
         actions = np.clip(actions, -1.0, 1.0)
         self.batch.step(self.io.targets(actions))
         self.steps += 1
-        rand = self.config.randomization
+        rand = self.randomization
         if rand.enabled:
             for i in np.nonzero(self.steps % self._push_steps == 0)[0]:
                 self.batch.push(i, self.rngs[i].uniform(*rand.push_velocity, size=2))
@@ -169,6 +168,16 @@ class VecTask:
         if self.config.only_positive_rewards:
             reward = np.maximum(reward, 0.0)
         return reward, terminated, truncated, terms
+
+    def set_randomization_level(self, level: float) -> None:
+        """Narrow the randomization (`Randomization.narrowed`): 0 the nominal robot, 1 the
+        configured ranges. Episodes drawn from then on use it; pushes and sensor noise at
+        once."""
+        self.randomization_level = np.array(float(level))
+        rand = self.randomization = self.config.randomization.narrowed(level)
+        self.batch.randomizer.config = rand
+        self._noise = (noise_widths(self.spec.n_joints, rand.obs_noise_scale)
+                       if rand.enabled and rand.obs_noise_scale > 0 else None)
 
     def observe(self) -> np.ndarray:
         """Actor observations (n, obs_dim), with sensor noise when randomization is on."""
@@ -211,6 +220,7 @@ class VecTask:
             setattr(self, key, value.copy())
         for rng, state in zip(self.rngs, saved["rngs"], strict=True):
             rng.bit_generator.state = state
+        self.set_randomization_level(float(self.randomization_level))
         self._measured = None
 
     # ------------------------------------------------------------- hooks

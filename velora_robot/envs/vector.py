@@ -133,6 +133,9 @@ def _worker(pipe: Any, env_id: str, kwargs: dict[str, Any], lo: int, hi: int,
             elif command == "set_state":
                 part.set_state(arg)
                 pipe.send(("ok", None))
+            elif command == "level":
+                part.task.set_randomization_level(arg)
+                pipe.send(("ok", None))
             else:
                 break
     except Exception as exc:  # report to the parent instead of dying silently
@@ -240,6 +243,13 @@ class BatchedEnv:
         self._local.set_state(saved[0])
         self._gather()
         return self.buffers.obs.copy()
+
+    def set_randomization_level(self, level: float) -> None:
+        """Narrow or widen every env's randomization (`VecTask.set_randomization_level`)."""
+        for pipe in self._pipes:
+            pipe.send(("level", level))
+        self._local.task.set_randomization_level(level)
+        self._gather()
 
     def close(self) -> None:
         """Stop the workers."""

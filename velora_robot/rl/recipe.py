@@ -186,6 +186,18 @@ class EvalSection(_Section):
     episodes: int = Field(default=10, ge=0)
 
 
+class CurriculumSection(_Section):
+    """Randomization that starts narrow and widens as the policy succeeds (velora_robot envs
+    with randomization on): the ranges start at `start` (0: the nominal robot, 1: the env's
+    full ranges; `Randomization.narrowed`) and widen by `step` each time at least `success`
+    of the last `window` episodes that ended ran to their time limit instead of falling."""
+
+    start: float = Field(default=0.0, ge=0, le=1)
+    step: float = Field(default=0.1, gt=0, le=1)
+    success: float = Field(default=0.8, gt=0, le=1)
+    window: int = Field(default=50, ge=1)
+
+
 class Recipe(_Section):
     """A whole training run."""
 
@@ -201,10 +213,26 @@ class Recipe(_Section):
     budget: BudgetSection
     logging: LoggingSection = LoggingSection()
     eval: EvalSection = EvalSection()
+    curriculum: CurriculumSection | None = None
     # A curriculum stage: the actor, critic and observation normalizer of an earlier run's
     # checkpoint start this run (same env dimensions and policy section); the optimizer,
     # counters and episodes start fresh. Unused on --resume.
     init_from: str | None = None
+
+    @model_validator(mode="after")
+    def _curriculum_needs_randomization(self) -> Recipe:
+        from velora_robot.envs import ENV_IDS
+
+        if self.curriculum is None:
+            return self
+        if self.env.id not in ENV_IDS:
+            raise ValueError("curriculum: widens a velora_robot env's randomization; "
+                             f"{self.env.id} is not one")
+        config = ENV_IDS[self.env.id].TASK.settings(self.env.kwargs, "env.kwargs")
+        if not config.randomization.enabled:
+            raise ValueError("curriculum: the env's randomization is off (set "
+                             "env.kwargs.randomization.enabled: true)")
+        return self
 
     @property
     def run_dir(self) -> Path:

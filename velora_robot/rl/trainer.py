@@ -29,7 +29,7 @@ from velora_robot.liquid import fused
 from velora_robot.rl import checkpoint
 from velora_robot.rl.agent import Agent
 from velora_robot.rl.ppo import PPO
-from velora_robot.rl.recipe import PPOSection, Recipe
+from velora_robot.rl.recipe import CurriculumSection, PPOSection, Recipe
 from velora_robot.rl.replay import SequenceReplay
 from velora_robot.rl.run_log import RunLog
 from velora_robot.rl.sac import SAC
@@ -201,10 +201,17 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                              agent.actor.state_size, mirrored=mirror is not None
                              ) if on_policy else None
     last = stop_after if stop_after is not None else total_updates
+    curriculum = outcomes = None
+    if recipe.curriculum is not None:
+        curriculum = _Curriculum(recipe.curriculum)
+        if ckpt is not None:
+            curriculum.load_state_dict(ckpt["curriculum"])
+        outcomes = curriculum.outcomes
+        env.set_randomization_level(curriculum.level)
     overlapped = None
     if on_policy and algo_cfg.overlap:
         overlapped = _Overlapped(storage, algo_cfg.action_std_from, n * t_steps, mirror,
-                                 recipe.seed)
+                                 recipe.seed, outcomes)
         if ckpt is not None:
             overlapped.load_state_dict(ckpt["overlap"])
     try:
@@ -219,7 +226,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
             elif on_policy:
                 algo.hold_noise = env_steps >= algo_cfg.action_std_from
                 torch.set_num_threads(1)
-                carry = _collect(env, agent, algo, storage, generator, carry, recent, mirror)
+                carry = _collect(env, agent, algo, storage, generator, carry, recent, mirror,
+                                 outcomes)
                 collected = time.perf_counter()
                 torch.set_num_threads(recipe.threads)
                 metrics = algo.update(storage, generator)
@@ -230,6 +238,9 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                     algo_cfg, recent)
             update += 1
             env_steps += n * t_steps
+            if curriculum is not None:
+                curriculum.after_update(env)
+                metrics = {**metrics, "randomization_level": curriculum.level}
             elapsed = time.perf_counter() - start
             wall += elapsed
             ret, length = episode_means(recent)
@@ -251,6 +262,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                     "wandb_id": log.wandb_id, "obs_dim": obs_dim, "act_dim": act_dim,
                     "priv_dim": priv_dim, "init": init,
                     "overlap": None if overlapped is None else overlapped.state_dict(),
+                    "curriculum": None if curriculum is None else curriculum.state_dict(),
                 }, run_dir / CHECKPOINT)
     finally:
         bar.close()
@@ -373,10 +385,11 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
 
 def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
              generator: torch.Generator, carry: dict[str, Any], recent: deque,
-             mirror: Mirror | None = None) -> dict[str, Any]:
+             mirror: Mirror | None = None, outcomes: deque | None = None) -> dict[str, Any]:
     """One rollout of `storage.steps` steps into `storage` (GAE included); with a mirror,
     each step's mirror image too (its observation, and the state of the actor run on the
-    mirrored observations)."""
+    mirrored observations). `outcomes` gets, per episode that ended, whether it ran to its
+    time limit."""
     gamma = algo.gamma
     storage.log_std.copy_(algo.noise_log_std().detach())
     obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
@@ -414,6 +427,8 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
             storage.values[t] = agent.critic(critic_in)
             storage.rewards[t], storage.dones[t] = reward, done.float()
             recent.extend(result.episodes)
+            if outcomes is not None:  # ended by the time limit (True) or by a fall
+                outcomes.extend(result.truncated[result.terminated | result.truncated])
             obs_np, priv_np, starts = result.obs, result.privileged, done
         last_in = agent.critic_input(agent.obs_norm(torch.from_numpy(obs_np).float()),
                                      torch.from_numpy(priv_np).float())
@@ -422,6 +437,34 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
     if mirror is not None:
         carry["h_mirror"] = h_mirror
     return carry
+
+
+class _Curriculum:
+    """A recipe's randomization curriculum: the level, and whether each episode that ended
+    since the level last changed ran to its time limit."""
+
+    def __init__(self, cfg: CurriculumSection) -> None:
+        self.cfg, self.level = cfg, cfg.start
+        self.outcomes: deque[bool] = deque(maxlen=cfg.window)
+
+    def after_update(self, env: Any) -> None:
+        """Widen the randomization when enough of the recent episodes succeeded."""
+        c = self.cfg
+        if (self.level < 1.0 and len(self.outcomes) == c.window
+                and sum(self.outcomes) >= c.success * c.window):
+            self.level = min(1.0, self.level + c.step)
+            env.set_randomization_level(self.level)
+            self.outcomes.clear()  # the next step needs evidence at this level
+
+    def state_dict(self) -> dict[str, Any]:
+        """The level and the outcomes seen at it."""
+        return {"level": self.level, "outcomes": [bool(x) for x in self.outcomes]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict()` result."""
+        self.level = state["level"]
+        self.outcomes.clear()
+        self.outcomes.extend(state["outcomes"])
 
 
 class _Overlapped:
@@ -433,7 +476,8 @@ class _Overlapped:
     not yet learned from is saved with the checkpoint, so resume stays exact."""
 
     def __init__(self, storage: RolloutStorage, action_std_from: int, steps: int,
-                 mirror: Mirror | None, seed: int) -> None:
+                 mirror: Mirror | None, seed: int, outcomes: deque | None) -> None:
+        self.outcomes = outcomes
         self.current = storage
         self.spare = RolloutStorage(storage.steps, storage.rewards.shape[1],
                                     storage.obs.shape[2], storage.critic_obs.shape[2],
@@ -454,7 +498,7 @@ class _Overlapped:
         if not self.filled:  # the first rollout of the run has nobody to overlap with
             start = time.perf_counter()
             carry = _collect(env, agent, algo, self.current, self.generator, carry, recent,
-                             self.mirror)
+                             self.mirror, self.outcomes)
             collect_s = time.perf_counter() - start
         job = None
         if not last:
@@ -462,7 +506,7 @@ class _Overlapped:
             acting.hold_noise = env_steps + self.steps >= self.action_std_from
             self.spare.lagged = True
             job = _Job(_collect, env, acting_agent, acting, self.spare, self.generator, carry,
-                       recent, self.mirror)
+                       recent, self.mirror, self.outcomes)
         start = time.perf_counter()
         metrics = algo.update(self.current, generator)
         learn_s = time.perf_counter() - start

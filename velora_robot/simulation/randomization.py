@@ -82,6 +82,27 @@ class Randomization(Settings):
         return self
 
 
+    def narrowed(self, level: float) -> Randomization:
+        """The ranges at curriculum `level`: 1 these, 0 each one's nominal end (no latency,
+        no push, no payload or CoM shift, unit scales, the middle of the friction range,
+        no sensor noise), linear in between."""
+        if level >= 1.0:
+            return self
+        level = max(level, 0.0)
+        changed: dict[str, object] = {"obs_noise_scale": self.obs_noise_scale * level}
+        for name, nominal in _NOMINAL.items():
+            lo, hi = getattr(self, name)
+            c = (lo + hi) / 2 if nominal is None else min(max(nominal, lo), hi)
+            changed[name] = (c - level * (c - lo), c + level * (hi - c))
+        return self.model_copy(update=changed)
+
+
+# Where each range narrows to at curriculum level 0 (None: its middle).
+_NOMINAL = {"friction": None, "mass_scale": 1.0, "payload_kg": 0.0, "com_shift_m": 0.0,
+            "motor_strength": 1.0, "kp_scale": 1.0, "kd_scale": 1.0, "latency_s": 0.0,
+            "sensor_latency_s": 0.0, "push_velocity": 0.0}
+
+
 @dataclass(frozen=True)
 class Draw:
     """One episode's randomized physical parameters."""
