@@ -123,7 +123,7 @@ def _many_worker(robot: str, n: int, seconds: float, threads: int, out: Any) -> 
         batch.step(io.targets(rng.uniform(-1, 1, (n, len(io.q0)))))
         count += n
     out.put({"robots": n, "build_s": built, "steps_per_s": count / (time.perf_counter() - start),
-             "memory_mb": rss_mb() - before})
+             "memory_mb": rss_mb() - before, "state_mb": batch.sim.state.nbytes / 1e6})
 
 
 def many_robots(robot: str = "spot", n: int = 1024, seconds: float = 4.0,
@@ -210,7 +210,8 @@ def table(result: dict[str, Any]) -> str:
                      f"{r['x_mjcf']:>8.2f}")
     m = result["many"]
     lines.append(f"\n{m['robots']} {m['robot']} robots in one process: built and reset in "
-                 f"{m['build_s']:.1f} s, {m['memory_mb']:.0f} MB, "
+                 f"{m['build_s']:.1f} s, peak memory +{m['memory_mb']:.1f} MB (state rows "
+                 f"{m['state_mb']:.1f} MB), "
                  f"{m['steps_per_s']:.0f} control steps/s (random actions, {m['threads']} "
                  "physics threads)")
     return "\n".join(lines)
