@@ -572,6 +572,12 @@ def test_the_randomization_curriculum_starts_nominal_and_widens_as_episodes_succ
 
     levels, straight = run("a")
     assert levels[0] == 0.5 and levels[-1] == 1.0 and levels == sorted(levels)
+    strict = recipe(tmp_path / "c", "run",
+                    env={"kwargs": {"randomization": {"enabled": True}, "episode_s": 0.2}},
+                    curriculum={"start": 0.0, "step": 0.5, "window": 4, "min_return": 1e9},
+                    budget={"env_steps": 4 * 4 * 32})
+    train(strict, progress=False)  # no episode returns that much: the ranges stay nominal
+    assert load_checkpoint(strict.run_dir / CHECKPOINT)["curriculum"]["level"] == 0.0
     resumed_levels, resumed = run("b", stop_after=1)
     assert resumed_levels == levels
     for key, value in straight["agent"].items():

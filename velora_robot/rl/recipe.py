@@ -190,9 +190,11 @@ class CurriculumSection(_Section):
     """Randomization that starts narrow and widens as the policy succeeds (velora_robot envs
     with randomization on): the ranges start at `start` (0: the nominal robot, 1: the env's
     full ranges; `Randomization.narrowed`) and widen by `step` each time at least `success`
-    of the last `window` episodes that ended ran to their time limit instead of falling."""
+    of the last `window` episodes that ended ran to their time limit, instead of falling,
+    with a return of at least `min_return` (standing still survives too)."""
 
     start: float = Field(default=0.0, ge=0, le=1)
+    min_return: float | None = None
     step: float = Field(default=0.1, gt=0, le=1)
     success: float = Field(default=0.8, gt=0, le=1)
     window: int = Field(default=50, ge=1)

@@ -3,7 +3,9 @@ updates, a progress line, metrics, atomic checkpoints and an exact `--resume`.
 
 A checkpoint holds everything the next update depends on: networks, normalizers, optimizer
 and learning rate, the sampling generator, the rollout's carried state (observations, actor
-state, episode flags) and, for velora_robot envs, the envs' full physics and task state. So
+state, episode flags), the randomization curriculum's level, the rollout collected but not
+yet learned from (physics and learning overlapped) and, for velora_robot envs, the envs'
+full physics and task state. So
 a run killed after a checkpoint and resumed makes the same updates as one never stopped.
 """
 
@@ -389,7 +391,7 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
     """One rollout of `storage.steps` steps into `storage` (GAE included); with a mirror,
     each step's mirror image too (its observation, and the state of the actor run on the
     mirrored observations). `outcomes` gets, per episode that ended, whether it ran to its
-    time limit."""
+    time limit and its return."""
     gamma = algo.gamma
     storage.log_std.copy_(algo.noise_log_std().detach())
     obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
@@ -427,8 +429,10 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
             storage.values[t] = agent.critic(critic_in)
             storage.rewards[t], storage.dones[t] = reward, done.float()
             recent.extend(result.episodes)
-            if outcomes is not None:  # ended by the time limit (True) or by a fall
-                outcomes.extend(result.truncated[result.terminated | result.truncated])
+            if outcomes is not None:  # (ran to the time limit, return) per ended episode
+                ended = result.truncated[result.terminated | result.truncated]
+                outcomes.extend(zip(ended.tolist(), (r for r, _ in result.episodes),
+                                    strict=True))
             obs_np, priv_np, starts = result.obs, result.privileged, done
         last_in = agent.critic_input(agent.obs_norm(torch.from_numpy(obs_np).float()),
                                      torch.from_numpy(priv_np).float())
@@ -440,31 +444,34 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
 
 
 class _Curriculum:
-    """A recipe's randomization curriculum: the level, and whether each episode that ended
-    since the level last changed ran to its time limit."""
+    """A recipe's randomization curriculum: the level, and each episode that ended since the
+    level last changed (whether it ran to its time limit, its return)."""
 
     def __init__(self, cfg: CurriculumSection) -> None:
         self.cfg, self.level = cfg, cfg.start
-        self.outcomes: deque[bool] = deque(maxlen=cfg.window)
+        self.outcomes: deque[tuple[bool, float]] = deque(maxlen=cfg.window)
 
     def after_update(self, env: Any) -> None:
-        """Widen the randomization when enough of the recent episodes succeeded."""
+        """Widen the randomization when enough of the recent episodes succeeded: ran to
+        their time limit with at least `min_return`."""
         c = self.cfg
-        if (self.level < 1.0 and len(self.outcomes) == c.window
-                and sum(self.outcomes) >= c.success * c.window):
-            self.level = min(1.0, self.level + c.step)
+        floor = -math.inf if c.min_return is None else c.min_return
+        wins = sum(full and ret >= floor for full, ret in self.outcomes)
+        if self.level < 1.0 and len(self.outcomes) == c.window and wins >= c.success * c.window:
+            self.level = min(1.0, round(self.level + c.step, 9))
             env.set_randomization_level(self.level)
             self.outcomes.clear()  # the next step needs evidence at this level
 
     def state_dict(self) -> dict[str, Any]:
         """The level and the outcomes seen at it."""
-        return {"level": self.level, "outcomes": [bool(x) for x in self.outcomes]}
+        return {"level": self.level,
+                "outcomes": [[bool(full), float(ret)] for full, ret in self.outcomes]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict()` result."""
         self.level = state["level"]
         self.outcomes.clear()
-        self.outcomes.extend(state["outcomes"])
+        self.outcomes.extend((full, ret) for full, ret in state["outcomes"])
 
 
 class _Overlapped:
