@@ -55,3 +55,27 @@ def test_the_demo_runs_a_shipped_controller_in_the_real_time_loop(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["final_mode"] in ("ramp", "policy") and summary["cycles"] >= 45
     assert summary["fault"] is None and "final mode" in run.stdout
+
+
+def test_a_killed_training_run_stops_like_ctrl_c_and_keeps_its_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: killed\nenv: {id: velora_robot/JointTrack-v0, n_envs: 4, n_workers: 2}\n"
+        "policy: {kind: liquid, n_neurons: 6}\n"
+        "algorithm: {steps_per_env: 32, chunk_len: 8, epochs: 1, minibatches: 1}\n"
+        f"budget: {{env_steps: 100000000}}\nlogging: {{dir: {tmp_path}, checkpoint_every: 1}}\n"
+        "eval: {episodes: 0}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "velora_robot.cli", "train", str(recipe)],
+                            stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert checkpoint.exists()

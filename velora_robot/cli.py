@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from velora_robot.config import check_writable
@@ -374,11 +376,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `velora-robot`; returns the exit status."""
     from velora_robot.hal.base import HardwareError
 
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # `kill` stops like Ctrl-C: env workers closed, temporary folders removed (the
+        # control loop installs its own handlers, which put the robot in damping)
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         args.func(args)
     except (UserError, ValueError, HardwareError) as exc:
