@@ -112,6 +112,8 @@ CASES = {
     # ------------------------------------------------------------------------ train
     "train: no such recipe": (lambda f: ["train", "nope.yaml"], "nope.yaml: cannot read"),
     "train: not YAML": (lambda f: ["train", str(f["not_yaml"])], "not valid YAML"),
+    "train: a policy file given as the recipe": (lambda f: ["train", str(JOINT_TRACK)],
+                                                 "not a YAML text file"),
     "train: lr inf": (lambda f: ["train", str(_recipe(f, {"algorithm.lr": float("inf")}))],
                       "field 'algorithm.lr'"),
     "train: lr nan": (lambda f: ["train", str(_recipe(f, {"algorithm.lr": float("nan")}))],
@@ -156,6 +158,17 @@ CASES = {
         f, {"init_from": "gone.pt"}))], "field 'init_from': no checkpoint at gone.pt"),
     "train: init_from a crafted checkpoint": (lambda f: ["train", str(_recipe(
         f, {"init_from": str(f["crafted"])}))], "refused: it holds Python objects"),
+    "train: a teacher file that is not there": (lambda f: ["train", str(_recipe(
+        f, {"algorithm.teacher": "gone.onnx", "algorithm.teacher_until": 32}))],
+        "field 'algorithm.teacher': no policy file at gone.onnx"),
+    "train: a teacher of another robot": (lambda f: ["train", str(_recipe(
+        f, {"algorithm.teacher": str(ROOT / "models" / "spot_walk.onnx"),
+            "algorithm.teacher_until": 32}))], "maps 47 observations to 12 actions"),
+    "train: a teacher that is an MLP": (lambda f: ["train", str(_recipe(
+        f, {"algorithm.teacher": str(ROOT / "models" / "spot_walk_mlp.onnx"),
+            "algorithm.teacher_until": 32}))], "not a liquid policy graph"),
+    "train: a teacher without teacher_until": (lambda f: ["train", str(_recipe(
+        f, {"algorithm.teacher": str(JOINT_TRACK)}))], "a teacher needs teacher_until"),
     "train: run folder under a file": (lambda f: ["train", str(_recipe(
         f, {"logging.dir": str(f["tmp"] / "a_file")}))], "field 'logging.dir'"),
     # ----------------------------------------------------------------------- export

@@ -2,6 +2,7 @@
 from the exported file alone."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 from velora_robot.explain.network import LiquidNet
 from velora_robot.export import export
-from velora_robot.runtime import load_policy
+from velora_robot.runtime import load_card, load_policy
 
 from .helpers import tiny_joint_track_run
 
@@ -33,9 +34,12 @@ def test_the_network_read_from_onnx_or_npz_is_the_exported_policy(tmp_path, npd)
 
 
 def test_explain_writes_a_report_on_the_shipped_one_joint_controller(tmp_path):
+    for suffix in ("", ".json"):  # a copy: --write-card changes the card
+        shutil.copy(f"models/joint_track.onnx{suffix}", tmp_path / f"jt.onnx{suffix}")
     run = subprocess.run([sys.executable, "-m", "velora_robot.cli", "explain",
-                          "models/joint_track.onnx", "--out", str(tmp_path / "r"),
-                          "--seconds", "5"], capture_output=True, text=True, timeout=600)
+                          str(tmp_path / "jt.onnx"), "--out", str(tmp_path / "r"),
+                          "--seconds", "5", "--write-card"], capture_output=True, text=True,
+                         timeout=600)
     assert run.returncode == 0, run.stderr
     assert "neurons carry" in run.stdout and "index.html" in run.stdout
     report = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -60,6 +64,19 @@ def test_explain_writes_a_report_on_the_shipped_one_joint_controller(tmp_path):
     assert report["robustness"]["trust_envelope"] == [
         name for name, r in rows.items() if r["passed"]]
     assert report["fairness"]["pairs"] == []  # the rig has no commands to mirror
+    # the envelope it passed, in its card for `run`: latency and sensor noise out to the
+    # last condition passed before one failed; no commands on the rig
+    trust = load_card(tmp_path / "jt.onnx.json").trust
+    assert trust.commands == {} and set(trust.axes) == {"latency_s", "obs_noise_scale"}
+    for axis, (lo, hi) in trust.axes.items():
+        expected = 0.0
+        for value, passed in sorted((r["value"], r["passed"]) for r in rows.values()
+                                    if r.get("axis") == axis):
+            if not passed:
+                break
+            expected = value
+        assert (lo, hi) == (0.0, expected)
+    assert [c.condition for c in trust.conditions] == list(rows)
     page = (tmp_path / "r" / "index.html").read_text()
     import matplotlib.image
 

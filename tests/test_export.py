@@ -155,3 +155,21 @@ def test_the_card_says_how_much_of_the_action_the_neurons_carry(trained, tmp_pat
     bare = tiny_joint_track_run(tmp_path, seed=1, neurons_per_dof=1, eval_episodes=0,
                                 residual=False)
     assert load_card(export(bare, "onnx")["card"]).network.neuron_share.overall == 1.0
+
+
+def test_a_linear_policy_exports_as_one_affine_map_of_the_normalized_observation(tmp_path):
+    ckpt = tiny_joint_track_run(tmp_path, seed=2, neurons_per_dof=1, eval_episodes=0,
+                                kind="linear")
+    files = export(ckpt, "onnx")
+    card = load_card(card_path(files["policy"]))
+    _, agent = load_agent(load_checkpoint(ckpt))
+    (layer,) = agent.actor.net
+    assert card.network.kind == "linear"
+    assert card.network.trainable_parameters == layer.weight.numel() + layer.bias.numel() + 1
+    runner = OnnxPolicy(files["policy"])
+    rng = np.random.default_rng(0)
+    for obs in rng.normal(size=(20, layer.in_features)).astype(np.float32):
+        with torch.no_grad():
+            x = agent.obs_norm(torch.as_tensor(obs))
+            expected = (layer.weight @ x + layer.bias).clamp(-1, 1).numpy()
+        np.testing.assert_allclose(runner(obs), expected, atol=1e-5, rtol=0)

@@ -187,3 +187,33 @@ def test_velora_robot_run_prints_a_status_line_and_a_summary(policy, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "POLICY" in run.stderr and "late p99" in run.stderr  # status line (not a tty)
     assert "final mode policy" in run.stdout and (tmp_path / "summary.json").exists()
+
+
+def test_run_warns_when_asked_beyond_the_envelope_the_card_was_verified_in(policy, tmp_path,
+                                                                            capsys):
+    from velora_robot.runtime.card import Trust, card_path, load_card
+
+    summary = deploy(write_launch(tmp_path, policy, loop={"duration_s": 0.1}))
+    assert summary["trust_warnings"] == [
+        "its card carries no verified envelope (measure one with `velora-robot explain "
+        "POLICY --write-card`)"]
+    verified = tmp_path / "verified.onnx"
+    verified.write_bytes(Path(policy).read_bytes())
+    card = load_card(card_path(policy))
+    card.trust = Trust(verified_by="a test", error_limit=0.1,
+                       axes={"latency_s": (0.0, 0.04), "obs_noise_scale": (0.0, 2.0)},
+                       commands={"target_pos": (-0.5, 0.5)}, conditions=[])
+    card_path(verified).write_text(card.to_json())
+    inside = {"enabled": True, "latency_s": (0.0, 0.02), "obs_noise_scale": 1.0}
+    summary = deploy(write_launch(tmp_path, verified, loop={"duration_s": 0.1},
+                                  hardware={"sim": {"randomization": inside}}))
+    assert summary["trust_warnings"] == []
+    beyond = {"enabled": True, "latency_s": (0.0, 0.06), "obs_noise_scale": 1.0}
+    summary = deploy(write_launch(tmp_path, verified, loop={"duration_s": 0.1},
+                                  command={"target_pos": 0.8},
+                                  hardware={"sim": {"randomization": beyond}}))
+    assert summary["trust_warnings"] == [
+        "command target_pos 0.8 is outside the verified -0.5..0.5",
+        "simulated latency_s 0..0.06 reaches outside the verified 0..0.04"]
+    assert "WARNING, outside what this policy was verified in: command target_pos" in \
+        capsys.readouterr().out

@@ -4,6 +4,8 @@ import json
 import math
 import os
 
+import gymnasium
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -587,3 +589,36 @@ def test_the_randomization_curriculum_starts_nominal_and_widens_as_episodes_succ
 def test_a_curriculum_on_an_env_without_randomization_is_refused(tmp_path):
     with pytest.raises(ValidationError, match="randomization is off"):
         recipe(tmp_path, "run", curriculum={"start": 0.0})
+
+
+def test_a_student_without_a_bypass_learns_to_act_as_its_teacher_then_ppo_takes_over(
+        tmp_path):
+    teacher = "models/joint_track.onnx"  # 8 neurons and a linear bypass
+    r = recipe(tmp_path, "student", env={"n_envs": 8, "n_workers": 1},
+               policy={"n_neurons": 8, "residual": False},
+               algorithm={"lr": 3e-3, "action_std": 0.1, "teacher": teacher,
+                          "teacher_until": 8 * 32 * 120, "epochs": 5, "minibatches": 4},
+               budget={"env_steps": 8 * 32 * 124}, logging={"checkpoint_every": 100})
+    train(r, progress=False)
+    rows = [json.loads(line) for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["imitating"] for row in rows] == [1] * 120 + [0] * 4
+    imitation = [row["policy_loss"] for row in rows[:120]]
+    assert max(imitation[-5:]) < 0.05 * imitation[0]
+
+    # its motor neurons alone now act as the teacher's neurons and bypass together
+    from velora_robot.export import export
+    from velora_robot.runtime import OnnxPolicy, load_card
+    from velora_robot.runtime.card import card_path
+
+    files = export(r.run_dir / CHECKPOINT, "onnx")
+    card = load_card(card_path(files["policy"]))
+    assert card.training.teacher.policy == teacher and card.training.teacher.env_steps > 0
+    student, master = OnnxPolicy(files["policy"]), OnnxPolicy(teacher)
+    env = gymnasium.make("velora_robot/JointTrack-v0")
+    obs, _ = env.reset(seed=0)
+    gaps = []
+    for _ in range(500):
+        action, expected = student(obs), master(obs)
+        gaps.append(float(np.abs(action - expected).max()))
+        obs, *_ = env.step(action)
+    assert np.mean(gaps) < 0.1 and np.median(gaps) < 0.05

@@ -208,7 +208,8 @@ def cmd_explain(args: argparse.Namespace) -> None:
     check_writable(out, "--out", folder=True)
     if args.baseline is not None and not args.baseline.is_file():
         raise UserError(f"--baseline: no policy file at {args.baseline}")
-    report = explain(args.model, out, seconds=args.seconds, baseline=args.baseline)
+    report = explain(args.model, out, seconds=args.seconds, baseline=args.baseline,
+                     write_card=args.write_card)
     print("\n".join(summary_lines(report)))
     print(f"report: {out / 'index.html'} ({report['elapsed_s']:.0f} s)")
 
@@ -344,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--baseline", type=Path, default=None,
                     help="another policy of the same env (e.g. the MLP): its behaviour "
                          "measured the same way, side by side")
+    ex.add_argument("--write-card", action="store_true",
+                    help="write the envelope it was verified in into its model card "
+                         "(`trust`), so that `run` warns outside it")
     ex.set_defaults(func=cmd_explain)
     run = sub.add_parser("run", help="run a policy on a robot from a launch file")
     run.add_argument("launch", type=Path, help="deploy launch file (see launch/*_sim.yaml)")

@@ -78,6 +78,9 @@ def read_file(path: str | Path) -> Any:
         return decode(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a {kind} text file (binary data at byte {exc.start}); "
+                          "was another file meant?") from None
     except error as exc:
         raise ConfigError(f"{path}: not valid {kind}: {exc}") from None
 

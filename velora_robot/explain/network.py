@@ -81,7 +81,7 @@ class LiquidNet:
         init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in graph.initializer}
         if "u0_index" not in init:
             raise ConfigError(f"{path}: not a liquid policy graph (an MLP, or exported by "
-                              "another tool): explain needs a liquid controller")
+                              "another tool): only a liquid controller can be read as neurons")
         unfolds = sum(1 for name in init if name.endswith("_index") and name[1:-6].isdigit())
         arrays: dict[str, np.ndarray] = {}
         for prefix, tag in (("s_", "sensory"), ("", "u0")):

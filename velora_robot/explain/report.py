@@ -26,8 +26,15 @@ import numpy as np
 
 from velora_robot.errors import ConfigError
 from velora_robot.explain.network import BlackBox, LiquidNet
-from velora_robot.explain.robustness import fairness, robustness
-from velora_robot.explain.walk import Walk, neuron_share, nominal_env, walk
+from velora_robot.explain.robustness import envelope, fairness, robustness
+from velora_robot.explain.walk import (
+    FORWARD,
+    Walk,
+    commands_of,
+    neuron_share,
+    nominal_env,
+    walk,
+)
 from velora_robot.liquid.wiring import NCPWiring
 
 PHASE_BINS = 20
@@ -124,10 +131,12 @@ def attributions(net: LiquidNet, x: np.ndarray, rng: np.random.Generator) -> dic
 
 
 def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
-            episodes: int = 3, baseline: str | Path | None = None) -> dict[str, Any]:
+            episodes: int = 3, baseline: str | Path | None = None,
+            write_card: bool = False) -> dict[str, Any]:
     """Measure the controller at `model` and write the report into `out` (`episodes` walks
     per robustness condition); with a `baseline` (any exported policy of the same env,
-    e.g. the MLP), its behaviour is measured the same way beside it."""
+    e.g. the MLP), its behaviour is measured the same way beside it. `write_card` puts the
+    envelope it was verified in into its model card (`trust`), for `run` to warn outside."""
     from velora_robot.runtime.card import card_path, load_card
 
     started = time.perf_counter()
@@ -184,6 +193,14 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
         "robustness": robustness(net, card, episodes=episodes, seconds=min(seconds, 10.0)),
         "fairness": fairness(net, card, seconds=min(seconds, 10.0)),
     }
+    report["trust"] = envelope(report["robustness"], report["fairness"],
+                               {"vx": FORWARD} if "vx" in commands_of(card) else None)
+    if write_card:
+        from velora_robot.runtime.card import Trust
+
+        card.trust = Trust(verified_by=f"velora-robot explain {model.name} --seconds "
+                           f"{seconds:g}: {episodes} walks per condition", **report["trust"])
+        card_path(model).write_text(card.to_json() + "\n")
     if baseline is not None:
         report["baseline"] = _baseline(Path(baseline), card, seconds, episodes)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,11 @@ network (explain/network.py).
   walks each: falls and mean error.
 - Fairness: a controller must not favour a side: paired commands (forward/backward,
   left/right sidestep, left/right turn) and each leg's share of the effort (Gini).
-- Trust: the conditions it passed (no fall, error at most twice nominal plus 0.05), the
-  envelope it was verified in.
+- Trust: the conditions it passed (no fall, error at most twice nominal plus 0.05), and
+  from them the envelope it was verified in: along each axis (friction, payload, latency,
+  sensor noise, pushes) the range from nominal out to the last condition passed, and each
+  command's range over the commands it walked without a fall. `velora-robot explain
+  --write-card` puts it into the model card, and `run` warns outside it.
 """
 
 from __future__ import annotations
@@ -18,23 +21,28 @@ from typing import Any
 import numpy as np
 
 from velora_robot.explain.network import BlackBox, LiquidNet
-from velora_robot.explain.walk import FORWARD, commands_of, make_env, walk
+from velora_robot.explain.walk import FORWARD, NOMINAL, commands_of, make_env, walk
 
-# (name, randomization entries): walkers get all, other tasks those without "robot" physics.
-CONDITIONS: list[tuple[str, dict[str, Any], bool]] = [
-    ("friction 0.3", {"friction": (0.3, 0.3)}, True),
-    ("friction 0.5", {"friction": (0.5, 0.5)}, True),
-    ("friction 1.2", {"friction": (1.2, 1.2)}, True),
-    ("payload +3 kg", {"payload_kg": (3.0, 3.0)}, True),
-    ("payload +6 kg", {"payload_kg": (6.0, 6.0)}, True),
-    ("actuation latency 20 ms", {"latency_s": (0.02, 0.02)}, False),
-    ("actuation latency 40 ms", {"latency_s": (0.04, 0.04)}, False),
-    ("actuation latency 60 ms", {"latency_s": (0.06, 0.06)}, False),
-    ("sensor noise x1", {"obs_noise_scale": 1.0}, False),
-    ("sensor noise x2", {"obs_noise_scale": 2.0}, False),
-    ("sensor noise x4", {"obs_noise_scale": 4.0}, False),
-    ("pushes 1 m/s every 4 s", {"push_velocity": (-1.0, 1.0), "push_interval_s": 4.0}, True),
+# (name, randomization entries, robot physics only, (axis, value)): walkers get all, other
+# tasks those without robot physics. The axis and value place the condition in the envelope.
+CONDITIONS: list[tuple[str, dict[str, Any], bool, tuple[str, float]]] = [
+    ("friction 0.3", {"friction": (0.3, 0.3)}, True, ("friction", 0.3)),
+    ("friction 0.5", {"friction": (0.5, 0.5)}, True, ("friction", 0.5)),
+    ("friction 1.2", {"friction": (1.2, 1.2)}, True, ("friction", 1.2)),
+    ("payload +3 kg", {"payload_kg": (3.0, 3.0)}, True, ("payload_kg", 3.0)),
+    ("payload +6 kg", {"payload_kg": (6.0, 6.0)}, True, ("payload_kg", 6.0)),
+    ("actuation latency 20 ms", {"latency_s": (0.02, 0.02)}, False, ("latency_s", 0.02)),
+    ("actuation latency 40 ms", {"latency_s": (0.04, 0.04)}, False, ("latency_s", 0.04)),
+    ("actuation latency 60 ms", {"latency_s": (0.06, 0.06)}, False, ("latency_s", 0.06)),
+    ("sensor noise x1", {"obs_noise_scale": 1.0}, False, ("obs_noise_scale", 1.0)),
+    ("sensor noise x2", {"obs_noise_scale": 2.0}, False, ("obs_noise_scale", 2.0)),
+    ("sensor noise x4", {"obs_noise_scale": 4.0}, False, ("obs_noise_scale", 4.0)),
+    ("pushes 1 m/s every 4 s", {"push_velocity": (-1.0, 1.0), "push_interval_s": 4.0}, True,
+     ("push_velocity", 1.0)),
 ]
+# Each axis's value in the nominal walk (explain/walk.py NOMINAL).
+NOMINAL_AXES = {"friction": NOMINAL["friction"][0], "payload_kg": 0.0, "latency_s": 0.0,
+                "obs_noise_scale": 0.0, "push_velocity": 0.0}
 NETWORK_NOISE = (0.01, 0.05, 0.1)  # relative, on every parameter
 PAIRS = (("forward", "backward", "vx", FORWARD), ("left", "right", "vy", 0.3),
          ("turn left", "turn right", "yaw_rate", 0.5))
@@ -76,9 +84,9 @@ def robustness(net: LiquidNet | BlackBox, card: Any, episodes: int = 3, seconds:
     ours = card.training.env in ENV_IDS  # other gymnasium envs have no conditions to set
     command = {"vx": FORWARD} if walker else None
     rows = [{"condition": "nominal", **_walks(net, card, command, {}, episodes, seconds)}]
-    for name, condition, robot_only in CONDITIONS:
+    for name, condition, robot_only, (axis, value) in CONDITIONS:
         if ours and (walker or not robot_only):
-            rows.append({"condition": name,
+            rows.append({"condition": name, "axis": axis, "value": value,
                          **_walks(net, card, command, condition, episodes, seconds)})
     for scale in NETWORK_NOISE if isinstance(net, LiquidNet) else ():
         rows.append({"condition": f"network parameters +-{scale:.0%}",
@@ -131,3 +139,46 @@ def fairness(net: LiquidNet | BlackBox, card: Any, seconds: float = 10.0) -> dic
         per_leg = {leg: float(forward[ids].sum()) for leg, ids in legs.items()}
         effort = {"per_leg_nm": per_leg, "gini": gini(np.array(list(per_leg.values())))}
     return {"seconds": seconds, "pairs": pairs, "leg_effort": effort}
+
+
+def envelope(rob: dict[str, Any], fair: dict[str, Any], command: dict[str, float] | None
+             ) -> dict[str, Any]:
+    """The envelope a controller was verified in (the model card's `trust`): each axis's
+    range from its nominal value out to the last condition passed before one failed (the
+    nominal point alone if the nearest failed), and each command's range over the
+    commands walked without a fall and within the error limit (0 included: standing is
+    asked at every start)."""
+    if rob["rows"][0]["falls"]:
+        return {"error_limit": rob["error_limit"], "axes": {}, "commands": {},
+                "conditions": _conditions(rob)}
+    axes: dict[str, list[float]] = {}
+    for axis, nominal in NOMINAL_AXES.items():
+        tested = sorted((r["value"], r["passed"]) for r in rob["rows"] if r.get("axis") == axis)
+        if not tested:
+            continue
+        lo = hi = nominal
+        for value, passed in (t for t in tested if t[0] > nominal):
+            if not passed:
+                break
+            hi = value
+        for value, passed in (t for t in reversed(tested) if t[0] < nominal):
+            if not passed:
+                break
+            lo = value
+        axes[axis] = [lo, hi]
+    walked: dict[str, list[float]] = {name: [0.0] for name in (command or {})}
+    for name, value in (command or {}).items():
+        walked[name].append(value)
+    for pair in fair["pairs"]:
+        for sign, result in zip((1.0, -1.0), pair["results"], strict=True):
+            error = result["error_mean"]
+            if not result["fell"] and (error is None or error <= rob["error_limit"]):
+                walked.setdefault(pair["command"], [0.0]).append(sign * pair["value"])
+    return {"error_limit": rob["error_limit"], "axes": axes,
+            "commands": {k: [min(v), max(v)] for k, v in walked.items()},
+            "conditions": _conditions(rob)}
+
+
+def _conditions(rob: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{k: r[k] for k in ("condition", "passed", "falls", "episodes", "error_mean")}
+            for r in rob["rows"]]

@@ -192,6 +192,8 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
                "return_mean_last_100": episode_means(ckpt["recent_episodes"])[0]}
     if ckpt.get("init"):  # a curriculum stage: the earlier stages' steps and time
         summary["init_from"] = ckpt["init"]
+    if ckpt.get("teacher"):  # distilled: the policy it imitated and that one's training
+        summary["teacher"] = ckpt["teacher"]
     eval_path = checkpoint.parent / "eval.json"
     if eval_path.exists():
         summary["eval"] = json.loads(eval_path.read_text())

@@ -29,7 +29,8 @@ class Agent(nn.Module):
                 residual=policy.residual, ode_unfolds=policy.ode_unfolds,
                 compiled=policy.compiled, init_log_std=policy.init_log_std)
         else:
-            self.actor = MLPActor(obs_dim, act_dim, hidden=policy.hidden,
+            hidden = [] if policy.kind == "linear" else policy.hidden
+            self.actor = MLPActor(obs_dim, act_dim, hidden=hidden,
                                   init_log_std=policy.init_log_std)
         self.critic = MLPCritic(obs_dim + self.priv_dim, policy.critic_hidden) if critic \
             else None

@@ -50,7 +50,8 @@ def mlp(sizes: list[int], activation: type[nn.Module] = nn.ELU) -> nn.Sequential
 
 
 class MLPActor(nn.Module):
-    """Feed-forward baseline with the same interface (an empty state)."""
+    """Feed-forward baseline with the same interface (an empty state); no hidden layers
+    make it a linear policy."""
 
     recurrent = False
     state_size = 0
@@ -58,7 +59,7 @@ class MLPActor(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, *, hidden: list[int] | None = None,
                  init_log_std: float = -0.5) -> None:
         super().__init__()
-        self.net = mlp([obs_dim, *(hidden or [64, 64]), act_dim])
+        self.net = mlp([obs_dim, *([64, 64] if hidden is None else hidden), act_dim])
         self.log_std = nn.Parameter(torch.full((act_dim,), init_log_std))
 
     def forward(self, obs: Tensor, h: Tensor | None = None, resets: Tensor | None = None,

@@ -7,7 +7,9 @@ outside that range stops exploring (every sample is clipped to the same action),
 optional bound loss (`bound_coef`, as rl_games' `bounds_loss`) pulls means back inside.
 Recurrent actors are trained by truncated backpropagation through time over chunks of
 `chunk_len` steps that start from the state the rollout had, with the state reset where
-episodes began.
+episodes began. While `imitating` (distillation, rl/teacher.py) the policy's loss is the
+squared distance of its mean from the teacher's action instead of the surrogate, at a
+fixed learning rate (the KL then measures imitation, not a trust region).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class PPO:
         self.fixed_log_std = (None if action_std is None else
                               torch.full_like(actor.log_std, math.log(action_std)))
         self.hold_noise = True  # False: the learned noise for now (see `action_std_from`)
+        self.imitating = False  # True: learn the teacher's actions (storage.teacher)
         # Mirror symmetry (rl/symmetry.py): the mean on each chunk's mirror image should be
         # the mirror image of the mean; a squared-error loss, weighted by `symmetry_coef`.
         self.mirror, self.symmetry_coef = mirror, symmetry_coef
@@ -90,7 +93,8 @@ class PPO:
                 logp = gaussian_log_prob(mb["actions"], mean, log_std)
                 entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum()
                 kl = _gaussian_kl(mb["mean"], old_log_std, mean, log_std).mean()
-                self._adapt_lr(kl.item())
+                if not self.imitating:
+                    self._adapt_lr(kl.item())
 
                 advantages = mb["advantages"]
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -107,7 +111,10 @@ class PPO:
                                        (clipped - mb["returns"]) ** 2)
                 # Means beyond the action range: squared excess, summed over joints.
                 bound = (torch.relu(mean.abs() - 1.0) ** 2).sum(-1).mean()
-                loss = (surrogate.mean() + self.value_coef * value_loss.mean()
+                policy_loss = surrogate.mean()
+                if self.imitating:  # squared error to the teacher's action, summed over joints
+                    policy_loss = ((mean - mb["teacher"]) ** 2).sum(-1).mean()
+                loss = (policy_loss + self.value_coef * value_loss.mean()
                         - self.entropy_coef * entropy + self.bound_coef * bound)
                 if self.mirror is not None:
                     image, _ = self.actor(mb["obs_mirror"], mb["h0_mirror"],
@@ -121,7 +128,7 @@ class PPO:
                 nn.utils.clip_grad_norm_([*self.actor.parameters(), *self.critic.parameters()],
                                          self.max_grad_norm)
                 self.optimizer.step()
-                for name, value in (("policy_loss", surrogate.mean()),
+                for name, value in (("policy_loss", policy_loss),
                                     ("value_loss", value_loss.mean()), ("entropy", entropy),
                                     ("kl", kl)):
                     totals[name] += float(value.detach())

@@ -58,9 +58,10 @@ class EnvSection(_Section):
 
 
 class PolicySection(_Section):
-    """The actor (liquid LTC-NCP or MLP baseline) and the critic."""
+    """The actor (liquid LTC-NCP, or an MLP or linear baseline) and the critic. `linear`
+    is one affine map from observation to action: the liquid actor's bypass alone."""
 
-    kind: Literal["liquid", "mlp"] = "liquid"
+    kind: Literal["liquid", "mlp", "linear"] = "liquid"
     n_neurons: int | None = Field(default=None, ge=2)
     neurons_per_dof: Literal[1, 2] = 1
     wiring_seed: int = Field(default=0, ge=0)
@@ -106,12 +107,23 @@ class PPOSection(_Section):
     # the policy acting is then one update behind the one learning, which PPO's ratio of
     # probabilities accounts for.
     overlap: bool = False
+    # Distillation (rl/teacher.py): until `teacher_until` env steps the actor learns to act
+    # as this exported liquid policy (.onnx or kernel .npz) does on the states the actor
+    # visits itself (DAgger), the critic learns values as usual; PPO takes over after.
+    teacher: str | None = None
+    teacher_until: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _chunks(self) -> PPOSection:
         if self.steps_per_env % self.chunk_len:
             raise ValueError(f"steps_per_env ({self.steps_per_env}) must be a multiple of "
                              f"chunk_len ({self.chunk_len})")
+        if self.teacher is not None and not self.teacher_until:
+            raise ValueError("a teacher needs teacher_until: the env step until which the "
+                             "actor imitates it")
+        if self.teacher is not None and self.overlap:
+            raise ValueError("teacher and overlap cannot be combined (the teacher labels "
+                             "each rollout as it is collected); drop one")
         return self
 
 

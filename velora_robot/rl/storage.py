@@ -19,7 +19,7 @@ class RolloutStorage:
     MIRRORED = ("obs", "hidden")
 
     def __init__(self, steps: int, n_envs: int, obs_dim: int, critic_dim: int, act_dim: int,
-                 state_size: int, mirrored: bool = False) -> None:
+                 state_size: int, mirrored: bool = False, taught: bool = False) -> None:
         t, n = steps, n_envs
         self.obs = torch.zeros(t, n, obs_dim)
         self.critic_obs = torch.zeros(t, n, critic_dim)
@@ -37,6 +37,8 @@ class RolloutStorage:
         self.lagged = False  # acted by a policy older than the one learning from it
         self.steps = steps
         self.mirrored = mirrored
+        if taught:  # the teacher's action at each step (distillation, rl/teacher.py)
+            self.teacher = torch.zeros(t, n, act_dim)
         if mirrored:  # obs_mirror, hidden_mirror, ...: the same steps' mirror images
             for name in self.MIRRORED:
                 setattr(self, f"{name}_mirror", torch.zeros_like(getattr(self, name)))
@@ -67,7 +69,8 @@ class RolloutStorage:
     def sequences(self, chunk_len: int) -> dict[str, Tensor]:
         """Each env's rollout cut into chunks, (N * T / chunk_len, chunk_len, ...) per
         tensor; `h0` is the stored actor state at each chunk's first step. A mirrored
-        storage adds each chunk's mirror image as `obs_mirror` and `h0_mirror`."""
+        storage adds each chunk's mirror image as `obs_mirror` and `h0_mirror`; a taught
+        one the teacher's actions as `teacher`."""
         n = self.obs.shape[1]
         k = self.steps // chunk_len
 
@@ -82,6 +85,8 @@ class RolloutStorage:
         if self.mirrored:
             data["obs_mirror"] = seq(self.obs_mirror)
             data["h0_mirror"] = seq(self.hidden_mirror)[:, 0]
+        if hasattr(self, "teacher"):
+            data["teacher"] = seq(self.teacher)
         return data
 
     def chunks(self, chunk_len: int, minibatches: int, generator: torch.Generator,

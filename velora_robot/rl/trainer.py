@@ -38,6 +38,7 @@ from velora_robot.rl.sac import SAC
 from velora_robot.rl.storage import RolloutStorage
 from velora_robot.rl.symmetry import Mirror
 from velora_robot.rl.td3 import TD3
+from velora_robot.rl.teacher import Teacher
 from velora_robot.rl.vec_env import make_vec_env
 
 CHECKPOINT = "checkpoint.pt"
@@ -161,6 +162,9 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     agent = Agent(recipe.policy, obs_dim, act_dim, priv_dim if on_policy else 0,
                   squash=not on_policy, critic=on_policy)
     algo = _algorithm(recipe, agent, obs_dim, act_dim, mirror)
+    teacher = Teacher(algo_cfg.teacher, obs_dim, act_dim, env_cfg.id,
+                      f"recipe {recipe.name!r}: field 'algorithm.teacher'"
+                      ) if on_policy and algo_cfg.teacher is not None else None
     replay = None if on_policy else SequenceReplay(
         n, max(algo_cfg.burn_in + algo_cfg.seq_len, algo_cfg.buffer_size // n), obs_dim,
         act_dim, agent.actor.state_size)
@@ -169,6 +173,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
              "starts": torch.ones(n, dtype=torch.bool)}
     if mirror is not None:  # the mirrored stream's actor state
         carry["h_mirror"] = torch.zeros(n, agent.actor.state_size)
+    if teacher is not None:
+        carry["h_teacher"] = teacher.initial_state(n)
     recent: deque[tuple[float, int]] = deque(maxlen=100)  # (return, length) of episodes
     update, env_steps, wall = 0, 0, 0.0
     wandb_id = init = None
@@ -200,8 +206,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                     compiling=recipe.policy.kind == "liquid" and not fused.built())
     bar.start()
     storage = RolloutStorage(t_steps, n, obs_dim, obs_dim + agent.priv_dim, act_dim,
-                             agent.actor.state_size, mirrored=mirror is not None
-                             ) if on_policy else None
+                             agent.actor.state_size, mirrored=mirror is not None,
+                             taught=teacher is not None) if on_policy else None
     last = stop_after if stop_after is not None else total_updates
     curriculum = outcomes = None
     if recipe.curriculum is not None:
@@ -227,9 +233,10 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                     last=update + 1 >= total_updates)  # a planned stop is as if killed
             elif on_policy:
                 algo.hold_noise = env_steps >= algo_cfg.action_std_from
+                algo.imitating = teacher is not None and env_steps < algo_cfg.teacher_until
                 torch.set_num_threads(1)
                 carry = _collect(env, agent, algo, storage, generator, carry, recent, mirror,
-                                 outcomes)
+                                 outcomes, teacher if algo.imitating else None)
                 collected = time.perf_counter()
                 torch.set_num_threads(recipe.threads)
                 metrics = algo.update(storage, generator)
@@ -243,6 +250,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
             if curriculum is not None:
                 curriculum.after_update(env)
                 metrics = {**metrics, "randomization_level": curriculum.level}
+            if teacher is not None:
+                metrics = {**metrics, "imitating": int(algo.imitating)}
             elapsed = time.perf_counter() - start
             wall += elapsed
             ret, length = episode_means(recent)
@@ -263,6 +272,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                     "recent_episodes": list(recent),
                     "wandb_id": log.wandb_id, "obs_dim": obs_dim, "act_dim": act_dim,
                     "priv_dim": priv_dim, "init": init,
+                    "teacher": None if teacher is None else teacher.record,
                     "overlap": None if overlapped is None else overlapped.state_dict(),
                     "curriculum": None if curriculum is None else curriculum.state_dict(),
                 }, run_dir / CHECKPOINT)
@@ -374,7 +384,8 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
     cfg = recipe.algorithm
     if isinstance(cfg, PPOSection):
         return PPO(agent.actor, agent.critic, mirror=mirror, **cfg.model_dump(exclude={
-            "name", "steps_per_env", "symmetry", "action_std_from", "overlap"}))
+            "name", "steps_per_env", "symmetry", "action_std_from", "overlap", "teacher",
+            "teacher_until"}))
     shared = cfg.model_dump(include={"lr", "gamma", "tau", "batch_size", "seq_len", "burn_in",
                                      "critic", "critic_hidden", "critic_neurons"})
     if cfg.name == "sac":
@@ -387,15 +398,16 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
 
 def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
              generator: torch.Generator, carry: dict[str, Any], recent: deque,
-             mirror: Mirror | None = None, outcomes: deque | None = None) -> dict[str, Any]:
+             mirror: Mirror | None = None, outcomes: deque | None = None,
+             teacher: Teacher | None = None) -> dict[str, Any]:
     """One rollout of `storage.steps` steps into `storage` (GAE included); with a mirror,
     each step's mirror image too (its observation, and the state of the actor run on the
-    mirrored observations). `outcomes` gets, per episode that ended, whether it ran to its
-    time limit and its return."""
+    mirrored observations); with a teacher, its action at each step. `outcomes` gets, per
+    episode that ended, whether it ran to its time limit and its return."""
     gamma = algo.gamma
     storage.log_std.copy_(algo.noise_log_std().detach())
     obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
-    h_mirror = carry.get("h_mirror")
+    h_mirror, h_teacher = carry.get("h_mirror"), carry.get("h_teacher")
     with torch.no_grad():
         for t in range(storage.steps):
             obs = torch.from_numpy(obs_np).float()
@@ -416,6 +428,8 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
                 storage.obs_mirror[t] = obs_image = agent.obs_norm(mirror.obs(obs))
                 _, h_mirror = agent.actor(obs_image.unsqueeze(1), h_mirror,
                                           resets=starts.unsqueeze(1))
+            if teacher is not None:
+                storage.teacher[t], h_teacher = teacher.act(obs_np, h_teacher, starts)
             result = env.step(action.numpy())
             reward = torch.from_numpy(result.reward).float()
             truncated = torch.from_numpy(result.truncated)
@@ -440,6 +454,8 @@ def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
     carry = {"obs": obs_np, "priv": priv_np, "h": h, "starts": starts}
     if mirror is not None:
         carry["h_mirror"] = h_mirror
+    if h_teacher is not None:  # (after the teacher's part of the run, its state rests)
+        carry["h_teacher"] = h_teacher
     return carry
 
 

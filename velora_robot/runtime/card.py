@@ -87,7 +87,7 @@ class NeuronShare(Settings):
 class Network(Settings):
     """What the actor is: its kind and size (and, for a liquid one, its wiring)."""
 
-    kind: Literal["liquid", "mlp"]
+    kind: Literal["liquid", "mlp", "linear"]
     trainable_parameters: int = Field(ge=1)
     state_size: int = Field(ge=1)
     squashed: bool
@@ -110,6 +110,16 @@ class InitFrom(Settings):
     wall_s: float = Field(ge=0)
 
 
+class TeacherRecord(Settings):
+    """The policy a distilled one imitated (`algorithm.teacher`), and that policy's own
+    training (from its card, where it had one)."""
+
+    policy: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    env_steps: int | None = Field(default=None, ge=0)
+    wall_s: float | None = Field(default=None, ge=0)
+
+
 class Training(Settings):
     """How the policy was trained."""
 
@@ -121,6 +131,7 @@ class Training(Settings):
     wall_s: float = Field(ge=0)
     return_mean_last_100: float | None = None
     init_from: InitFrom | None = None
+    teacher: TeacherRecord | None = None
     eval: dict[str, Any] | None = None
 
 
@@ -138,6 +149,28 @@ class Exported(Settings):
     torch: str
 
 
+class TrustCondition(Settings):
+    """One condition the controller was measured in, and whether it passed."""
+
+    condition: str
+    passed: bool
+    falls: int = Field(ge=0)
+    episodes: int = Field(ge=1)
+    error_mean: float | None = None
+
+
+class Trust(Settings):
+    """The envelope the controller was verified in (`velora-robot explain --write-card`,
+    explain/robustness.py): per axis (friction, payload_kg, latency_s, obs_noise_scale,
+    push_velocity) and per command, the [low, high] range it passed; `run` warns outside."""
+
+    verified_by: str
+    error_limit: float = Field(ge=0)
+    axes: dict[str, tuple[float, float]]
+    commands: dict[str, tuple[float, float]]
+    conditions: list[TrustCondition]
+
+
 class ModelCard(Settings):
     """The JSON written beside every exported policy."""
 
@@ -151,6 +184,7 @@ class ModelCard(Settings):
     training: Training
     source_checkpoint: SourceCheckpoint | None = None
     exported: Exported | None = None
+    trust: Trust | None = None
 
     def trained(self) -> tuple[int, float]:
         """Env steps and wall-clock seconds of all its training: a curriculum stage's own
@@ -208,3 +242,31 @@ def check_card(card: ModelCard, spec: RobotSpec, where: str = "model card") -> N
         raise ConfigError(f"{where}: field 'io': the policy takes {card.io.obs_dim} "
                           f"observations and gives {card.io.act_dim} actions; robot "
                           f"{spec.name!r} has {spec.obs_dim} and {spec.n_joints}")
+
+
+def trust_warnings(card: ModelCard, command: dict[str, float],
+                   randomization: dict[str, Any] | None = None) -> list[str]:
+    """What a run asks of the policy beyond the envelope its card says it was verified in:
+    commands outside their verified ranges, and a simulated robot's randomization (when on)
+    reaching past a verified axis. One line each; none when all is inside."""
+    if card.trust is None:
+        return ["its card carries no verified envelope (measure one with `velora-robot "
+                "explain POLICY --write-card`)"]
+    lines = []
+    for name, value in command.items():
+        lo, hi = card.trust.commands.get(name, (0.0, 0.0))
+        if not lo - 1e-9 <= value <= hi + 1e-9:
+            lines.append(f"command {name} {value:g} is outside the verified {lo:g}..{hi:g}")
+    if randomization and randomization.get("enabled"):
+        from velora_robot.simulation.randomization import Randomization
+
+        asked = Randomization.model_validate(randomization)
+        for axis, (lo, hi) in card.trust.axes.items():
+            value = getattr(asked, axis)
+            low, high = (0.0, value) if axis == "obs_noise_scale" else value
+            if axis == "push_velocity":  # a push of either sign: its largest speed
+                low, high = 0.0, max(abs(low), abs(high))
+            if low < lo - 1e-9 or high > hi + 1e-9:
+                lines.append(f"simulated {axis} {low:g}..{high:g} reaches outside the verified "
+                             f"{lo:g}..{hi:g}")
+    return lines

@@ -25,7 +25,7 @@ from velora_robot.errors import ConfigError
 from velora_robot.hal.factory import HardwareSection, open_hardware
 from velora_robot.robots.sources import get_spec
 from velora_robot.robots.spec import RobotSpec, check_command
-from velora_robot.runtime.card import check_card
+from velora_robot.runtime.card import check_card, trust_warnings
 from velora_robot.runtime.controller import Controller
 from velora_robot.runtime.estop import ESTOP_SIGNALS, EStop
 from velora_robot.runtime.loop import ControlLoop, realtime_setup
@@ -283,6 +283,12 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
           f"command {command_hz:g} Hz, policy {spec.control_hz:g} Hz", file=out)
     for note in notes:
         print(f"  {note}", file=out)
+    simulated = launch.hardware.sim.randomization if launch.hardware.backend == "mujoco" or \
+        fallback else None
+    warnings = trust_warnings(policy.card, dict(zip(spec.commands, command.tolist(),
+                                                    strict=True)), simulated)
+    for warning in warnings:
+        print(f"  WARNING, outside what this policy was verified in: {warning}", file=out)
     show = launch.status if status is None else status
     line = StatusLine(loop, launch, extra="SIM FALLBACK" if fallback else "") if show else None
     tracker = VelocityTracker(hw, spec, command, policy_every) \
@@ -308,7 +314,7 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         "wall_s": time.monotonic() - started, "final_mode": safety.mode.value,
         "fault": None if safety.fault is None else safety.fault.value,
         "fault_detail": safety.detail, "torque_off": hw.torque_off,
-        "fall_check": safety.fall_check, **stats.summary()}
+        "fall_check": safety.fall_check, "trust_warnings": warnings, **stats.summary()}
     if tracker is not None:
         summary.update(tracker.summary())
     end_status = hw.last_status
@@ -338,6 +344,8 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  WARNING: switching the torque off {s['torque_off']}")
     if not s.get("fall_check", True):
         lines.append("  fall check was OFF (no IMU)")
+    for warning in s.get("trust_warnings", []):
+        lines.append(f"  WARNING, outside what the policy was verified in: {warning}")
     if "distance_m" in s:
         lines.append(f"  base moved {s['distance_m']:.2f} m")
     if "velocity_error_m_s" in s:

@@ -1,0 +1,71 @@
+"""A teacher for distillation: a frozen exported liquid policy that labels every state the
+student visits with the action it would take there (DAgger, Ross et al. 2011: the student
+acts, so it learns on the states its own mistakes lead to). A controller that acts through
+a linear bypass can so be distilled into one whose motor neurons carry the whole action.
+
+The teacher runs as numpy arrays read from its exported file (`explain.network.LiquidNet`,
+the same reader the explain tools use), batched over the envs, with its own state per env.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from velora_robot.errors import ConfigError
+from velora_robot.explain.network import LiquidNet
+
+
+class Teacher:
+    """`act(obs, state, starts)` -> (action, next state) for N envs at once."""
+
+    def __init__(self, path: str | Path, obs_dim: int, act_dim: int, env_id: str,
+                 where: str) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{where}: no policy file at {path}")
+        try:
+            self.net = LiquidNet.load(path)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        sizes = (self.net.n_inputs, self.net.n_joints)
+        if sizes != (obs_dim, act_dim):
+            raise ConfigError(f"{where}: {path} maps {sizes[0]} observations to {sizes[1]} "
+                              f"actions; {env_id} has {obs_dim} and {act_dim}")
+        self.record = self._check_card(path, env_id, where)
+        self.state_size = self.net.n_neurons
+
+    @staticmethod
+    def _check_card(path: Path, env_id: str, where: str) -> dict[str, Any]:
+        """What the student's card records of its teacher: the file and its training so
+        far (from the teacher's card, where it has one). Same-sized observations of another
+        env are another interface: refused when the card says which env it was trained on."""
+        from velora_robot.runtime.card import card_path, load_card
+
+        record: dict[str, Any] = {"policy": str(path),
+                                  "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        if not card_path(path).is_file():
+            return record
+        card = load_card(card_path(path))
+        if card.training.env != env_id:
+            raise ConfigError(f"{where}: {path} was trained on {card.training.env}, this "
+                              f"recipe trains {env_id}")
+        steps, wall = card.trained()
+        return {**record, "env_steps": steps, "wall_s": wall}
+
+    def initial_state(self, n_envs: int) -> Tensor:
+        """The state at an episode's start (zeros, as the exported runner resets)."""
+        return torch.zeros(n_envs, self.state_size, dtype=torch.float64)
+
+    def act(self, obs: np.ndarray, state: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
+        """The teacher's deterministic actions (N, A) for raw observations (N, F), and its
+        next state; envs starting an episode start from the initial state."""
+        v = np.where(starts.numpy()[:, None], 0.0, state.numpy())
+        readout, bypass, v = self.net.step(self.net.normalize(obs), v)
+        action = self.net.action(readout + bypass)
+        return torch.from_numpy(action).float(), torch.from_numpy(v)
