@@ -158,6 +158,10 @@ CASES = {
         f, {"init_from": "gone.pt"}))], "field 'init_from': no checkpoint at gone.pt"),
     "train: init_from a crafted checkpoint": (lambda f: ["train", str(_recipe(
         f, {"init_from": str(f["crafted"])}))], "refused: it holds Python objects"),
+    "train: a budget of 0": (lambda f: ["train", str(_recipe(f, {})), "--budget", "0"],
+                             "--budget 0: a whole number of env steps above 0"),
+    "train: a budget in words": (lambda f: ["train", str(_recipe(f, {})), "--budget", "lots"],
+                                 "--budget lots: a whole number"),
     "train: a teacher file that is not there": (lambda f: ["train", str(_recipe(
         f, {"algorithm.teacher": "gone.onnx", "algorithm.teacher_until": 32}))],
         "field 'algorithm.teacher': no policy file at gone.onnx"),

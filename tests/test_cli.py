@@ -79,3 +79,17 @@ def test_a_killed_training_run_stops_like_ctrl_c_and_keeps_its_checkpoint(tmp_pa
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err
     assert checkpoint.exists()
+
+
+def test_train_budget_overrides_the_recipe_and_extends_a_resumed_run(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: budget\nenv: {id: velora_robot/JointTrack-v0, n_envs: 4, n_workers: 1}\n"
+        "policy: {kind: liquid, n_neurons: 6}\n"
+        "algorithm: {steps_per_env: 32, chunk_len: 8, epochs: 1, minibatches: 1}\n"
+        f"budget: {{env_steps: 100000000}}\nlogging: {{dir: {tmp_path}}}\n"
+        "eval: {episodes: 0}\n")
+    assert main(["train", str(recipe), "--quiet", "--budget", "256"]) == 0
+    assert json.loads(capsys.readouterr().out)["env_steps"] == 256
+    assert main(["train", str(recipe), "--quiet", "--budget", "0.384k", "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["env_steps"] == 384

@@ -133,9 +133,24 @@ def cmd_train(args: argparse.Namespace) -> None:
     from velora_robot.rl import load_recipe, train
 
     recipe = load_recipe(args.recipe)
+    if args.budget is not None:
+        recipe.budget.env_steps = _env_steps(args.budget)
     summary = train(recipe, resume=args.resume, overwrite=args.overwrite,
                     wandb=True if args.wandb else None, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
+
+
+def _env_steps(text: str) -> int:
+    """`--budget`: a whole number of env steps, optionally with k or M (500k, 14M, 2.5M)."""
+    scale = {"k": 1e3, "M": 1e6}.get(text[-1:], 1.0)
+    try:
+        steps = float(text[:-1] if scale != 1.0 else text) * scale
+    except ValueError:
+        steps = float("nan")
+    if not (steps >= 1 and steps == int(steps)):
+        raise UserError(f"--budget {text}: a whole number of env steps above 0 (e.g. "
+                        "14000000, 14M or 500k)")
+    return int(steps)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -302,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--wandb", action="store_true",
                        help="log to Weights & Biases (honours WANDB_MODE=offline)")
     train.add_argument("--quiet", action="store_true", help="no progress line")
+    train.add_argument("--budget", default=None,
+                       help="env steps to train for instead of the recipe's budget "
+                            "(14000000, 14M, 500k); with --resume a larger one extends the run")
     train.set_defaults(func=cmd_train)
     exp = sub.add_parser("export", help="export a checkpoint for the robot")
     exp.add_argument("checkpoint", type=Path, help="runs/<name>/checkpoint.pt")
