@@ -144,7 +144,9 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
     card = load_card(card_path(model))
     if card.network.kind != "liquid" or card.network.wiring is None:
         raise ConfigError(f"{model}: explain measures liquid controllers; this one is "
-                          f"{card.network.kind!r} (`--baseline` comparisons are to come)")
+                          f"{card.network.kind!r}: measure its behaviour beside a liquid "
+                          "one of the same env with `velora-robot explain LIQUID "
+                          f"--baseline {model}`")
     net = LiquidNet.load(model)
     wiring = NCPWiring.from_dict(card.network.wiring)
     joints = card.robot.joint_names if card.robot else [f"joint{j}" for j in
