@@ -248,13 +248,17 @@ def trust_warnings(card: ModelCard, command: dict[str, float],
                    randomization: dict[str, Any] | None = None) -> list[str]:
     """What a run asks of the policy beyond the envelope its card says it was verified in:
     commands outside their verified ranges, and a simulated robot's randomization (when on)
-    reaching past a verified axis. One line each; none when all is inside."""
+    reaching past a verified axis. One line each; none when all is inside. (A command the
+    envelope has no range for, such as a task's own reference, was not verified either
+    way: nothing is said of it.)"""
     if card.trust is None:
         return ["its card carries no verified envelope (measure one with `velora-robot "
                 "explain POLICY --write-card`)"]
     lines = []
     for name, value in command.items():
-        lo, hi = card.trust.commands.get(name, (0.0, 0.0))
+        if name not in card.trust.commands:
+            continue
+        lo, hi = card.trust.commands[name]
         if not lo - 1e-9 <= value <= hi + 1e-9:
             lines.append(f"command {name} {value:g} is outside the verified {lo:g}..{hi:g}")
     if randomization and randomization.get("enabled"):
