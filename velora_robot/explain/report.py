@@ -537,6 +537,11 @@ def _html(report: dict[str, Any]) -> str:
         f"<tr><td>{html.escape(r['condition'])}</td><td>{r['falls']} of {r['episodes']}</td>"
         f"<td>{_num(r['error_mean'])}</td><td>{'yes' if r['passed'] else 'no'}</td></tr>"
         for r in report["robustness"]["rows"])
+    trust = report["trust"]
+    ranges = "".join(f"<tr><td>{html.escape(kind)} {html.escape(name)}</td><td>{lo:g}</td>"
+                     f"<td>{hi:g}</td></tr>" for kind, part in (("command", "commands"),
+                                                               ("condition", "axes"))
+                     for name, (lo, hi) in trust[part].items())
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>explain: {html.escape(report['name'])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
@@ -548,5 +553,9 @@ padding:2px 8px}}</style></head><body>
 <table><tr><th>joint</th><th>fell</th><th>seconds</th><th>mean error</th></tr>{rows}</table>
 {_baseline_html(report)}<h2>Robustness and the trust envelope</h2>
 <table><tr><th>condition</th><th>falls</th><th>mean error</th><th>passed</th></tr>{rob}</table>
+<p>The envelope it was verified in (each range from nominal out to the last condition or
+command passed; <code>velora-robot explain MODEL --write-card</code> writes it into the
+model card, and <code>velora-robot run</code> warns outside it):</p>
+<table><tr><th>verified</th><th>from</th><th>to</th></tr>{ranges}</table>
 <p>All numbers: report.json.</p></body></html>
 """
