@@ -68,7 +68,8 @@ def read_metrics(path: Path, *, until_update: int | None = None) -> list[dict[st
 def plot_curve(rows: list[dict[str, Any]], path: Path, title: str, *,
                stages: Sequence[tuple[int, str]] = ()) -> Path:
     """Mean episode return against environment steps, to PNG; `stages` (env steps, name)
-    marks where each curriculum stage began."""
+    marks where each curriculum stage began, and a distilled run's switch from imitating
+    its teacher to PPO is marked too."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,11 +78,14 @@ def plot_curve(rows: list[dict[str, Any]], path: Path, title: str, *,
     rows = [r for r in rows if r.get("return_mean") is not None]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([r["env_steps"] for r in rows], [r["return_mean"] for r in rows])
-    if len(stages) > 1:
-        for start, name in stages:
-            ax.axvline(start, color="grey", linestyle="--", linewidth=0.8)
-            ax.annotate(name, (start, 1), xycoords=("data", "axes fraction"), rotation=90,
-                        va="top", ha="right", fontsize=7, color="grey")
+    marks = [(start, name, 1.0, "top") for start, name in stages] if len(stages) > 1 else []
+    switch = next((r["env_steps"] for r in rows if r.get("imitating") == 0), None)
+    if switch is not None and any(r.get("imitating") for r in rows):
+        marks.append((switch, "imitating the teacher | PPO", 0.02, "bottom"))
+    for start, name, y, va in marks:
+        ax.axvline(start, color="grey", linestyle="--", linewidth=0.8)
+        ax.annotate(name, (start, y), xycoords=("data", "axes fraction"), rotation=90,
+                    va=va, ha="right", fontsize=7, color="grey")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("mean episode return (last 100)")
     ax.set_title(title)
