@@ -244,6 +244,7 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     joints = report["structure"]["joints"]
     order = np.concatenate([wiring.neurons("motor"), wiring.neurons("command"),
@@ -391,10 +392,13 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     ax_f.set_yticks(y, names, fontsize=8)
     ax_f.invert_yaxis()
     ax_f.set_xlabel(f"falls in {report['robustness']['episodes']} walks")
+    ax_f.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax_f.set_xlim(0, max([1] + [r["falls"] for r in rows]))
     ax_e.barh(y, [r["error_mean"] or 0.0 for r in rows], color=colors_)
     ax_e.axvline(report["robustness"]["error_limit"], color="k", linestyle="--", linewidth=1,
                  label="pass limit")
-    ax_e.set_xlabel("mean error (m/s for walkers)")
+    walker = "vx" in report["trust"]["commands"] or bool(report["fairness"]["pairs"])
+    ax_e.set_xlabel("mean velocity error (m/s)" if walker else "mean tracking error (rad)")
     ax_e.legend(loc="lower right")
     fig.suptitle("robustness: one condition at a time away from nominal (green: passed)")
     paths.append(_save(fig, out / "robustness.png"))
