@@ -50,3 +50,30 @@ def test_a_shipped_controller_fits_its_robot_env_and_records(path):
         assert row["trainable_parameters"] == network.trainable_parameters
         assert row["env_steps"] == steps
     assert (MODELS / f"{path.stem}_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if load_card(card_path(p)).network.kind
+                                  == "liquid"], ids=lambda p: p.stem)
+def test_a_shipped_liquid_controller_carries_the_envelope_it_was_verified_in(path):
+    card = load_card(card_path(path))
+    assert card.trust is not None and card.trust.conditions[0].condition == "nominal"
+    assert card.trust.conditions[0].passed
+
+
+def test_the_neurons_only_spot_has_no_bypass_and_names_the_shipped_file_it_learned_from():
+    import hashlib
+
+    card = load_card(MODELS / "spot_walk_neurons.onnx.json")
+    assert card.network.neuron_share.overall == 1.0 and card.network.neurons <= 100
+    teacher = card.training.teacher
+    assert teacher.sha256 == hashlib.sha256((MODELS.parent / teacher.policy).read_bytes()
+                                            ).hexdigest()
+
+
+def test_the_demo_asks_the_shipped_spot_nothing_outside_its_envelope():
+    from velora_robot.runtime.card import trust_warnings
+    from velora_robot.runtime.launch import load_launch
+
+    launch = load_launch(MODELS.parent / "launch" / "spot_sim.yaml")
+    card = load_card(card_path(launch.policy))
+    assert trust_warnings(card, launch.command, launch.hardware.sim.randomization) == []
