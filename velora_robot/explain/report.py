@@ -256,8 +256,9 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     steps = min(len(w.states), round(4.0 / w.dt_s))
     motor = wiring.neurons("motor")
     rest = np.concatenate([wiring.neurons("command"), wiring.neurons("inter")])
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 9), sharex=True,
-                                      gridspec_kw={"height_ratios": [1, 2.2]})
+    rows_top = max(1.0, len(motor) / 12)  # a pair per joint gets twice the room
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7 + 2 * rows_top), sharex=True,
+                                      gridspec_kw={"height_ratios": [rows_top, 2.2]})
     extent = (0, steps * w.dt_s)
     for ax, ids in ((top, motor), (bottom, rest)):
         image = ax.imshow(w.states[:steps, ids].T, aspect="auto", cmap="RdBu_r",
@@ -266,7 +267,7 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     pair = ("", "") if wiring.neurons_per_dof == 1 else (" +", " -")
     top.set_yticks(np.arange(len(motor)) + 0.5,
                    [joints[wiring.joint(i)] + pair[i % 2] for i in motor],
-                   fontsize=max(5, min(9, 200 // max(1, len(motor)))))
+                   fontsize=max(5, min(9, 110 * rows_top // max(1, len(motor)))))
     top.set_title(f"{report['name']}: neuron potentials over the nominal walk "
                   "(motor neurons by joint)")
     n_command = len(wiring.neurons("command"))
@@ -363,7 +364,7 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     ax.axhline(1.0, color="k", linewidth=0.6)
     ax.set_xticks(range(len(joints)), joints, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("neuron share of the action")
-    ax.set_title(f"how much of each joint's action the motor neurons carry (overall "
+    ax.set_title(f"how much of each joint's action the motor neurons carry\n(overall "
                  f"{share['overall']:.0%}; the rest is the linear bypass)")
     paths.append(_save(fig, out / "neuron_share.png"))
 
