@@ -622,3 +622,21 @@ def test_a_student_without_a_bypass_learns_to_act_as_its_teacher_then_ppo_takes_
         gaps.append(float(np.abs(action - expected).max()))
         obs, *_ = env.step(action)
     assert np.mean(gaps) < 0.1 and np.median(gaps) < 0.05
+
+
+def test_a_distillation_run_resumes_exactly_across_the_switch_to_ppo(tmp_path):
+    taught = {"teacher": "models/joint_track.onnx", "teacher_until": 2 * 4 * 32,
+              "action_std": 0.1}
+    straight = recipe(tmp_path / "a", "run", policy={"residual": False}, algorithm=taught)
+    train(straight, progress=False)
+    expected = load_checkpoint(straight.run_dir / CHECKPOINT)
+
+    stopped = recipe(tmp_path / "b", "run", policy={"residual": False}, algorithm=taught)
+    train(stopped, progress=False, stop_after=1)
+    train(stopped, resume=True, progress=False)
+    resumed = load_checkpoint(stopped.run_dir / CHECKPOINT)
+    for key, value in expected["agent"].items():
+        assert torch.equal(value, resumed["agent"][key]), key
+    rows = [json.loads(line) for line in (stopped.run_dir / "metrics.jsonl").read_text()
+            .splitlines()]
+    assert [row["imitating"] for row in rows] == [1, 1, 0]
