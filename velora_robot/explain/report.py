@@ -27,14 +27,7 @@ import numpy as np
 from velora_robot.errors import ConfigError
 from velora_robot.explain.network import BlackBox, LiquidNet
 from velora_robot.explain.robustness import envelope, fairness, robustness
-from velora_robot.explain.walk import (
-    FORWARD,
-    Walk,
-    commands_of,
-    neuron_share,
-    nominal_env,
-    walk,
-)
+from velora_robot.explain.walk import Walk, neuron_share, nominal_env, walk
 from velora_robot.liquid.wiring import NCPWiring
 
 PHASE_BINS = 20
@@ -195,14 +188,13 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
         "robustness": robustness(net, card, episodes=episodes, seconds=min(seconds, 10.0)),
         "fairness": fairness(net, card, seconds=min(seconds, 10.0)),
     }
-    report["trust"] = envelope(report["robustness"], report["fairness"],
-                               {"vx": FORWARD} if "vx" in commands_of(card) else None)
+    report["trust"] = envelope(report["robustness"], report["fairness"])
     if write_card:
         from velora_robot.runtime.card import Trust
 
         card.trust = Trust(verified_by=f"velora-robot explain {model.name} --seconds "
                            f"{seconds:g}: {episodes} walks per condition", **report["trust"])
-        card_path(model).write_text(card.to_json() + "\n")
+        card_path(model).write_text(card.to_json())
     if baseline is not None:
         report["baseline"] = _baseline(Path(baseline), card, seconds, episodes)
     out.mkdir(parents=True, exist_ok=True)
@@ -398,8 +390,8 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     ax_e.barh(y, [r["error_mean"] or 0.0 for r in rows], color=colors_)
     ax_e.axvline(report["robustness"]["error_limit"], color="k", linestyle="--", linewidth=1,
                  label="pass limit")
-    walker = "vx" in report["trust"]["commands"] or bool(report["fairness"]["pairs"])
-    ax_e.set_xlabel("mean velocity error (m/s)" if walker else "mean tracking error (rad)")
+    walking = report["robustness"]["command"] is not None
+    ax_e.set_xlabel("mean velocity error (m/s)" if walking else "mean tracking error (rad)")
     ax_e.legend(loc="lower right")
     fig.suptitle("robustness: one condition at a time away from nominal (green: passed)")
     paths.append(_save(fig, out / "robustness.png"))

@@ -21,28 +21,31 @@ from typing import Any
 import numpy as np
 
 from velora_robot.explain.network import BlackBox, LiquidNet
-from velora_robot.explain.walk import FORWARD, NOMINAL, commands_of, make_env, walk
+from velora_robot.explain.walk import (
+    FORWARD,
+    NOMINAL,
+    commands_of,
+    forward_command,
+    make_env,
+    walk,
+)
 
-# (name, randomization entries, robot physics only, (axis, value)): walkers get all, other
-# tasks those without robot physics. The axis and value place the condition in the envelope.
-CONDITIONS: list[tuple[str, dict[str, Any], bool, tuple[str, float]]] = [
-    ("friction 0.3", {"friction": (0.3, 0.3)}, True, ("friction", 0.3)),
-    ("friction 0.5", {"friction": (0.5, 0.5)}, True, ("friction", 0.5)),
-    ("friction 1.2", {"friction": (1.2, 1.2)}, True, ("friction", 1.2)),
-    ("payload +3 kg", {"payload_kg": (3.0, 3.0)}, True, ("payload_kg", 3.0)),
-    ("payload +6 kg", {"payload_kg": (6.0, 6.0)}, True, ("payload_kg", 6.0)),
-    ("actuation latency 20 ms", {"latency_s": (0.02, 0.02)}, False, ("latency_s", 0.02)),
-    ("actuation latency 40 ms", {"latency_s": (0.04, 0.04)}, False, ("latency_s", 0.04)),
-    ("actuation latency 60 ms", {"latency_s": (0.06, 0.06)}, False, ("latency_s", 0.06)),
-    ("sensor noise x1", {"obs_noise_scale": 1.0}, False, ("obs_noise_scale", 1.0)),
-    ("sensor noise x2", {"obs_noise_scale": 2.0}, False, ("obs_noise_scale", 2.0)),
-    ("sensor noise x4", {"obs_noise_scale": 4.0}, False, ("obs_noise_scale", 4.0)),
-    ("pushes 1 m/s every 4 s", {"push_velocity": (-1.0, 1.0), "push_interval_s": 4.0}, True,
-     ("push_velocity", 1.0)),
+# (name, randomization entries, robot physics only): walkers get all, other tasks those
+# without robot physics. A condition's first entry is the envelope axis it lies on.
+CONDITIONS: list[tuple[str, dict[str, Any], bool]] = [
+    ("friction 0.3", {"friction": (0.3, 0.3)}, True),
+    ("friction 0.5", {"friction": (0.5, 0.5)}, True),
+    ("friction 1.2", {"friction": (1.2, 1.2)}, True),
+    ("payload +3 kg", {"payload_kg": (3.0, 3.0)}, True),
+    ("payload +6 kg", {"payload_kg": (6.0, 6.0)}, True),
+    ("actuation latency 20 ms", {"latency_s": (0.02, 0.02)}, False),
+    ("actuation latency 40 ms", {"latency_s": (0.04, 0.04)}, False),
+    ("actuation latency 60 ms", {"latency_s": (0.06, 0.06)}, False),
+    ("sensor noise x1", {"obs_noise_scale": 1.0}, False),
+    ("sensor noise x2", {"obs_noise_scale": 2.0}, False),
+    ("sensor noise x4", {"obs_noise_scale": 4.0}, False),
+    ("pushes 1 m/s every 4 s", {"push_velocity": (-1.0, 1.0), "push_interval_s": 4.0}, True),
 ]
-# Each axis's value in the nominal walk (explain/walk.py NOMINAL).
-NOMINAL_AXES = {"friction": NOMINAL["friction"][0], "payload_kg": 0.0, "latency_s": 0.0,
-                "obs_noise_scale": 0.0, "push_velocity": 0.0}
 NETWORK_NOISE = (0.01, 0.05, 0.1)  # relative, on every parameter
 PAIRS = (("forward", "backward", "vx", FORWARD), ("left", "right", "vy", 0.3),
          ("turn left", "turn right", "yaw_rate", 0.5))
@@ -80,13 +83,14 @@ def robustness(net: LiquidNet | BlackBox, card: Any, episodes: int = 3, seconds:
     network-noise conditions need a network: a black box skips them.)"""
     from velora_robot.envs import ENV_IDS
 
-    walker = "vx" in commands_of(card)
     ours = card.training.env in ENV_IDS  # other gymnasium envs have no conditions to set
-    command = {"vx": FORWARD} if walker else None
+    command = forward_command(card)
+    walker = command is not None
     rows = [{"condition": "nominal", **_walks(net, card, command, {}, episodes, seconds)}]
-    for name, condition, robot_only, (axis, value) in CONDITIONS:
+    for name, condition, robot_only in CONDITIONS:
         if ours and (walker or not robot_only):
-            rows.append({"condition": name, "axis": axis, "value": value,
+            axis = next(iter(condition))
+            rows.append({"condition": name, "axis": axis, "value": _extent(condition, axis)[1],
                          **_walks(net, card, command, condition, episodes, seconds)})
     for scale in NETWORK_NOISE if isinstance(net, LiquidNet) else ():
         rows.append({"condition": f"network parameters +-{scale:.0%}",
@@ -96,8 +100,16 @@ def robustness(net: LiquidNet | BlackBox, card: Any, episodes: int = 3, seconds:
     for row in rows:
         row["passed"] = row["falls"] == 0 and (row["error_mean"] is None
                                                or row["error_mean"] <= limit)
-    return {"episodes": episodes, "seconds": seconds, "error_limit": limit, "rows": rows,
+    return {"episodes": episodes, "seconds": seconds, "command": command,
+            "error_limit": limit, "rows": rows,
             "trust_envelope": [r["condition"] for r in rows if r["passed"]]}
+
+
+def _extent(condition: dict[str, Any], axis: str) -> tuple[float, float]:
+    """An axis's range in the nominal walk with `condition` applied."""
+    from velora_robot.simulation.randomization import Randomization
+
+    return Randomization.model_validate({**NOMINAL, **condition}).extent(axis)
 
 
 def gini(values: np.ndarray) -> float:
@@ -141,39 +153,34 @@ def fairness(net: LiquidNet | BlackBox, card: Any, seconds: float = 10.0) -> dic
     return {"seconds": seconds, "pairs": pairs, "leg_effort": effort}
 
 
-def envelope(rob: dict[str, Any], fair: dict[str, Any], command: dict[str, float] | None
-             ) -> dict[str, Any]:
+def envelope(rob: dict[str, Any], fair: dict[str, Any]) -> dict[str, Any]:
     """The envelope a controller was verified in (the model card's `trust`): each axis's
     range from its nominal value out to the last condition passed before one failed (the
     nominal point alone if the nearest failed), and each command's range over the
     commands walked without a fall and within the error limit (0 included: standing is
-    asked at every start)."""
-    if rob["rows"][0]["falls"]:
-        return {"error_limit": rob["error_limit"], "axes": {}, "commands": {},
-                "conditions": _conditions(rob)}
+    asked at every start). Nothing is verified when the nominal walk fell."""
     axes: dict[str, list[float]] = {}
-    for axis, nominal in NOMINAL_AXES.items():
-        tested = sorted((r["value"], r["passed"]) for r in rob["rows"] if r.get("axis") == axis)
-        if not tested:
-            continue
-        lo = hi = nominal
-        for value, passed in (t for t in tested if t[0] > nominal):
-            if not passed:
-                break
-            hi = value
-        for value, passed in (t for t in reversed(tested) if t[0] < nominal):
-            if not passed:
-                break
-            lo = value
-        axes[axis] = [lo, hi]
-    walked: dict[str, list[float]] = {name: [0.0] for name in (command or {})}
-    for name, value in (command or {}).items():
-        walked[name].append(value)
-    for pair in fair["pairs"]:
-        for sign, result in zip((1.0, -1.0), pair["results"], strict=True):
-            error = result["error_mean"]
-            if not result["fell"] and (error is None or error <= rob["error_limit"]):
-                walked.setdefault(pair["command"], [0.0]).append(sign * pair["value"])
+    walked: dict[str, list[float]] = {}
+    if not rob["rows"][0]["falls"]:
+        for axis in dict.fromkeys(r["axis"] for r in rob["rows"] if "axis" in r):
+            tested = sorted((r["value"], r["passed"]) for r in rob["rows"]
+                            if r.get("axis") == axis)
+            lo = hi = nominal = _extent({}, axis)[1]
+            for value, passed in (t for t in tested if t[0] > nominal):
+                if not passed:
+                    break
+                hi = value
+            for value, passed in (t for t in reversed(tested) if t[0] < nominal):
+                if not passed:
+                    break
+                lo = value
+            axes[axis] = [lo, hi]
+        walked = {name: [0.0, value] for name, value in (rob["command"] or {}).items()}
+        for pair in fair["pairs"]:
+            for sign, result in zip((1.0, -1.0), pair["results"], strict=True):
+                error = result["error_mean"]
+                if not result["fell"] and (error is None or error <= rob["error_limit"]):
+                    walked.setdefault(pair["command"], [0.0]).append(sign * pair["value"])
     return {"error_limit": rob["error_limit"], "axes": axes,
             "commands": {k: [min(v), max(v)] for k, v in walked.items()},
             "conditions": _conditions(rob)}

@@ -72,8 +72,13 @@ def make_env(card: Any, command: dict[str, float] | None = None,
 
 def nominal_env(card: Any) -> Any:
     """The card's env for the nominal walk (see the module)."""
-    forward = {"vx": FORWARD} if "vx" in commands_of(card) else None
-    return make_env(card, forward)
+    return make_env(card, forward_command(card))
+
+
+def forward_command(card: Any) -> dict[str, float] | None:
+    """The nominal walk's command: FORWARD m/s ahead for a walker; None for a task with
+    its own reference."""
+    return {"vx": FORWARD} if "vx" in commands_of(card) else None
 
 
 def walk(net: LiquidNet | BlackBox, env: Any, seconds: float = NOMINAL_S,

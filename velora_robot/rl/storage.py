@@ -36,7 +36,7 @@ class RolloutStorage:
         self.log_std = torch.zeros(act_dim)  # the acting policy's noise (log std)
         self.lagged = False  # acted by a policy older than the one learning from it
         self.steps = steps
-        self.mirrored = mirrored
+        self.mirrored, self.taught = mirrored, taught
         if taught:  # the teacher's action at each step (distillation, rl/teacher.py)
             self.teacher = torch.zeros(t, n, act_dim)
         if mirrored:  # obs_mirror, hidden_mirror, ...: the same steps' mirror images
@@ -85,7 +85,7 @@ class RolloutStorage:
         if self.mirrored:
             data["obs_mirror"] = seq(self.obs_mirror)
             data["h0_mirror"] = seq(self.hidden_mirror)[:, 0]
-        if hasattr(self, "teacher"):
+        if self.taught:
             data["teacher"] = seq(self.teacher)
         return data
 

@@ -266,10 +266,7 @@ def trust_warnings(card: ModelCard, command: dict[str, float],
 
         asked = Randomization.model_validate(randomization)
         for axis, (lo, hi) in card.trust.axes.items():
-            value = getattr(asked, axis)
-            low, high = (0.0, value) if axis == "obs_noise_scale" else value
-            if axis == "push_velocity":  # a push of either sign: its largest speed
-                low, high = 0.0, max(abs(low), abs(high))
+            low, high = asked.extent(axis)
             if low < lo - 1e-9 or high > hi + 1e-9:
                 lines.append(f"simulated {axis} {low:g}..{high:g} reaches outside the verified "
                              f"{lo:g}..{hi:g}")

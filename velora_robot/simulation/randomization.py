@@ -82,6 +82,17 @@ class Randomization(Settings):
         return self
 
 
+    def extent(self, name: str) -> tuple[float, float]:
+        """One entry as the range a controller meets: a range as it is; the sensor noise
+        as (0, its scale); pushes, of either sign, as (0, their largest speed). A verified
+        envelope (the model card's `trust`) is measured and checked in these terms."""
+        value = getattr(self, name)
+        if name == "obs_noise_scale":
+            return 0.0, float(value)
+        if name == "push_velocity":
+            return 0.0, float(max(abs(value[0]), abs(value[1])))
+        return float(value[0]), float(value[1])
+
     def narrowed(self, level: float) -> Randomization:
         """The ranges at curriculum `level`: 1 these, 0 each one's nominal end (no latency,
         no push, no payload or CoM shift, unit scales, the middle of the friction range,
