@@ -61,7 +61,8 @@ def files(tmp_path, monkeypatch):
             c["robot"]["sources"]["default"]["joints"].append("joint2")),
         "wrong_format": lambda c: c.update(format="velora-model-card/9"),
         "negative_obs": lambda c: c["io"]["inputs"].update(obs=[1, -3]),
-        "other_gait": lambda c: c["robot"].update(gait_hz=2.0),
+        "unknown_term": lambda c: c["interface"]["observation"].append({"name": "lidar"}),
+        "extra_command": lambda c: c["interface"]["commands"].append("vx"),
         "other_limits": lambda c: c["robot"]["joints"][0].update(pos_limit=[-1.0, 1.0]),
         "nan_params": lambda c: c["network"].update(trainable_parameters=float("nan")),
     }.items():
@@ -266,8 +267,13 @@ CASES = {
         "launch.yaml: hardware.sim.randomization: latency_s (0.0, 3.0)"),
     "run: unknown field": (lambda f: ["run", str(_launch(f, {"speed": 3}))],
                            "field 'speed': unknown field"),
-    "run: card with another gait clock": (lambda f: ["run", str(_launch(
-        f, {"policy": str(f["card_other_gait"])}))], "field 'gait_hz'"),
+    "run: card observing an unknown term": (lambda f: ["run", str(_launch(
+        f, {"policy": str(f["card_unknown_term"])}))],
+        "field 'interface.observation.4.name': unknown observation term 'lidar'"),
+    "run: card whose interface does not give its input size": (lambda f: ["run", str(_launch(
+        f, {"policy": str(f["card_extra_command"])}))],
+        "the policy takes 5 observations and gives 1 actions; its interface on robot "
+        "'one_joint' gives 6"),
     "run: card with other position limits": (lambda f: ["run", str(_launch(
         f, {"policy": str(f["card_other_limits"])}))], "pos_limit"),
     "run: card without io.state": (lambda f: ["run", str(_launch(

@@ -14,10 +14,15 @@ from hypothesis import strategies as st
 
 from velora_robot.bridge import protocol as P
 from velora_robot.bridge.emulator import FIRMWARE_DIR, Emulator
+from velora_robot.envs import SpotWalkTask
 from velora_robot.hal.base import HardwareError, JointCommand
 from velora_robot.hal.serial_bridge import SerialBridgeHardware
-from velora_robot.robots import ONE_JOINT, SPOT
+from velora_robot.robots import get_spec
 from velora_robot.runtime import Controller, ControlLoop, Fault, Mode, Safety, SafetyConfig
+
+ONE_JOINT = get_spec("one_joint")
+SPOT = get_spec("spot")
+SPOT_WALK = SpotWalkTask.policy_interface()
 
 GOLDEN = json.loads((FIRMWARE_DIR.parent / "golden_frames.json").read_text())
 FRAMES = {f["name"]: f for f in GOLDEN["frames"]}
@@ -201,7 +206,8 @@ def test_the_firmware_alone_goes_to_damping_when_the_host_stops(emulator):
 def loop_over_bridge(port, cycles, on_cycle, retries=2, watchdog_ms=100):
     hw = SerialBridgeHardware(SPOT, port, retries=retries, watchdog_ms=watchdog_ms)
     safety = Safety(SPOT, SafetyConfig(ramp_s=0.1, min_upright=-1.0))
-    controller = Controller(hw, lambda obs: np.zeros(12), np.zeros(3), safety=safety)
+    controller = Controller(hw, lambda obs: np.zeros(12), SPOT_WALK, np.zeros(3),
+                            safety=safety)
     modes = []
 
     def seen(cycle):

@@ -13,7 +13,9 @@ from velora_robot.bridge import dynamixel as D
 from velora_robot.bridge.dynamixel_bus import EmulatedBus
 from velora_robot.hal.base import HardwareError, JointCommand
 from velora_robot.hal.dynamixel import DynamixelHardware
-from velora_robot.robots import ONE_JOINT, RobotSpec
+from velora_robot.robots import RobotSpec, get_spec
+
+ONE_JOINT = get_spec("one_joint")
 
 # Instruction and status packets from the e-manual's Protocol 2.0 page.
 MANUAL = {

@@ -11,7 +11,7 @@ import velora_robot.envs  # noqa: F401
 from velora_robot.errors import ConfigError
 from velora_robot.export import export, load_agent
 from velora_robot.rl.trainer import load_checkpoint
-from velora_robot.robots import ONE_JOINT
+from velora_robot.robots import get_spec
 from velora_robot.runtime import (
     KernelPolicy,
     OnnxPolicy,
@@ -22,6 +22,8 @@ from velora_robot.runtime import (
 from velora_robot.runtime.card import card_path
 
 from .helpers import tiny_joint_track_run
+
+ONE_JOINT = get_spec("one_joint")
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 
 import velora_robot.envs  # noqa: F401
+from velora_robot.envs import SpotWalkTask
 from velora_robot.hal import HardwareError, JointCommand, Lifecycle, MockHardware, MujocoHardware
-from velora_robot.robots import SPOT
+from velora_robot.robots import get_spec
 from velora_robot.runtime.controller import Controller
+
+SPOT = get_spec("spot")
+SPOT_WALK = SpotWalkTask.policy_interface()
 
 
 def test_lifecycle_moves_through_its_states_and_refuses_wrong_calls():
@@ -65,15 +69,17 @@ def test_mock_hardware_mirrors_commands_and_holds_in_damping():
     np.testing.assert_allclose(hw.read().q, target)
 
 
-def test_the_same_policy_gives_the_same_joint_trajectories_in_env_and_runtime():
+@pytest.mark.parametrize("env_id,robot", [("velora_robot/SpotWalk-v0", "spot"),
+                                          ("velora_robot/G1Walk-v0", "g1")])
+def test_the_same_policy_gives_the_same_joint_trajectories_in_env_and_runtime(env_id, robot):
     rng = np.random.default_rng(0)
-    weights = rng.normal(0, 0.3, (12, SPOT.obs_dim))
+    weights = rng.normal(0, 0.3, (12, 47))
 
     def policy(obs):  # any deterministic function of the observation will do
         return np.tanh(weights @ obs)
 
-    env = gym.make("velora_robot/SpotWalk-v0",
-                   command_ranges={"vx": (0.5, 0.5), "vy": (0.0, 0.0), "yaw_rate": (0.0, 0.0)})
+    env = gym.make(env_id, command_ranges={"vx": (0.5, 0.5), "vy": (0.0, 0.0),
+                                           "yaw_rate": (0.0, 0.0)})
     obs, _ = env.reset(seed=0)
     env_q = []
     for _ in range(250):  # 5 s at 50 Hz
@@ -82,10 +88,11 @@ def test_the_same_policy_gives_the_same_joint_trajectories_in_env_and_runtime():
         if terminated or truncated:
             break
 
-    hw = MujocoHardware(SPOT)
+    hw = MujocoHardware(get_spec(robot))
     hw.configure()
     hw.activate()
-    controller = Controller(hw, policy, command=np.array([0.5, 0.0, 0.0]))
+    controller = Controller(hw, policy, env.unwrapped.task.interface,
+                            command=np.array([0.5, 0.0, 0.0]))
     runtime_q = []
     for _ in env_q:
         controller.cycle()

@@ -12,17 +12,21 @@ import pytest
 import yaml
 
 from velora_robot.config import is_recipe
+from velora_robot.envs import SpotWalkTask
 from velora_robot.errors import ConfigError
 from velora_robot.export import export
 from velora_robot.hal import MockHardware
 from velora_robot.hal.base import HardwareError
-from velora_robot.robots import SPOT
+from velora_robot.robots import get_spec
 from velora_robot.runtime import Controller, ControlLoop, EStop, Fault, Mode, Safety
 from velora_robot.runtime.launch import deploy, load_launch
 from velora_robot.runtime.safety import SafetyConfig
 from velora_robot.runtime.telemetry import read
 
 from .helpers import tiny_joint_track_run
+
+SPOT = get_spec("spot")
+SPOT_WALK = SpotWalkTask.policy_interface()
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,13 +111,20 @@ def test_an_absent_device_without_fallback_stops_with_the_reason(policy, tmp_pat
     ({"hardwear": {}}, "field 'hardwear': unknown field"),
     ({"loop": {"comand_hz": 50}}, "field 'loop.comand_hz': unknown field"),
     ({"robot": "r2d2"}, "unknown robot 'r2d2'"),
-    ({"command": {"vx": 1.0}}, r"field 'command': no command \['vx'\]"),
 ])
 def test_a_bad_launch_file_names_the_file_and_field(policy, tmp_path, changes, message):
     path = write_launch(tmp_path, policy, **changes)
     with pytest.raises(ConfigError, match=message) as err:
         load_launch(path)
     assert str(path) in str(err.value)
+
+
+def test_a_command_the_policy_does_not_take_is_refused_before_anything_runs(policy, tmp_path):
+    # the commands are the policy's own (its card's interface), checked once it is loaded
+    path = write_launch(tmp_path, policy, command={"vx": 1.0})
+    with pytest.raises(ConfigError, match=r"launch.yaml: field 'command': no command \['vx'\]; "
+                                          r"the commands are \['target_pos', 'target_vel'\]"):
+        deploy(path)
 
 
 @pytest.mark.parametrize("name", ["joint_track.yaml", "spot_walk_1n.yaml"])  # the 2nd extends
@@ -137,7 +148,8 @@ def test_a_policy_that_does_not_fit_the_robot_or_rates_is_refused(policy, tmp_pa
 def make_loop(estop, cycles_hz=200):
     hw = MockHardware(SPOT, period_s=1.0 / cycles_hz)
     safety = Safety(SPOT, SafetyConfig(ramp_s=0.02), dt_s=1.0 / cycles_hz)
-    controller = Controller(hw, lambda obs: np.zeros(12), np.zeros(3), safety=safety)
+    controller = Controller(hw, lambda obs: np.zeros(12), SPOT_WALK, np.zeros(3),
+                            safety=safety)
     return ControlLoop(controller, cycles_hz, estop=estop), safety
 
 

@@ -7,11 +7,15 @@ import time
 
 import numpy as np
 
+from velora_robot.envs import SpotWalkTask
 from velora_robot.hal import Lifecycle, MockHardware
-from velora_robot.robots import SPOT
+from velora_robot.robots import get_spec
 from velora_robot.runtime.controller import Controller
 from velora_robot.runtime.loop import ControlLoop
 from velora_robot.runtime.safety import Fault, Mode, Safety, SafetyConfig
+
+SPOT = get_spec("spot")
+SPOT_WALK = SpotWalkTask.policy_interface()
 
 
 class CountingPolicy:
@@ -31,7 +35,7 @@ class CountingPolicy:
 def make(command_hz, policy=None, policy_every=1, ramp_s=0.05, hw=None):
     hw = hw or MockHardware(SPOT, period_s=1.0 / command_hz)
     safety = Safety(SPOT, SafetyConfig(ramp_s=ramp_s), dt_s=1.0 / command_hz)
-    controller = Controller(hw, policy or CountingPolicy(), np.zeros(3), safety=safety,
+    controller = Controller(hw, policy or CountingPolicy(), SPOT_WALK, np.zeros(3), safety=safety,
                             policy_every=policy_every)
     return ControlLoop(controller, command_hz), hw, safety
 

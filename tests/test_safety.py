@@ -6,8 +6,10 @@ import pytest
 
 from velora_robot.hal import MockHardware
 from velora_robot.hal.base import HardwareState
-from velora_robot.robots import SPOT
+from velora_robot.robots import get_spec
 from velora_robot.runtime.safety import Fault, Mode, Safety, SafetyConfig
+
+SPOT = get_spec("spot")
 
 
 def state(q=None, dq=None, gyro=None, gravity=(0.0, 0.0, -1.0)):

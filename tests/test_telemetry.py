@@ -8,20 +8,25 @@ import threading
 
 import numpy as np
 
+from velora_robot.envs import SpotWalkTask
 from velora_robot.hal import MockHardware
-from velora_robot.robots import SPOT
+from velora_robot.robots import get_spec
 from velora_robot.runtime import telemetry
 from velora_robot.runtime.controller import Controller
 from velora_robot.runtime.loop import ControlLoop
 from velora_robot.runtime.safety import Safety, SafetyConfig
 from velora_robot.runtime.telemetry import Telemetry
 
+SPOT = get_spec("spot")
+SPOT_WALK = SpotWalkTask.policy_interface()
+
 
 def loop_with(path, hz=200):
     hw = MockHardware(SPOT, period_s=1.0 / hz)
     safety = Safety(SPOT, SafetyConfig(ramp_s=0.05), dt_s=1.0 / hz)
-    controller = Controller(hw, lambda obs: np.full(12, 0.1), np.zeros(3), safety=safety)
-    return ControlLoop(controller, hz, telemetry=Telemetry(path, SPOT)), hw
+    controller = Controller(hw, lambda obs: np.full(12, 0.1), SPOT_WALK, np.zeros(3),
+                            safety=safety)
+    return ControlLoop(controller, hz, telemetry=Telemetry(path, SPOT, 47)), hw
 
 
 def test_every_cycle_is_recorded_with_state_command_action_and_timing(tmp_path):
@@ -29,7 +34,7 @@ def test_every_cycle_is_recorded_with_state_command_action_and_timing(tmp_path):
     stats = loop.run(cycles=40)
     header, data = telemetry.read(tmp_path / "run.telemetry")
     cols = {c: i for i, c in enumerate(header["columns"])}
-    assert data.shape == (40, len(telemetry.columns(SPOT)))
+    assert data.shape == (40, len(telemetry.columns(SPOT, 47)))
     np.testing.assert_allclose(data[:, cols["lateness_us"]], stats.lateness_us)
     acted = ~np.isnan(data[:, cols["action/fl_hip"]])  # cycles that ran the policy
     assert acted.sum() > 20 and np.all(data[acted, cols["mode"]] == 1.0)

@@ -60,29 +60,30 @@ def cmd_bench(args: argparse.Namespace) -> None:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# What `demo --robot` runs: the shipped controller, its deploy launch file, its env and the
+# command its video shows.
+DEMOS = {"spot": ("spot_walk.onnx", "spot_sim.yaml", "velora_robot/SpotWalk-v0", [0.5, 0.0, 0.0]),
+         "g1": ("g1_walk.onnx", "g1_sim.yaml", "velora_robot/G1Walk-v0", [0.5, 0.0, 0.0])}
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
-    """The main job: the shipped Spot controller (its neurons by role, then 20 s in the
-    real-time loop on the simulated Spot with a live status line, telemetry, a plot, a
-    short video and a summary). Until models/spot_walk.onnx is shipped, the shipped
-    one-joint controller runs the same path and Spot is shown standing on its servos."""
+    """The main job: a shipped walking controller (its neurons by role, then 20 s in the
+    real-time loop on the simulated robot with a live status line, telemetry, a plot, a
+    short video and a summary)."""
     from velora_robot.runtime.launch import deploy
 
     out = Path(args.out)
     check_writable(out, "--out", folder=True)
     if not args.seconds > 0 or not math.isfinite(args.seconds):
         raise UserError(f"--seconds {args.seconds}: a finite number of seconds above 0")
+    model, launch, env_id, command = DEMOS[args.robot]
+    policy = ROOT / "models" / model
+    if not policy.is_file():
+        raise UserError(f"--robot {args.robot}: {policy} is not shipped in this checkout")
     out.mkdir(parents=True, exist_ok=True)
-    spot = ROOT / "models" / "spot_walk.onnx"
-    if spot.is_file():
-        _describe_controller(spot)
-        summary = deploy(ROOT / "launch" / "spot_sim.yaml", duration_s=args.seconds)
-        _record_policy(spot, "velora_robot/SpotWalk-v0", out / "spot_walk.gif",
-                       command=[0.5, 0.0, 0.0])
-    else:
-        print(f"{spot.relative_to(ROOT)} is not shipped yet (training: launch/spot_walk.yaml);"
-              " running the shipped one-joint controller instead.\n")
-        summary = deploy(ROOT / "launch" / "one_joint_sim.yaml", duration_s=args.seconds)
-        _demo_sim(out)
+    _describe_controller(policy)
+    summary = deploy(ROOT / "launch" / launch, duration_s=args.seconds)
+    _record_policy(policy, env_id, out / f"{policy.stem}.gif", command=command)
     _write_json(summary, out / "summary.json")
 
 
@@ -279,25 +280,6 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {telemetry.plot(args.telemetry, args.out)}")
 
 
-def _demo_sim(out: Path) -> None:
-    """Spot in SpotWalk holding its default pose on the simulated PD servos, recorded."""
-    import gymnasium as gym
-
-    import velora_robot.envs  # noqa: F401  (registers the ids)
-    from velora_robot.envs.video import record
-
-    env = gym.make("velora_robot/SpotWalk-v0", render_mode="rgb_array", variant="full")
-    spec = env.unwrapped.robot_spec
-    print(f"SpotWalk-v0: {spec.n_joints} joints, observation {spec.obs_dim} values, "
-          f"control {spec.control_hz:.0f} Hz, physics {spec.physics_hz:.0f} Hz")
-    video = record(env, out / "spot_stand.gif", seconds=3.0)
-    height = env.unwrapped.robot.measure().base_pos[2]
-    print(f"Spot held its default pose for 3 s on the simulated servos (zero action): base "
-          f"height {height:.3f} m (home {spec.base_height} m); video {video}")
-    print("A walking policy needs training (next issues); this shows the simulated robot.\n")
-    env.close()
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="velora-robot",
@@ -307,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main demo")
     demo.add_argument("--out", default="out/demo", help="folder for the demo's files")
     demo.add_argument("--seconds", type=float, default=20.0, help="how long the robot runs")
+    demo.add_argument("--robot", choices=sorted(DEMOS), default="spot",
+                      help="which shipped walker to run (default: spot)")
     demo.set_defaults(func=cmd_demo)
     train = sub.add_parser("train", help="train a controller from a YAML recipe")
     train.add_argument("recipe", type=Path, help="recipe file (see launch/)")

@@ -61,7 +61,7 @@ def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = 
         if physics == "full":
             kwargs["variant"] = "full"
     if command is not None:
-        names = list(card.robot.commands) if card.robot else []
+        names = list(card.interface.commands) if card.interface else []
         task = ENV_IDS[env_id].TASK if env_id in ENV_IDS else None
         if task is not None and not task.RANGED_COMMANDS:
             raise ConfigError(f"--command: {env_id} makes its own commands (a reference "

@@ -18,10 +18,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     board's firmware loop would be) and sleeping in ppoll between events; then the
     sim-plant comparison for each shipped controller."""
     from velora_robot.bridge import protocol as P
-    from velora_robot.robots import SPOT
+    from velora_robot.robots import get_spec
 
+    spot = get_spec("spot")
     rows = [row for spin in (True, False) for row in _exchanges(quick, spin)]
-    request, reply = P.exchange_bytes(SPOT.n_joints)
+    request, reply = P.exchange_bytes(spot.n_joints)
     plant = []
     models = Path(__file__).resolve().parents[2] / "models"
     for robot, name, command, hz in (("one_joint", "joint_track.onnx", [0.5, 0.0], 250),
@@ -29,7 +30,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         if (models / name).is_file():
             plant.append(compare_paths(str(models / name), robot, command,
                                        seconds=2.0 if quick else 5.0, command_hz=hz))
-    return {"benchmark": "bridge", "joints": SPOT.n_joints, "request_bytes": request,
+    return {"benchmark": "bridge", "joints": spot.n_joints, "request_bytes": request,
             "reply_bytes": reply, "rows": rows, "sim_plant": plant}
 
 
@@ -38,17 +39,18 @@ def _exchanges(quick: bool, spin: bool) -> list[dict[str, Any]]:
     from velora_robot.bridge.emulator import Emulator
     from velora_robot.hal.base import JointCommand
     from velora_robot.hal.serial_bridge import SerialBridgeHardware
-    from velora_robot.robots import SPOT
+    from velora_robot.robots import get_spec
 
+    spot = get_spec("spot")
     exchanges = 500 if quick else 5000
-    request, reply = P.exchange_bytes(SPOT.n_joints)
+    request, reply = P.exchange_bytes(spot.n_joints)
     rows = []
     for baud in BAUDS:
-        with Emulator.for_robot(SPOT, baud=baud, spin=spin) as emu:
-            hw = SerialBridgeHardware(SPOT, emu.port, baud=baud)
+        with Emulator.for_robot(spot, baud=baud, spin=spin) as emu:
+            hw = SerialBridgeHardware(spot, emu.port, baud=baud)
             hw.configure()
             hw.activate()
-            command = JointCommand.hold(SPOT, hw.read().q)
+            command = JointCommand.hold(spot, hw.read().q)
             for _ in range(200):  # warm-up
                 hw.write(command)
             hw.rtt_us.clear()
@@ -112,7 +114,8 @@ def compare_paths(policy_path: str, robot: str, command: list[float], seconds: f
 
     def trajectory(hw: Any) -> np.ndarray:
         safety = Safety(spec, SafetyConfig(ramp_s=0.0, min_upright=-1.0), dt_s=1 / command_hz)
-        controller = Controller(hw, load_policy(policy_path), np.asarray(command, float),
+        policy = load_policy(policy_path)
+        controller = Controller(hw, policy, policy.card.interface, np.asarray(command, float),
                                 safety=safety, policy_every=every)
         rows: list[np.ndarray] = []
         ControlLoop(controller, command_hz).run(

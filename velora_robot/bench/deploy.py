@@ -86,20 +86,20 @@ def run_policy(quick: bool = False) -> dict[str, Any]:
 def run_loop(quick: bool = False, seconds: float | None = None) -> dict[str, Any]:
     """bench loop: 500 Hz, simulated Spot, policy at 50 Hz."""
     from velora_robot.hal import MujocoHardware
-    from velora_robot.robots import SPOT
+    from velora_robot.robots import get_spec
     from velora_robot.runtime import OnnxPolicy
     from velora_robot.runtime.controller import Controller
     from velora_robot.runtime.loop import ControlLoop, realtime_setup
     from velora_robot.runtime.safety import Safety, SafetyConfig
 
     seconds = seconds or (5.0 if quick else 60.0)
-    spec = SPOT.model_copy(update={"physics_hz": 500.0})
+    spec = get_spec("spot").model_copy(update={"physics_hz": 500.0})
     with tempfile.TemporaryDirectory(prefix="velora-bench-") as tmp:
         policy = OnnxPolicy(_spot_policy(Path(tmp)))
         hw = MujocoHardware(spec, period_s=0.002)
         safety = Safety(spec, SafetyConfig(ramp_s=1.0, min_upright=-1.0), dt_s=0.002)
-        controller = Controller(hw, policy, np.array([0.5, 0.0, 0.0]), safety=safety,
-                                policy_every=10)
+        controller = Controller(hw, policy, policy.card.interface, np.array([0.5, 0.0, 0.0]),
+                                safety=safety, policy_every=10)
         notes = realtime_setup()
         steal = _steal_ms()
         stats = ControlLoop(controller, 500.0).run(seconds=seconds).summary()

@@ -4,8 +4,9 @@ A `VecTask` holds a batch of simulated robots and computes commands, observation
 and terminations for all of them at once with numpy, so the Python cost per robot and step
 is little more than MuJoCo's. `RobotEnv` is the gymnasium environment: a batch of one.
 
-The actor sees only what the real robot measures (the spec's observation layout, built by
-the shared `RobotIO`); `privileged()` offers simulator truth for critics. Rewards are
+The actor sees only what the real robot measures: the task's policy interface (observation
+terms, commands, gait clock; `interface`), built by the shared `RobotIO`, which the model card
+carries to the robot. `privileged()` offers simulator truth for critics. Rewards are
 weighted terms times the control period; each weighted term is reported.
 """
 
@@ -19,8 +20,9 @@ from pydantic import Field, field_validator, model_validator
 
 from velora_robot.config import Settings, merge, parse
 from velora_robot.errors import ConfigError
+from velora_robot.robots.interface import PolicyInterface, check_command
+from velora_robot.robots.observation import RobotIO
 from velora_robot.robots.sources import get_spec
-from velora_robot.robots.spec import check_command
 from velora_robot.simulation.physics import Physics
 from velora_robot.simulation.randomization import Randomization, Range, add_noise, noise_widths
 from velora_robot.simulation.robot import Measurement, RobotBatch
@@ -30,6 +32,9 @@ class EnvConfig(Settings):
     """Every setting of an environment; unknown fields are refused."""
 
     robot: str
+    # The policy interface: observation terms (registered in robots/terms.py) and scales,
+    # command names, the gait clock's rate. The task's defaults set it.
+    interface: PolicyInterface
     source: str = "default"
     variant: Literal["fast", "full"] = "fast"
     episode_s: float = Field(default=20.0, gt=0)
@@ -45,7 +50,7 @@ class EnvConfig(Settings):
     min_base_height: float | None = None
     min_upright: float = Field(default=-1.0, ge=-1, le=1)
     # Per foot (the source's foot order), where in the gait cycle its swing starts
-    # (fraction of a cycle); used by the `gait` reward with the spec's gait_hz.
+    # (fraction of a cycle); used by the `gait` reward with the interface's gait_hz.
     gait_offsets: list[float] = Field(default_factory=list)
     randomization: Randomization = Randomization()
     # Contact and solver settings over the MJCF's own (all unset: the MJCF's).
@@ -59,7 +64,7 @@ class EnvConfig(Settings):
 
     @model_validator(mode="after")
     def _commands(self) -> EnvConfig:
-        names = get_spec(self.robot).commands
+        names = self.interface.commands
         for name, (lo, hi) in self.command_ranges.items():
             for value in (lo, hi):
                 check_command({name: value}, names, "command_ranges")
@@ -88,7 +93,8 @@ class VecTask:
         self.batch = RobotBatch(self.spec, n, source=self.config.source,
                                 variant=self.config.variant, physics=self.config.physics,
                                 randomization=self.config.randomization, threads=threads)
-        self.io = self.batch.io
+        self.interface = self.config.interface
+        self.io = RobotIO(self.spec, self.interface)
         self.n = n
         dt = self.spec.control_dt
         self.dt = dt
@@ -98,7 +104,7 @@ class VecTask:
         self.randomization_level = np.array(1.0)  # the curriculum's (1: the full ranges)
         self.set_randomization_level(1.0)
         self.rngs = [np.random.default_rng(i) for i in range(n)]
-        self.command = np.zeros((n, len(self.spec.commands)))
+        self.command = np.zeros((n, len(self.interface.commands)))
         self.last_action = np.zeros((n, self.spec.n_joints))
         self.steps = np.zeros(n, dtype=int)
         self._physics = np.tile([1.0, 0.0, 1.0, 1.0, 0.0, 0.0], (n, 1))  # privileged, per episode
@@ -117,6 +123,11 @@ class VecTask:
             raise ConfigError(f"{where}: field 'command_ranges': {cls.__name__} makes its own "
                               "commands (a reference trajectory); they cannot be set")
         return config
+
+    @classmethod
+    def policy_interface(cls, given: dict[str, Any] | None = None) -> PolicyInterface:
+        """The policy interface of this task configured by `given` (default: its own)."""
+        return cls.settings(given or {}, f"{cls.__name__} config").interface
 
     @classmethod
     def mirror_maps(cls, given: dict[str, Any], where: str
@@ -233,7 +244,7 @@ class VecTask:
         ranges = self.config.command_ranges
         for i in ids:
             self.command[i] = [self.rngs[i].uniform(*ranges.get(name, (0.0, 0.0)))
-                               for name in self.spec.commands]
+                               for name in self.interface.commands]
 
     def _advance_command(self) -> None:
         """Move time-varying commands forward one control step (constant by default)."""

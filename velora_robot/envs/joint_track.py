@@ -19,7 +19,12 @@ FREQUENCY_HZ = (0.1, 1.0)
 class JointTrackTask(VecTask):
     """`info()["tracking_error"]`: |q - target| in rad after each step."""
 
-    DEFAULTS: ClassVar[dict[str, Any]] = {"robot": "one_joint", "episode_s": 10.0}
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "robot": "one_joint", "episode_s": 10.0,
+        "interface": {"observation": [{"name": "joint_pos"}, {"name": "joint_vel", "scale": 0.1},
+                                      {"name": "last_action"}, {"name": "command"}],
+                      "commands": ("target_pos", "target_vel")},
+    }
     REWARDS: ClassVar[dict[str, float]] = {"tracking": 1.0, "error": -1.0, "action_rate": -0.01,
                                            "torques": -0.01}
     RANGED_COMMANDS: ClassVar[bool] = False

@@ -17,10 +17,20 @@ HEADING_SIGMA_RAD2 = 0.25
 AIR_TIME_TARGET_S = 0.25
 
 
-class LocomotionTask(VecTask):
-    """Track (vx, vy, yaw rate) in the base frame; commands a robot lacks count as zero."""
+def walking_interface(commands: tuple[str, ...], gait_hz: float) -> dict[str, Any]:
+    """A walker's policy interface: IMU, joints, its last action, the velocity command and
+    a gait clock at `gait_hz` (a task's DEFAULTS["interface"])."""
+    return {"observation": [{"name": "gyro", "scale": 0.25}, {"name": "gravity"},
+                            {"name": "joint_pos"}, {"name": "joint_vel", "scale": 0.05},
+                            {"name": "last_action"}, {"name": "command"},
+                            {"name": "gait_clock"}],
+            "commands": commands, "gait_hz": gait_hz}
 
-    # Walkers step to their spec's gait clock: swings and the clock's contact schedule are
+
+class LocomotionTask(VecTask):
+    """Track (vx, vy, yaw rate) in the base frame; commands a task lacks count as zero."""
+
+    # Walkers step to their interface's gait clock: swings and the clock's contact schedule are
     # rewarded, and the pose term keeps them off the action limits. Without these PPO
     # settled on standing still (Spot) or on a stance at the action limits that tips over
     # after 2 s (the humanoid). Torque and energy costs are small, since stepping needs both.
@@ -33,17 +43,19 @@ class LocomotionTask(VecTask):
         # so a policy may walk 0.54 m/s when asked for 0.5 at almost no cost; these charge
         # every cm/s the same (a fine-tuning stage's weights).
         "lin_vel_error": 0.0, "yaw_rate_error": 0.0,
+        # Paid for every step upright (off for Spot, which stands by itself; a biped needs it).
+        "alive": 0.0,
     }
 
     def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
                  **settings: Any) -> None:
         super().__init__(n, config, **settings)
-        self._air_time = np.zeros((n, len(self.batch.index.feet)))
+        self._air_time = np.zeros((n, len(self.batch.index.foot_start)))
         # The heading the robot should have: where it started, turned by the yaw-rate
         # commands since (NaN until its episode's first step).
         self._heading = np.full(n, np.nan)
         columns = {"vx": 0, "vy": 1, "yaw_rate": 2}
-        self._command_columns = [columns[name] for name in self.spec.commands]
+        self._command_columns = [columns[name] for name in self.interface.commands]
 
     @classmethod
     def mirror_maps(cls, given: dict[str, Any], where: str
@@ -52,18 +64,18 @@ class LocomotionTask(VecTask):
         and its mirror partner (half a period for a trot; the same for every pair, or the
         gait is not symmetric)."""
         config = cls.settings(given, where)
-        spec = get_spec(config.robot)
+        spec, gait_hz = get_spec(config.robot), config.interface.gait_hz
         if spec.mirror is None:
             raise ConfigError(f"{where}: robot {spec.name!r} has no mirror in its spec: "
                               "mirror symmetry does not apply")
         offsets, feet = config.gait_offsets, spec.mirror.feet
         shifts = {round((offsets[feet[k]] - offsets[k]) % 1.0, 9)
-                  for k in range(len(offsets))} if offsets and spec.gait_hz else {0.0}
+                  for k in range(len(offsets))} if offsets and gait_hz else {0.0}
         if len(shifts) != 1 or not shifts <= {0.0, 0.5}:
             raise ConfigError(f"{where}: field 'gait_offsets': {offsets} is not a mirror-"
                               "symmetric gait (a foot and its partner must be in phase or "
                               "half a period apart, the same for every pair)")
-        return mirror_maps(spec, shifts.pop())
+        return mirror_maps(spec, config.interface, shifts.pop())
 
     def _reset_task(self, i: int) -> None:
         super()._reset_task(i)
@@ -103,6 +115,7 @@ class LocomotionTask(VecTask):
             "pose": np.sum((s.q - self.io.q0) ** 2, axis=1),
             "gait": self._gait(m.contacts, cmd),
             "heading": self._heading_kept(m.base_yaw, cmd[:, 2]),
+            "alive": np.ones(self.n),
         }
 
     def _heading_kept(self, yaw: np.ndarray, yaw_rate_cmd: np.ndarray) -> np.ndarray:
@@ -119,9 +132,10 @@ class LocomotionTask(VecTask):
         schedule, as in Siekmann et al. 2021): each foot swings during the first half of
         its cycle when the robot is asked to move, and all feet stand when it is not."""
         offsets = self.config.gait_offsets
-        if not offsets or self.spec.gait_hz is None:
+        gait_hz = self.interface.gait_hz
+        if not offsets or gait_hz is None:
             return np.zeros(self.n)
-        phase = (self.spec.gait_hz * self.steps[:, None] * self.dt + np.asarray(offsets)) % 1.0
+        phase = (gait_hz * self.steps[:, None] * self.dt + np.asarray(offsets)) % 1.0
         stance = np.where(np.linalg.norm(cmd, axis=1)[:, None] > 0.1, phase >= 0.5, True)
         return np.mean(contact == stance, axis=1)
 

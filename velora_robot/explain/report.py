@@ -34,15 +34,19 @@ PHASE_BINS = 20
 
 
 def input_names(card: Any, n_inputs: int) -> list[str]:
-    """Each observation entry by name (term/part), from the card's robot spec."""
-    robot = card.robot
-    if robot is None:
+    """Each observation entry by name (term/part), from the card's robot and interface
+    (a term without named parts numbers them)."""
+    from velora_robot.robots.observation import obs_sizes
+
+    robot, interface = card.robot, card.interface
+    if robot is None or interface is None:
         return [f"obs{i}" for i in range(n_inputs)]
     joints = robot.joint_names
     parts = {"gyro": ["x", "y", "z"], "gravity": ["x", "y", "z"], "joint_pos": joints,
-             "joint_vel": joints, "last_action": joints, "command": list(robot.commands),
+             "joint_vel": joints, "last_action": joints, "command": list(interface.commands),
              "gait_clock": ["cos", "sin"]}
-    return [f"{term}/{part}" for term in robot.obs_sizes() for part in parts[term]]
+    return [f"{term}/{part}" for term, size in obs_sizes(robot, interface).items()
+            for part in parts.get(term, range(size))]
 
 
 def _structure(net: LiquidNet, wiring: NCPWiring, joints: list[str], inputs: list[str],
@@ -162,7 +166,7 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
     effect_group = np.sqrt(((_replay(net, nominal.x, groups) - base) ** 2).mean(1))
     own_largest = [bool(np.argmax(effect_group[j]) == j) for j in range(net.n_joints)]
     attribution = attributions(net, nominal.x, np.random.default_rng(0))
-    locking = _gait_locking(nominal, card.robot.gait_hz if card.robot else None)
+    locking = _gait_locking(nominal, card.interface.gait_hz if card.interface else None)
     share = neuron_share(nominal)
 
     report = {

@@ -53,9 +53,9 @@ def commands_of(card: Any) -> list[str]:
     from velora_robot.envs import ENV_IDS
 
     task = ENV_IDS.get(card.training.env)
-    if task is None or not task.TASK.RANGED_COMMANDS or card.robot is None:
+    if task is None or not task.TASK.RANGED_COMMANDS or card.interface is None:
         return []
-    return list(card.robot.commands)
+    return list(card.interface.commands)
 
 
 def make_env(card: Any, command: dict[str, float] | None = None,

@@ -40,12 +40,18 @@ def load_agent(ckpt: dict[str, Any]) -> tuple[Recipe, Agent]:
     return recipe, agent.eval()
 
 
-def robot_of(env_id: str, kwargs: dict[str, Any]) -> str | None:
-    """The robot a velora_robot env runs (None for other gymnasium envs)."""
+def robot_and_interface(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The card's `robot` and `interface`: the robot spec a velora_robot env runs and the
+    policy interface its task gives (none for other gymnasium envs)."""
     from velora_robot.envs import ENV_IDS
+    from velora_robot.robots import get_spec
 
     cls = ENV_IDS.get(env_id)
-    return None if cls is None else kwargs.get("robot", cls.TASK.DEFAULTS["robot"])
+    if cls is None:
+        return {}
+    config = cls.TASK.settings(kwargs, f"env {env_id}")
+    return {"robot": json.loads(get_spec(config.robot).model_dump_json()),
+            "interface": json.loads(config.interface.model_dump_json())}
 
 
 def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"] = "onnx",
@@ -173,9 +179,7 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
                fmt: str, path: Path, checkpoint: Path) -> ModelCard:
     """Everything the runtime (and a person) needs to know about an exported policy."""
     from velora_robot.rl.policies import LiquidActor
-    from velora_robot.robots import get_spec
 
-    robot = robot_of(recipe.env.id, recipe.env.kwargs)
     actor = agent.actor
     network: dict[str, Any] = {"kind": recipe.policy.kind,
                                "trainable_parameters": agent.actor_parameters,
@@ -205,7 +209,7 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
         "io": {"inputs": {"obs": [1, ckpt["obs_dim"]], "state": [1, policy.state_size]},
                "outputs": {"action": [1, ckpt["act_dim"]],
                            "next_state": [1, policy.state_size]}},
-        "robot": None if robot is None else json.loads(get_spec(robot).model_dump_json()),
+        **robot_and_interface(recipe.env.id, recipe.env.kwargs),
         "network": network,
         "training": summary,
         "source_checkpoint": {"file": str(checkpoint),

@@ -1,6 +1,7 @@
 """The observation vector and the action mapping: written once, used by the training env
 and by the runtime on the robot (numpy only). Mismatched order or scaling between sim and
-robot cannot happen because there is no second copy."""
+robot cannot happen because there is no second copy. The observation's layout is the task's
+`PolicyInterface` (its terms in `terms.py`); the action mapping is the robot's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from velora_robot.robots.interface import PolicyInterface
 from velora_robot.robots.spec import RobotSpec
+from velora_robot.robots.terms import OBSERVATIONS, Inputs
 
 
 @dataclass
@@ -47,37 +50,34 @@ def gravity_in_base(quat_wxyz: np.ndarray) -> np.ndarray:
 
 
 class RobotIO:
-    """Observation building and action mapping for one robot spec, arrays precomputed.
+    """Observation building and action mapping for one robot under one policy interface.
 
-    `observation()` lays out the actor observation; `targets()` turns an action in [-1, 1]
-    into joint position targets: default pose + action_scale * action, inside the limits.
+    `observation()` lays out the actor observation (the interface's terms, scaled);
+    `targets()` turns an action in [-1, 1] into joint position targets: default pose +
+    action_scale * action, inside the limits. Without an interface only `targets()` works
+    (a simulated robot needs no observation).
     """
 
-    def __init__(self, spec: RobotSpec) -> None:
-        self.spec = spec
-        self.q0 = np.array([j.default_pos for j in spec.joints])
+    def __init__(self, spec: RobotSpec, interface: PolicyInterface | None = None) -> None:
+        self.spec, self.interface = spec, interface
+        self.q0 = spec.default_pose
         self.q_low = np.array([j.pos_limit[0] for j in spec.joints])
         self.q_high = np.array([j.pos_limit[1] for j in spec.joints])
-        self.obs_dim = spec.obs_dim
-        self._layout = [(t.name, t.scale) for t in spec.observation]
+        if interface is not None:
+            self._layout = [(OBSERVATIONS[t.name].fn, t.scale) for t in interface.observation]
+            self.sizes = obs_sizes(spec, interface)
+            self.obs_dim = sum(self.sizes.values())
 
     def observation(self, state: RobotState, last_action: np.ndarray,
                     command: np.ndarray, time_s: float | np.ndarray = 0.0) -> np.ndarray:
-        """The actor observation (float32) in the spec's layout; batched inputs give a
+        """The actor observation (float32) in the interface's layout; batched inputs give a
         batch of observations. `time_s` is the time since the policy's episode began (for
         the gait clock; one value per robot in a batch)."""
-        blocks = {
-            "gyro": state.gyro,
-            "gravity": state.gravity,
-            "joint_pos": state.q - self.q0,
-            "joint_vel": state.dq,
-            "last_action": last_action,
-            "command": command,
-        }
-        if self.spec.gait_hz is not None:
-            angle = 2 * np.pi * self.spec.gait_hz * np.asarray(time_s, float)[..., None]
-            blocks["gait_clock"] = np.concatenate([np.cos(angle), np.sin(angle)], axis=-1)
-        return np.concatenate([blocks[name] * scale for name, scale in self._layout],
+        if self.interface is None:
+            raise ValueError(f"robot {self.spec.name!r}: no policy interface to observe with")
+        x = Inputs(state, last_action, command, np.asarray(time_s, float)[..., None], self.q0,
+                   self.interface.gait_hz)
+        return np.concatenate([fn(x) * scale for fn, scale in self._layout],
                               axis=-1).astype(np.float32)
 
     def targets(self, action: np.ndarray) -> np.ndarray:
@@ -86,40 +86,39 @@ class RobotIO:
         return np.clip(target, self.q_low, self.q_high)
 
 
-# Signs of each command under the left-right mirror: forward speed stays, sideways speed and
-# turning rate flip.
-COMMAND_MIRROR = {"vx": 1.0, "vy": -1.0, "yaw_rate": -1.0}
+def obs_sizes(spec: RobotSpec, interface: PolicyInterface) -> dict[str, int]:
+    """Size of each observation term of `interface` on `spec`, in layout order: derived by
+    evaluating each term once on the robot at rest."""
+    n = spec.n_joints
+    rest = Inputs(RobotState(q=spec.default_pose, dq=np.zeros(n), gyro=np.zeros(3),
+                             gravity=np.array([0.0, 0.0, -1.0])),
+                  np.zeros(n), np.zeros(len(interface.commands)), np.zeros(1),
+                  spec.default_pose, interface.gait_hz)
+    return {t.name: int(np.shape(OBSERVATIONS[t.name].fn(rest))[-1])
+            for t in interface.observation}
 
 
-def mirror_maps(spec: RobotSpec, clock_shift: float = 0.0
+def mirror_maps(spec: RobotSpec, interface: PolicyInterface, clock_shift: float = 0.0
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The observation and action of the robot's mirror image, as index and sign arrays:
     mirrored obs = obs[..., obs_index] * obs_sign, mirrored action = action[...,
-    act_index] * act_sign. Angular rates are axial vectors (x and z flip), gravity polar
-    (y flips). `clock_shift` is the gait clock's offset, in periods, between a foot and its
-    mirror partner (0.5 for a trot): the clock of the mirror image runs that far ahead.
-    Raises ValueError when the spec has no mirror or the shift is not 0 or 0.5."""
+    act_index] * act_sign. `clock_shift` is the gait clock's offset, in periods, between a
+    foot and its mirror partner (0.5 for a trot): the clock of the mirror image runs that
+    far ahead. Raises ValueError when the spec has no mirror, a term has no mirror image,
+    or the shift is not 0 or 0.5."""
     if spec.mirror is None:
         raise ValueError(f"robot {spec.name!r} has no mirror in its spec")
-    joints = np.array(spec.mirror.joints)
-    joint_sign = np.array(spec.mirror.joint_sign, dtype=float)
     if clock_shift not in (0.0, 0.5):
         raise ValueError(f"a gait clock shifted by {clock_shift} periods is a rotation, not "
                          "a sign change: mirror symmetry needs a shift of 0 or 0.5")
-    blocks = {
-        "gyro": (np.arange(3), np.array([-1.0, 1.0, -1.0])),
-        "gravity": (np.arange(3), np.array([1.0, -1.0, 1.0])),
-        "joint_pos": (joints, joint_sign),
-        "joint_vel": (joints, joint_sign),
-        "last_action": (joints, joint_sign),
-        "command": (np.arange(len(spec.commands)),
-                    np.array([COMMAND_MIRROR[c] for c in spec.commands])),
-        "gait_clock": (np.arange(2), np.full(2, -1.0 if clock_shift else 1.0)),
-    }
     index, sign, offset = [], [], 0
-    for name, size in spec.obs_sizes().items():
-        idx, sgn = blocks[name]
+    for name, size in obs_sizes(spec, interface).items():
+        mirror = OBSERVATIONS[name].mirror
+        if mirror is None:
+            raise ValueError(f"observation term {name!r} has no mirror image")
+        idx, sgn = mirror(spec, interface, clock_shift)
         index.append(idx + offset)
         sign.append(sgn)
         offset += size
-    return np.concatenate(index), np.concatenate(sign), joints, joint_sign
+    return (np.concatenate(index), np.concatenate(sign), np.array(spec.mirror.joints),
+            np.array(spec.mirror.joint_sign, dtype=float))

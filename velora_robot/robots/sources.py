@@ -1,5 +1,7 @@
-"""Find a robot's spec and its MJCF file: in an installed package (located without importing
-it), in a MuJoCo Menagerie checkout named by $MENAGERIE_ROOT, or among our own scenes."""
+"""Find a robot's spec and its MJCF file. Each built-in robot is a folder beside this file
+holding its spec as data (`<name>/robot.yaml`); its MJCF comes from an installed package
+(located without importing it), a MuJoCo Menagerie checkout named by $MENAGERIE_ROOT, or our
+own scenes. Adding a robot is adding a folder."""
 
 from __future__ import annotations
 
@@ -7,9 +9,19 @@ import importlib.util
 import os
 from pathlib import Path
 
+from velora_robot.config import load_file
 from velora_robot.errors import ConfigError
-from velora_robot.robots.builtin import ROBOTS
 from velora_robot.robots.spec import RobotSpec
+
+
+def _folder_robots() -> dict[str, RobotSpec]:
+    """The robots in the folders beside this file, by name (read once, at import)."""
+    specs = [load_file(RobotSpec, path)
+             for path in sorted(Path(__file__).parent.glob("*/robot.yaml"))]
+    return {spec.name: spec for spec in specs}
+
+
+ROBOTS: dict[str, RobotSpec] = _folder_robots()
 
 
 def get_spec(name: str) -> RobotSpec:

@@ -1,33 +1,16 @@
-"""`RobotSpec`: the one source of truth for a robot — joints and their order, default pose,
-PD gains, limits, action scale, rates and the observation layout. The env, the model card,
-the runtime and the firmware configuration all read it."""
+"""`RobotSpec`: the one source of truth for a robot's hardware facts — joints and their
+order, default pose, PD gains, limits, held joints, action scale, rates, where its model
+lives and what its feet are. The env, the model card, the runtime and the firmware
+configuration all read it. What a policy observes is the task's (`interface.py`)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
 from velora_robot.config import Settings
-
-# The largest command any of our robots takes (m/s, rad/s or rad): a bound on absurd input
-# (a command of 1e308 would make the observation infinite), not a robot's ability.
-MAX_COMMAND = 10.0
-
-
-def check_command(values: dict[str, float], commands: tuple[str, ...], where: str) -> None:
-    """Refuse command names the robot does not take and values beyond +-MAX_COMMAND."""
-    unknown = sorted(set(values) - set(commands))
-    if unknown:
-        raise ValueError(f"{where}: no command {unknown}; the commands are {list(commands)}")
-    for name, value in values.items():
-        if not -MAX_COMMAND <= value <= MAX_COMMAND:
-            raise ValueError(f"{where}.{name}: {value} is outside -{MAX_COMMAND:g}.."
-                             f"{MAX_COMMAND:g}")
-
-
-ObsName = Literal["gyro", "gravity", "joint_pos", "joint_vel", "last_action", "command",
-                  "gait_clock"]
 
 
 class JointSpec(Settings):
@@ -54,13 +37,16 @@ class JointSpec(Settings):
         return self
 
 
-class ObsTerm(Settings):
-    """One block of the actor observation, multiplied by `scale`."""
+class HeldJoint(Settings):
+    """A joint the policy does not drive: its motor holds it at `default_pos` by PD (a
+    humanoid's waist and arms while a leg policy walks, as unitree_rl_gym's 12-DoF G1)."""
 
     model_config = ConfigDict(frozen=True)
 
-    name: ObsName
-    scale: float = 1.0
+    name: str
+    default_pos: float
+    kp: float = Field(gt=0, description="position gain, N*m/rad")
+    kd: float = Field(ge=0, description="velocity gain, N*m*s/rad")
 
 
 class ModelSource(Settings):
@@ -68,7 +54,9 @@ class ModelSource(Settings):
 
     `path` is ``package:relative/path.xml`` for a file shipped in an installed package
     (found without importing the package), or a path relative to ``$MENAGERIE_ROOT`` when
-    `menagerie` is true. `joints` lists the MJCF joint names in the spec's joint order.
+    `menagerie` is true. `joints` lists the MJCF joint names in the spec's joint order,
+    `held` those of the spec's held joints. A foot names a geom, or a body whose colliding
+    geoms all make the foot (a humanoid's sole of several contact points).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -76,6 +64,7 @@ class ModelSource(Settings):
     path: str
     menagerie: bool = False
     joints: tuple[str, ...]
+    held: tuple[str, ...] = ()
     base_body: str | None = None
     feet: tuple[str, ...] = ()
 
@@ -116,15 +105,11 @@ class RobotSpec(Settings):
 
     name: str
     joints: tuple[JointSpec, ...]
+    held: tuple[HeldJoint, ...] = ()
     action_scale: float = Field(gt=0, description="rad per unit action")
     control_hz: float = Field(gt=0)
     physics_hz: float = Field(gt=0)
-    observation: tuple[ObsTerm, ...]
-    commands: tuple[str, ...] = ()
     base_height: float | None = Field(default=None, description="standing base height, m")
-    # A gait clock (cos, sin of 2 pi gait_hz t, t from the start of the policy's episode)
-    # gives a walking policy its rhythm; set when the layout has a `gait_clock` term.
-    gait_hz: float | None = Field(default=None, gt=0)
     sources: dict[str, ModelSource]
     mirror: Mirror | None = None
 
@@ -134,17 +119,18 @@ class RobotSpec(Settings):
         if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
             raise ValueError(f"physics_hz {self.physics_hz} must be a whole multiple of "
                              f"control_hz {self.control_hz}")
-        names = [j.name for j in self.joints]
+        names = [j.name for j in (*self.joints, *self.held)]
         if len(set(names)) != len(names):
             raise ValueError(f"joint names repeat: {names}")
         for key, src in self.sources.items():
             if len(src.joints) != len(self.joints):
                 raise ValueError(f"source {key!r} names {len(src.joints)} joints, the spec has "
                                  f"{len(self.joints)}")
+            if len(src.held) != len(self.held):
+                raise ValueError(f"source {key!r} names {len(src.held)} held joints, the spec "
+                                 f"has {len(self.held)}")
         if "default" not in self.sources:
             raise ValueError("sources needs a 'default' entry")
-        if any(t.name == "gait_clock" for t in self.observation) and self.gait_hz is None:
-            raise ValueError("the observation has a gait_clock term: set gait_hz")
         if self.mirror is not None:
             if len(self.mirror.joints) != len(self.joints):
                 raise ValueError(f"mirror names {len(self.mirror.joints)} joints, the spec "
@@ -180,14 +166,7 @@ class RobotSpec(Settings):
         """Physics time step, s."""
         return 1.0 / self.physics_hz
 
-    def obs_sizes(self) -> dict[str, int]:
-        """Size of each observation block, in layout order."""
-        n = self.n_joints
-        size = {"gyro": 3, "gravity": 3, "joint_pos": n, "joint_vel": n, "last_action": n,
-                "command": len(self.commands), "gait_clock": 2}
-        return {t.name: size[t.name] for t in self.observation}
-
     @property
-    def obs_dim(self) -> int:
-        """Length of the actor observation vector."""
-        return sum(self.obs_sizes().values())
+    def default_pose(self) -> np.ndarray:
+        """Default joint positions in joint order, rad (action 0's targets)."""
+        return np.array([j.default_pos for j in self.joints])

@@ -10,11 +10,16 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from velora_robot.config import Settings, load_file
+from velora_robot.config import Settings, parse, read_file
 from velora_robot.errors import ConfigError
+from velora_robot.robots.interface import PolicyInterface
+from velora_robot.robots.observation import obs_sizes
 from velora_robot.robots.spec import RobotSpec
 
-CARD_FORMAT = "velora-model-card/1"
+CARD_FORMAT = "velora-model-card/2"
+# Format 1 kept the policy interface (observation, commands, gait clock) inside the robot
+# spec; format 2 has it apart, as the task's. Format 1 cards are read by moving it over.
+_INTERFACE_FIELDS = ("observation", "commands", "gait_hz")
 # Every exported policy: observation and recurrent state in, action and next state out.
 INPUTS, OUTPUTS = ("obs", "state"), ("action", "next_state")
 
@@ -174,12 +179,15 @@ class Trust(Settings):
 class ModelCard(Settings):
     """The JSON written beside every exported policy."""
 
-    format: Literal["velora-model-card/1"]
+    format: Literal["velora-model-card/2"]
     name: str
     policy_file: str
     policy_format: Literal["onnx", "torchscript", "kernel"]
     io: PolicyIO
     robot: RobotSpec | None = None  # None: trained on an env without a robot spec
+    # What the policy observes and is asked (the training task's); with `robot`, the
+    # runtime builds the observation from it.
+    interface: PolicyInterface | None = None
     network: Network
     training: Training
     source_checkpoint: SourceCheckpoint | None = None
@@ -206,16 +214,25 @@ def card_path(policy: str | Path) -> Path:
 
 
 def load_card(path: str | Path) -> ModelCard:
-    """A model card file, validated (every field typed; errors name the file and field)."""
-    return load_file(ModelCard, path)
+    """A model card file, validated (every field typed; errors name the file and field).
+    A format 1 card is read as format 2."""
+    data = read_file(path)
+    if isinstance(data, dict) and data.get("format") == "velora-model-card/1":
+        data = dict(data, format=CARD_FORMAT)
+        robot = data.get("robot")
+        if isinstance(robot, dict):
+            robot = data["robot"] = dict(robot)
+            data["interface"] = {k: robot.pop(k) for k in _INTERFACE_FIELDS if k in robot}
+    return parse(ModelCard, data, str(path))
 
 
-def check_card(card: ModelCard, spec: RobotSpec, where: str = "model card") -> None:
+def check_card(card: ModelCard, spec: RobotSpec, where: str = "model card") -> PolicyInterface:
     """Raise ConfigError naming the first difference between the card and the robot in
     anything the observation and action mapping read: joints and their order, default
-    pose, gains, position limits (target clipping), action scale, control rate,
-    observation layout, commands and the gait clock's frequency."""
-    if card.robot is None:
+    pose, gains, position limits (target clipping), action scale and control rate; and
+    whether the card's policy interface gives the policy's input size on this robot.
+    Returns that interface (the runtime observes with it)."""
+    if card.robot is None or card.interface is None:
         raise ConfigError(f"{where}: policy {card.name!r} was trained on "
                           f"{card.training.env!r}, not on a robot; it cannot drive "
                           f"{spec.name!r}")
@@ -234,14 +251,27 @@ def check_card(card: ModelCard, spec: RobotSpec, where: str = "model card") -> N
                 raise ConfigError(f"{where}: joint {j_robot.name!r}: {field} is "
                                   f"{getattr(j_robot, field)} on the robot but "
                                   f"{getattr(j_card, field)} in training")
-    for field in ("action_scale", "control_hz", "observation", "commands", "gait_hz"):
+    for j_robot, j_card in zip(spec.held, trained.held, strict=False):
+        if j_robot != j_card:
+            raise ConfigError(f"{where}: held joint {j_robot.name!r} is {j_robot} on the robot "
+                              f"but {j_card} in training")
+    if len(spec.held) != len(trained.held):
+        raise ConfigError(f"{where}: robot {spec.name!r} holds {len(spec.held)} joints, the "
+                          f"policy was trained with {len(trained.held)} held")
+    for field in ("action_scale", "control_hz"):
         if getattr(spec, field) != getattr(trained, field):
             raise ConfigError(f"{where}: field {field!r} is {getattr(spec, field)} on the "
                               f"robot but {getattr(trained, field)} in training")
-    if card.io.obs_dim != spec.obs_dim or card.io.act_dim != spec.n_joints:
+    try:
+        obs_dim = sum(obs_sizes(spec, card.interface).values())
+    except ValueError as exc:
+        raise ConfigError(f"{where}: field 'interface': {exc}") from None
+    if card.io.obs_dim != obs_dim or card.io.act_dim != spec.n_joints:
         raise ConfigError(f"{where}: field 'io': the policy takes {card.io.obs_dim} "
-                          f"observations and gives {card.io.act_dim} actions; robot "
-                          f"{spec.name!r} has {spec.obs_dim} and {spec.n_joints}")
+                          f"observations and gives {card.io.act_dim} actions; its interface "
+                          f"on robot {spec.name!r} gives {obs_dim} and the robot has "
+                          f"{spec.n_joints} joints")
+    return card.interface
 
 
 def trust_warnings(card: ModelCard, command: dict[str, float],

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from velora_robot.hal.base import Hardware, HardwareError, HardwareState, JointCommand
+from velora_robot.robots.interface import PolicyInterface
 from velora_robot.robots.observation import RobotIO
 from velora_robot.runtime.safety import Fault, Mode, Safety
 
@@ -26,7 +27,8 @@ class Cycle:
 
 
 class Controller:
-    """read -> observation -> policy -> targets -> safety -> write, for any backend.
+    """read -> observation -> policy -> targets -> safety -> write, for any backend. The
+    observation is the policy's `interface` (its card's) on the hardware's robot.
 
     The policy runs every `policy_every` cycles (the command rate may be a multiple of the
     policy rate); in between, its last targets are sent again. Without `safety` the
@@ -34,11 +36,11 @@ class Controller:
     """
 
     def __init__(self, hardware: Hardware, policy: Callable[[np.ndarray], np.ndarray],
-                 command: np.ndarray | None = None, *, safety: Safety | None = None,
-                 policy_every: int = 1) -> None:
+                 interface: PolicyInterface, command: np.ndarray | None = None, *,
+                 safety: Safety | None = None, policy_every: int = 1) -> None:
         self.hardware, self.policy, self.safety = hardware, policy, safety
-        self.io = RobotIO(hardware.spec)
-        self.command = np.zeros(len(hardware.spec.commands)) if command is None \
+        self.io = RobotIO(hardware.spec, interface)
+        self.command = np.zeros(len(interface.commands)) if command is None \
             else np.asarray(command, float)
         self.policy_every = policy_every
         self.last_action = np.zeros(hardware.spec.n_joints)

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from velora_robot.config import Settings, check_writable, is_recipe, parse, read_file
 from velora_robot.errors import ConfigError
 from velora_robot.hal.factory import HardwareSection, open_hardware
+from velora_robot.robots.interface import check_command
 from velora_robot.robots.sources import get_spec
-from velora_robot.robots.spec import RobotSpec, check_command
+from velora_robot.robots.spec import RobotSpec
 from velora_robot.runtime.card import check_card, trust_warnings
 from velora_robot.runtime.controller import Controller
 from velora_robot.runtime.estop import ESTOP_SIGNALS, EStop
@@ -114,11 +115,6 @@ class Launch(_Section):
     def _known_robot(cls, name: str) -> str:
         get_spec(name)
         return name
-
-    @model_validator(mode="after")
-    def _robot_and_command(self) -> Launch:
-        check_command(self.command, get_spec(self.robot).commands, "field 'command'")
-        return self
 
 
 def load_launch(path: str | Path) -> Launch:
@@ -211,9 +207,10 @@ class VelocityTracker:
     cycles from the simulator's truth (`Hardware.status()`): |(vx, vy) command - base
     velocity| and |yaw-rate command - yaw rate|."""
 
-    def __init__(self, hw: Any, spec: RobotSpec, command: np.ndarray, every: int) -> None:
+    def __init__(self, hw: Any, names: tuple[str, ...], command: np.ndarray,
+                 every: int) -> None:
         full = dict.fromkeys(("vx", "vy", "yaw_rate"), 0.0)
-        full.update(zip(spec.commands, command, strict=True))
+        full.update(zip(names, command, strict=True))
         self.hw, self.every, self.count = hw, every, 0
         self.cmd = np.array([full["vx"], full["vy"], full["yaw_rate"]])
         self.lin: list[float] = []
@@ -253,13 +250,17 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         raise ConfigError(f"{where}: field 'policy': no policy file at {launch.policy} (export "
                           "one with `velora-robot export CHECKPOINT`)")
     policy = load_policy(launch.policy)
-    check_card(policy.card, spec, where=f"{launch.policy} (model card)")
-    command = np.array([launch.command.get(name, 0.0) for name in spec.commands])
+    interface = check_card(policy.card, spec, where=f"{launch.policy} (model card)")
+    try:  # the commands are the policy's (its card's interface)
+        check_command(launch.command, interface.commands, "field 'command'")
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    command = np.array([launch.command.get(name, 0.0) for name in interface.commands])
     safety = Safety(spec, SafetyConfig(**launch.safety.model_dump()), dt_s=1.0 / command_hz)
     notes = realtime_setup(launch.loop.cpu) if launch.loop.sched_fifo else []
     hw, fallback = open_hardware(launch.hardware, spec, 1.0 / command_hz, where)
     if not hw.has_imu:
-        imu_terms = [t.name for t in spec.observation if t.name in ("gyro", "gravity")]
+        imu_terms = [t.name for t in interface.observation if t.name in ("gyro", "gravity")]
         if imu_terms:
             hw.shutdown()
             raise ConfigError(f"{where}: field 'hardware.backend': {launch.hardware.backend} "
@@ -272,10 +273,11 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         print(f"{bar}\n!!! {fallback}\n{bar}", file=sys.stderr)
     telemetry = None
     if telemetry_path is not None:
-        telemetry = Telemetry(telemetry_path, spec)
+        telemetry = Telemetry(telemetry_path, spec, policy.card.io.obs_dim)
     estop = EStop(keys=launch.estop.keys, file=launch.estop.file,
                   signal_name=launch.estop.signal)
-    controller = Controller(hw, policy, command, safety=safety, policy_every=policy_every)
+    controller = Controller(hw, policy, interface, command, safety=safety,
+                            policy_every=policy_every)
     loop = ControlLoop(controller, command_hz, telemetry=telemetry, estop=estop)
     backend = "SIMULATED (fallback)" if fallback else launch.hardware.backend
     print(f"{launch.name}: {spec.name}, {Path(launch.policy).name} "
@@ -285,14 +287,14 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         print(f"  {note}", file=out)
     simulated = launch.hardware.sim.randomization if launch.hardware.backend == "mujoco" or \
         fallback else None
-    warnings = trust_warnings(policy.card, dict(zip(spec.commands, command.tolist(),
+    warnings = trust_warnings(policy.card, dict(zip(interface.commands, command.tolist(),
                                                     strict=True)), simulated)
     for warning in warnings:
         print(f"  WARNING, outside what this policy was verified in: {warning}", file=out)
     show = launch.status if status is None else status
     line = StatusLine(loop, launch, extra="SIM FALLBACK" if fallback else "") if show else None
-    tracker = VelocityTracker(hw, spec, command, policy_every) \
-        if "vx" in spec.commands and "base_vx" in hw.status() else None
+    tracker = VelocityTracker(hw, interface.commands, command, policy_every) \
+        if "vx" in interface.commands and "base_vx" in hw.status() else None
 
     def on_cycle(cycle: Any) -> None:
         if line is not None:

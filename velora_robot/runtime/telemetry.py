@@ -26,23 +26,23 @@ FORMAT = "velora-telemetry/1"
 MODES = {Mode.RAMP: 0.0, Mode.POLICY: 1.0, Mode.DAMPING: 2.0}
 
 
-def columns(spec: RobotSpec) -> list[str]:
-    """Column names of a telemetry record for `spec`."""
+def columns(spec: RobotSpec, obs_dim: int) -> list[str]:
+    """Column names of a telemetry record for `spec` and a policy observing `obs_dim`."""
     joints = spec.joint_names
     return (["time_s", "lateness_us", "compute_us", "mode"]
             + [f"q/{j}" for j in joints] + [f"dq/{j}" for j in joints]
             + [f"target/{j}" for j in joints] + [f"kp/{j}" for j in joints]
-            + [f"action/{j}" for j in joints] + [f"obs/{i}" for i in range(spec.obs_dim)])
+            + [f"action/{j}" for j in joints] + [f"obs/{i}" for i in range(obs_dim)])
 
 
 class Telemetry:
     """Appends one record per cycle to `path`; `close()` (or the loop) finishes the file."""
 
-    def __init__(self, path: str | Path, spec: RobotSpec) -> None:
+    def __init__(self, path: str | Path, spec: RobotSpec, obs_dim: int) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.columns = columns(spec)
-        self.n, self.obs_dim = spec.n_joints, spec.obs_dim
+        self.columns = columns(spec, obs_dim)
+        self.n, self.obs_dim = spec.n_joints, obs_dim
         self._file = self.path.open("wb")
         header = {"format": FORMAT, "robot": spec.name, "columns": self.columns,
                   "modes": {m.value: v for m, v in MODES.items()}}

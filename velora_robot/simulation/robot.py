@@ -58,7 +58,7 @@ def measure(index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray, tau: np.ndarr
         base_pos=np.zeros((*batch, 3)) if pos is None else pos.copy(),
         base_lin_vel=np.zeros((*batch, 3)) if lin is None else lin,
         base_yaw=np.zeros(batch) if quat is None else _yaw(quat),
-        tau=tau.copy(), contacts=sensordata[..., index.touch] > 0)
+        tau=tau.copy(), contacts=index.contacts(sensordata))
 
 
 def with_sensors(truth: Measurement, index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray,
@@ -206,10 +206,12 @@ class SimRobot:
 
 def home_pose(spec: RobotSpec, index: ModelIndex, q0: np.ndarray, qpos: np.ndarray,
               ctrl: np.ndarray) -> None:
-    """Write the home pose (base upright at the spec's height, joints at q0) and hold it."""
+    """Write the home pose (base upright at the spec's height, joints at q0, held joints at
+    theirs) and hold it."""
     if index.base_qpos is not None:
         qpos[index.base_qpos:index.base_qpos + 7] = [0, 0, spec.base_height, 1, 0, 0, 0]
     qpos[index.qpos] = q0
+    qpos[index.held_qpos] = [j.default_pos for j in spec.held]
     ctrl[:] = q0
 
 
