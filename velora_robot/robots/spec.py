@@ -170,3 +170,8 @@ class RobotSpec(Settings):
     def default_pose(self) -> np.ndarray:
         """Default joint positions in joint order, rad (action 0's targets)."""
         return np.array([j.default_pos for j in self.joints])
+
+    @property
+    def held_pose(self) -> np.ndarray:
+        """Where the held joints are held, in `held` order, rad."""
+        return np.array([j.default_pos for j in self.held])

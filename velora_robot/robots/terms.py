@@ -41,7 +41,6 @@ class Term:
 
     fn: Callable[[Inputs], np.ndarray]
     mirror: Mirror | None
-    doc: str
 
 
 OBSERVATIONS: dict[str, Term] = {}
@@ -54,7 +53,7 @@ def observation_term(name: str, mirror: Mirror | None = None
     def register(fn: Callable[[Inputs], np.ndarray]) -> Callable[[Inputs], np.ndarray]:
         if name in OBSERVATIONS:
             raise ValueError(f"observation term {name!r} is already registered")
-        OBSERVATIONS[name] = Term(fn, mirror, (fn.__doc__ or "").strip())
+        OBSERVATIONS[name] = Term(fn, mirror)
         return fn
     return register
 

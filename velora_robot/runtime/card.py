@@ -251,13 +251,13 @@ def check_card(card: ModelCard, spec: RobotSpec, where: str = "model card") -> P
                 raise ConfigError(f"{where}: joint {j_robot.name!r}: {field} is "
                                   f"{getattr(j_robot, field)} on the robot but "
                                   f"{getattr(j_card, field)} in training")
-    for j_robot, j_card in zip(spec.held, trained.held, strict=False):
-        if j_robot != j_card:
-            raise ConfigError(f"{where}: held joint {j_robot.name!r} is {j_robot} on the robot "
-                              f"but {j_card} in training")
     if len(spec.held) != len(trained.held):
         raise ConfigError(f"{where}: robot {spec.name!r} holds {len(spec.held)} joints, the "
                           f"policy was trained with {len(trained.held)} held")
+    for j_robot, j_card in zip(spec.held, trained.held, strict=True):
+        if j_robot != j_card:
+            raise ConfigError(f"{where}: held joint {j_robot.name!r} is {j_robot} on the robot "
+                              f"but {j_card} in training")
     for field in ("action_scale", "control_hz"):
         if getattr(spec, field) != getattr(trained, field):
             raise ConfigError(f"{where}: field {field!r} is {getattr(spec, field)} on the "

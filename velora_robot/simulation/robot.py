@@ -211,7 +211,7 @@ def home_pose(spec: RobotSpec, index: ModelIndex, q0: np.ndarray, qpos: np.ndarr
     if index.base_qpos is not None:
         qpos[index.base_qpos:index.base_qpos + 7] = [0, 0, spec.base_height, 1, 0, 0, 0]
     qpos[index.qpos] = q0
-    qpos[index.held_qpos] = [j.default_pos for j in spec.held]
+    qpos[index.held_qpos] = spec.held_pose
     ctrl[:] = q0
 
 
