@@ -94,6 +94,23 @@ def test_the_heading_term_follows_the_integrated_yaw_rate_command(yaw_rate):
     assert info["reward_terms"]["heading"] / dt == pytest.approx(expected, abs=0.02)
 
 
+def test_feet_phase_pays_feet_that_rise_and_fall_on_the_gait_clock():
+    # The G1's 0.8 s clock: 0.1 s into it the left foot (offset 0) is a quarter into its
+    # swing, at sin(pi/4) of the 10 cm peak, and the right (offset 0.5) stands.
+    from velora_robot.envs import G1WalkTask
+
+    task = G1WalkTask(1)
+    task.reset(0)
+    task.steps[:] = 5  # 0.1 s at 50 Hz
+    ahead, still = np.array([[0.5, 0.0, 0.0]]), np.zeros((1, 3))
+    swing = np.array([[0.1 * np.sin(np.pi / 4), 0.0]])
+    standing = np.zeros((1, 2))
+    assert task._feet_phase(swing, ahead)[0] == pytest.approx(1.0)
+    assert task._feet_phase(standing, ahead)[0] == pytest.approx(np.exp(-swing[0, 0] ** 2 / 0.01))
+    assert task._feet_phase(standing, still)[0] == pytest.approx(1.0)  # asked to stand
+    assert task._feet_phase(swing, still)[0] < 0.7
+
+
 @pytest.mark.parametrize("sigma", [0.25, 0.1])
 def test_tracking_sigma_sets_the_width_of_the_velocity_tracking_term(sigma):
     # Spot under zero action, asked for 0.5 m/s: the term is exp(-e^2 / sigma) of its

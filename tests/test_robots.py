@@ -93,6 +93,20 @@ def test_g1_feet_are_groups_of_contact_spheres_and_touch_when_any_does():
     assert index.contacts(np.zeros((3, model.nsensordata))).shape == (3, 2)
 
 
+def test_foot_height_is_the_lowest_point_of_the_foot_above_the_floor():
+    model, index = build_model(get_spec("g1"))
+    data = mujoco.MjData(model)
+    data.qpos[2] += 0.3  # the keyframe-free G1 lifted: its soles leave the floor
+    mujoco.mj_forward(model, data)
+    lowest = data.geom_xpos[index.feet, 2] - model.geom_size[index.feet, 0]
+    expected = [lowest[:4].min(), lowest[4:].min()]
+    np.testing.assert_allclose(index.foot_heights(data.sensordata), expected, atol=1e-9)
+    data.qpos[model.joint("left_knee_joint").qposadr[0]] = 1.0
+    mujoco.mj_forward(model, data)
+    left, right = index.foot_heights(data.sensordata)
+    assert left > right + 0.05  # a bent left knee lifts the left sole
+
+
 def test_fast_g1_collides_only_at_the_soles():
     model, index = build_model(get_spec("g1"), variant="fast")
     colliding = {g for g in range(model.ngeom)

@@ -403,6 +403,33 @@ def test_ppo_explores_with_a_held_noise_when_the_recipe_sets_action_std():
     assert metrics["entropy"] == pytest.approx(held)
 
 
+def test_ppo_exploration_noise_never_grows_past_the_action_range():
+    # Actions are clipped to [-1, 1]: a wider noise explores nothing, and the entropy bonus
+    # alone must not widen it (the G1's learned noise grew to a standard deviation of 10).
+    from velora_robot.rl.policies import MLPActor, MLPCritic
+    from velora_robot.rl.ppo import PPO
+    from velora_robot.rl.storage import RolloutStorage
+
+    torch.manual_seed(0)
+    actor, critic = MLPActor(3, 2, hidden=[16], init_log_std=-0.1), MLPCritic(3, [16])
+    algo = PPO(actor, critic, lr=0.1, chunk_len=4, minibatches=1, epochs=20,
+               entropy_coef=1.0, desired_kl=None)
+    storage = RolloutStorage(8, 64, 3, 3, 2, 0)
+    g = torch.Generator().manual_seed(0)
+    for t in range(8):
+        obs = torch.randn(64, 3)
+        action, logp, mean, _ = algo.act(obs, storage.hidden[t], torch.zeros(64, dtype=bool), g)
+        storage.obs[t], storage.critic_obs[t] = obs, obs
+        storage.actions[t], storage.logp[t], storage.mean[t] = action, logp, mean
+    storage.compute_returns(torch.zeros(64), 0.99, 0.95)
+    algo.update(storage, g)
+    assert actor.log_std.min().item() > 0.0  # the bonus pushed the parameter past 1 ...
+    spread = algo.act(torch.zeros(4096, 3), storage.hidden[0], torch.zeros(4096, dtype=bool),
+                      g)[0] - algo.act(torch.zeros(1, 3), storage.hidden[0][:1],
+                                       torch.zeros(1, dtype=bool), g)[2]
+    assert spread.std().item() == pytest.approx(1.0, rel=0.05)  # ... the noise stops at 1
+
+
 def test_a_run_resumes_after_a_setting_it_predates_was_added_with_its_old_default(tmp_path):
     train(recipe(tmp_path, "run"), progress=False, stop_after=1)
     path = tmp_path / "run" / CHECKPOINT

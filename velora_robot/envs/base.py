@@ -52,6 +52,8 @@ class EnvConfig(Settings):
     # Per foot (the source's foot order), where in the gait cycle its swing starts
     # (fraction of a cycle); used by the `gait` reward with the interface's gait_hz.
     gait_offsets: list[float] = Field(default_factory=list)
+    # Peak height of a swinging foot on the gait clock, m (the `feet_phase` reward).
+    swing_height_m: float = Field(default=0.08, gt=0)
     randomization: Randomization = Randomization()
     # Contact and solver settings over the MJCF's own (all unset: the MJCF's).
     physics: Physics = Physics()

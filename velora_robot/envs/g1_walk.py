@@ -26,8 +26,12 @@ class G1WalkTask(LocomotionTask):
         "min_upright": 0.6,
         "only_positive_rewards": True,
         # A biped is never statically safe: staying up is paid (unitree_rl_gym's `alive`),
-        # and turning is tracked at Spot's weight.
-        "reward_weights": {"alive": 0.5, "tracking_ang_vel": 1.0},
+        # but not crouching (its `base_height`, -10), and turning is tracked at Spot's weight.
+        "reward_weights": {"alive": 0.25, "tracking_ang_vel": 1.0, "base_height": -10.0,
+                           "feet_phase": 5.0, "gait": 2.0, "feet_air_time": 0.0},
+        # Feet lifted 10 cm at mid-swing on the clock: without a height profile to follow,
+        # PPO settled on standing still, which pays `alive` and half of `gait`.
+        "swing_height_m": 0.1,
         # The feet alternate on the 0.8 s clock: the left swings, then the right.
         "gait_offsets": [0.0, 0.5],
     }

@@ -15,6 +15,7 @@ from velora_robot.simulation.robot import Measurement
 
 HEADING_SIGMA_RAD2 = 0.25
 AIR_TIME_TARGET_S = 0.25
+FEET_PHASE_SIGMA_M2 = 0.01
 
 
 def walking_interface(commands: tuple[str, ...], gait_hz: float) -> dict[str, Any]:
@@ -45,6 +46,13 @@ class LocomotionTask(VecTask):
         "lin_vel_error": 0.0, "yaw_rate_error": 0.0,
         # Paid for every step upright (off for Spot, which stands by itself; a biped needs it).
         "alive": 0.0,
+        # (base height - the spec's standing height)^2, m^2: a biped that crouches to stay
+        # up instead of stepping pays for it (unitree_rl_gym's `base_height`).
+        "base_height": 0.0,
+        # Each foot follows the gait clock's height profile (MuJoCo Playground's
+        # `feet_phase`): up to swing_height_m and down again in its swing half, on the ground
+        # in its stance half. Dense where `gait` pays only for contact.
+        "feet_phase": 0.0,
     }
 
     def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None,
@@ -114,8 +122,10 @@ class LocomotionTask(VecTask):
             # distance from the default pose (MuJoCo Playground's `pose`): no extreme stance
             "pose": np.sum((s.q - self.io.q0) ** 2, axis=1),
             "gait": self._gait(m.contacts, cmd),
+            "feet_phase": self._feet_phase(m.foot_heights, cmd),
             "heading": self._heading_kept(m.base_yaw, cmd[:, 2]),
             "alive": np.ones(self.n),
+            "base_height": (m.base_pos[:, 2] - self.spec.base_height) ** 2,
         }
 
     def _heading_kept(self, yaw: np.ndarray, yaw_rate_cmd: np.ndarray) -> np.ndarray:
@@ -127,17 +137,35 @@ class LocomotionTask(VecTask):
         error = (yaw - self._heading + np.pi) % (2 * np.pi) - np.pi
         return np.exp(-error**2 / HEADING_SIGMA_RAD2)
 
+    def _foot_phases(self) -> np.ndarray | None:
+        """Per robot and foot, where it is in its gait cycle (0..1; it swings in the first
+        half); None when the task has no gait clock."""
+        offsets = self.config.gait_offsets
+        gait_hz = self.interface.gait_hz
+        if not offsets or gait_hz is None:
+            return None
+        return (gait_hz * self.steps[:, None] * self.dt + np.asarray(offsets)) % 1.0
+
     def _gait(self, contact: np.ndarray, cmd: np.ndarray) -> np.ndarray:
         """Fraction of feet whose contact follows the gait clock (a periodic contact
         schedule, as in Siekmann et al. 2021): each foot swings during the first half of
         its cycle when the robot is asked to move, and all feet stand when it is not."""
-        offsets = self.config.gait_offsets
-        gait_hz = self.interface.gait_hz
-        if not offsets or gait_hz is None:
+        phase = self._foot_phases()
+        if phase is None:
             return np.zeros(self.n)
-        phase = (gait_hz * self.steps[:, None] * self.dt + np.asarray(offsets)) % 1.0
-        stance = np.where(np.linalg.norm(cmd, axis=1)[:, None] > 0.1, phase >= 0.5, True)
+        stance = np.where(_moving(cmd)[:, None], phase >= 0.5, True)
         return np.mean(contact == stance, axis=1)
+
+    def _feet_phase(self, heights: np.ndarray, cmd: np.ndarray) -> np.ndarray:
+        """exp(-sum of squared errors / 0.01 m^2) between each foot's height and the clock's
+        profile: a half sine of peak `swing_height_m` over its swing when the robot is
+        asked to move, the ground otherwise."""
+        phase = self._foot_phases()
+        if phase is None:
+            return np.zeros(self.n)
+        profile = self.config.swing_height_m * np.sin(2 * np.pi * np.minimum(phase, 0.5))
+        target = np.where(_moving(cmd)[:, None], profile, 0.0)
+        return np.exp(-np.sum((heights - target) ** 2, axis=1) / FEET_PHASE_SIGMA_M2)
 
     def _feet_air_time(self, contact: np.ndarray, cmd: np.ndarray) -> np.ndarray:
         """On touchdown, reward each swing longer than the target (only when asked to
@@ -146,4 +174,9 @@ class LocomotionTask(VecTask):
         self._air_time += self.dt
         reward = np.sum((self._air_time - AIR_TIME_TARGET_S) * first_contact, axis=1)
         self._air_time[contact] = 0.0
-        return reward * (np.linalg.norm(cmd, axis=1) > 0.1)
+        return reward * _moving(cmd)
+
+
+def _moving(cmd: np.ndarray) -> np.ndarray:
+    """Per robot, whether its (vx, vy, yaw rate) command asks it to move at all."""
+    return np.linalg.norm(cmd, axis=1) > 0.1

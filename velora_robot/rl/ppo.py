@@ -23,6 +23,8 @@ from velora_robot.rl.policies import gaussian_log_prob
 from velora_robot.rl.storage import RolloutStorage
 from velora_robot.rl.symmetry import Mirror
 
+MAX_LOG_STD = 0.0  # exploration noise at most 1, the action range's half-width
+
 
 class PPO:
     """Holds the actor, critic and optimizer; `act` during rollouts, `update` after."""
@@ -58,7 +60,10 @@ class PPO:
     def noise_log_std(self) -> Tensor:
         """The exploration noise's log standard deviation: learned, or held fixed."""
         if self.fixed_log_std is None or not self.hold_noise:
-            return self.actor.log_std
+            # At most the action range: the env clips actions to [-1, 1], so wider noise
+            # explores nothing, yet the entropy bonus alone keeps widening it (the G1's grew
+            # to a standard deviation of 10 and it never learned to step).
+            return self.actor.log_std.clamp(max=MAX_LOG_STD)
         return self.fixed_log_std
 
     @torch.no_grad()

@@ -45,6 +45,8 @@ class ModelIndex:
     feet: np.ndarray  # geom ids of the feet, foot after foot
     touch: np.ndarray  # sensordata address of each foot geom's touch sensor, as `feet`
     foot_start: np.ndarray  # where each foot's geoms start in `feet` and `touch`
+    foot_z: np.ndarray  # sensordata address of each foot geom's world height, as `feet`
+    foot_radius: np.ndarray  # each foot geom's radius (spheres, capsules), m, as `feet`
     held_qpos: np.ndarray  # qpos address of each held joint
     held_dof: np.ndarray  # dof address of each held joint
 
@@ -52,6 +54,12 @@ class ModelIndex:
         """Per foot (..., n_feet), whether any of its geoms touches something."""
         touching = sensordata[..., self.touch] > 0
         return np.logical_or.reduceat(touching, self.foot_start, axis=-1)
+
+    def foot_heights(self, sensordata: np.ndarray) -> np.ndarray:
+        """Per foot (..., n_feet), the height of its lowest point above z = 0, m (from each
+        geom's centre less its radius)."""
+        lowest = sensordata[..., self.foot_z] - self.foot_radius
+        return np.minimum.reduceat(lowest, self.foot_start, axis=-1)
 
 
 def build_model(spec: RobotSpec, source: str = "default", variant: Variant = "fast",
@@ -153,13 +161,16 @@ def _apply_physics(mj: mujoco.MjSpec, physics: Physics, feet: set[str]) -> None:
 
 def _add_foot_sensors(mj: mujoco.MjSpec, feet: set[str]) -> None:
     """A touch sensor on a site slightly larger than each foot geom: contact force, read in
-    the sensor data (cheaper than scanning the contact list of every robot every step)."""
+    the sensor data (cheaper than scanning the contact list of every robot every step); and
+    the site's world position (a swinging foot's height)."""
     geoms = {g.name: g for g in mj.geoms}
     for name in sorted(feet):
         geom = geoms[name]
         site = geom.parent.add_site(name=f"touch_{name}", pos=geom.pos, quat=geom.quat,
                                     type=geom.type, size=geom.size * 1.2)
         mj.add_sensor(name=f"touch_{name}", type=mujoco.mjtSensor.mjSENS_TOUCH,
+                      objtype=mujoco.mjtObj.mjOBJ_SITE, objname=site.name)
+        mj.add_sensor(name=f"pos_{name}", type=mujoco.mjtSensor.mjSENS_FRAMEPOS,
                       objtype=mujoco.mjtObj.mjOBJ_SITE, objname=site.name)
 
 
@@ -207,5 +218,8 @@ def _index(model: mujoco.MjModel, spec: RobotSpec, src: ModelSource,
         touch=np.array([model.sensor_adr[model.sensor(f"touch_{name}").id] for name in names],
                        dtype=int),
         foot_start=np.cumsum([0] + [len(g) for g in foot_geoms.values()])[:-1],
+        foot_z=np.array([model.sensor_adr[model.sensor(f"pos_{name}").id] + 2 for name in names],
+                        dtype=int),
+        foot_radius=np.array([model.geom(name).size[0] for name in names]),
         held_qpos=model.jnt_qposadr[held].copy(), held_dof=model.jnt_dofadr[held].copy(),
     )

@@ -33,6 +33,7 @@ class Measurement:
     base_yaw: np.ndarray  # world heading of the base, rad
     tau: np.ndarray  # joint torques applied by the servos, N*m
     contacts: np.ndarray  # bool per foot
+    foot_heights: np.ndarray  # per foot, its lowest point above z = 0, m
 
 
 def measure(index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray, tau: np.ndarray,
@@ -58,7 +59,8 @@ def measure(index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray, tau: np.ndarr
         base_pos=np.zeros((*batch, 3)) if pos is None else pos.copy(),
         base_lin_vel=np.zeros((*batch, 3)) if lin is None else lin,
         base_yaw=np.zeros(batch) if quat is None else _yaw(quat),
-        tau=tau.copy(), contacts=index.contacts(sensordata))
+        tau=tau.copy(), contacts=index.contacts(sensordata),
+        foot_heights=index.foot_heights(sensordata))
 
 
 def with_sensors(truth: Measurement, index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray,
@@ -440,4 +442,5 @@ def _row(m: Measurement, i: int) -> Measurement:
     return Measurement(state=RobotState(q=s.q[i], dq=s.dq[i], gyro=s.gyro[i],
                                         gravity=s.gravity[i]),
                        base_pos=m.base_pos[i], base_lin_vel=m.base_lin_vel[i],
-                       base_yaw=m.base_yaw[i], tau=m.tau[i], contacts=m.contacts[i])
+                       base_yaw=m.base_yaw[i], tau=m.tau[i], contacts=m.contacts[i],
+                       foot_heights=m.foot_heights[i])
