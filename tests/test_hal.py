@@ -5,7 +5,6 @@ the runtime controller on the simulated hardware."""
 import subprocess
 import sys
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -13,7 +12,8 @@ import velora_robot.envs  # noqa: F401
 from velora_robot.envs import SpotWalkTask
 from velora_robot.hal import HardwareError, JointCommand, Lifecycle, MockHardware, MujocoHardware
 from velora_robot.robots import get_spec
-from velora_robot.runtime.controller import Controller
+
+from .helpers import env_and_runtime_joint_trajectories
 
 SPOT = get_spec("spot")
 SPOT_WALK = SpotWalkTask.policy_interface()
@@ -72,32 +72,13 @@ def test_mock_hardware_mirrors_commands_and_holds_in_damping():
 @pytest.mark.parametrize("env_id,robot", [("velora_robot/SpotWalk-v0", "spot"),
                                           ("velora_robot/G1Walk-v0", "g1")])
 def test_the_same_policy_gives_the_same_joint_trajectories_in_env_and_runtime(env_id, robot):
-    rng = np.random.default_rng(0)
-    weights = rng.normal(0, 0.3, (12, 47))
+    weights = np.random.default_rng(0).normal(0, 0.3, (12, 47))
 
     def policy(obs):  # any deterministic function of the observation will do
         return np.tanh(weights @ obs)
 
-    env = gym.make(env_id, command_ranges={"vx": (0.5, 0.5), "vy": (0.0, 0.0),
-                                           "yaw_rate": (0.0, 0.0)})
-    obs, _ = env.reset(seed=0)
-    env_q = []
-    for _ in range(250):  # 5 s at 50 Hz
-        obs, _, terminated, truncated, _ = env.step(policy(obs))
-        env_q.append(env.unwrapped.robot.measure().state.q)
-        if terminated or truncated:
-            break
-
-    hw = MujocoHardware(get_spec(robot))
-    hw.configure()
-    hw.activate()
-    controller = Controller(hw, policy, env.unwrapped.task.interface,
-                            command=np.array([0.5, 0.0, 0.0]))
-    runtime_q = []
-    for _ in env_q:
-        controller.cycle()
-        runtime_q.append(hw.read().q)
-    np.testing.assert_allclose(np.array(runtime_q), np.array(env_q), atol=1e-4, rtol=0)
+    env_q, runtime_q = env_and_runtime_joint_trajectories(env_id, robot, policy)
+    np.testing.assert_allclose(runtime_q, env_q, atol=1e-4, rtol=0)
     assert len(env_q) > 25
 
 

@@ -17,8 +17,8 @@ SHIPPED = sorted(MODELS.glob("*.onnx"))
 
 
 def test_the_three_controllers_are_shipped():
-    assert {p.stem for p in SHIPPED} >= {"spot_walk", "humanoid_walk", "joint_track",
-                                         "spot_walk_mlp"}  # the last: Spot's MLP baseline
+    assert {p.stem for p in SHIPPED} >= {"spot_walk", "humanoid_walk", "joint_track", "g1_walk",
+                                         "spot_walk_mlp", "g1_walk_mlp"}  # MLP baselines
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -77,3 +77,19 @@ def test_the_demo_asks_the_shipped_spot_nothing_outside_its_envelope():
     launch = load_launch(MODELS.parent / "launch" / "spot_sim.yaml")
     card = load_card(card_path(launch.policy))
     assert trust_warnings(card, launch.command, launch.hardware.sim.randomization) == []
+
+
+def test_the_shipped_g1_walks_the_same_joint_trajectories_in_env_and_deploy_sim():
+    # Sim-to-sim for the G1 as for Spot: its policy in the training env and through the
+    # runtime controller on the simulated robot of launch/g1_sim.yaml (its physics).
+    from velora_robot.runtime.launch import load_launch
+
+    from .helpers import env_and_runtime_joint_trajectories
+
+    launch = load_launch(MODELS.parent / "launch" / "g1_sim.yaml")
+    policy = load_policy(launch.policy)
+    physics = launch.hardware.sim.physics.model_dump(exclude_none=True)
+    env_q, runtime_q = env_and_runtime_joint_trajectories(
+        "velora_robot/G1Walk-v0", "g1", policy, reset=policy.reset, physics=physics)
+    assert len(env_q) == 250  # 5 s without a fall
+    np.testing.assert_allclose(runtime_q, env_q, atol=1e-4, rtol=0)

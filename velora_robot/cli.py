@@ -62,7 +62,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # What `demo --robot` runs: the shipped controller, its deploy launch file, its env and the
 # command its video shows (the G1 joins when a walking G1 controller ships).
-DEMOS = {"spot": ("spot_walk.onnx", "spot_sim.yaml", "velora_robot/SpotWalk-v0", [0.5, 0.0, 0.0])}
+DEMOS = {"spot": ("spot_walk.onnx", "spot_sim.yaml", "velora_robot/SpotWalk-v0", [0.5, 0.0, 0.0]),
+         "g1": ("g1_walk.onnx", "g1_sim.yaml", "velora_robot/G1Walk-v0", [0.5, 0.0, 0.0])}
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
