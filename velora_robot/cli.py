@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # What `demo --robot` runs: the shipped controller, its deploy launch file, its env and the
-# command its video shows (the G1 joins when a walking G1 controller ships).
+# command its video shows.
 DEMOS = {"spot": ("spot_walk.onnx", "spot_sim.yaml", "velora_robot/SpotWalk-v0", [0.5, 0.0, 0.0]),
          "g1": ("g1_walk.onnx", "g1_sim.yaml", "velora_robot/G1Walk-v0", [0.5, 0.0, 0.0])}
 

@@ -31,6 +31,8 @@ Variant = Literal["fast", "full"]
 # at most 35 KB with only its feet colliding, so 1 MiB leaves a wide margin and a thousand
 # robots fit in memory (issue 20).
 FAST_ARENA_BYTES = 1 << 20
+# Foot shapes whose lowest point is the centre less the first size (the radius).
+_ROUND = (int(mujoco.mjtGeom.mjGEOM_SPHERE), int(mujoco.mjtGeom.mjGEOM_CAPSULE))
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class ModelIndex:
     touch: np.ndarray  # sensordata address of each foot geom's touch sensor, as `feet`
     foot_start: np.ndarray  # where each foot's geoms start in `feet` and `touch`
     foot_z: np.ndarray  # sensordata address of each foot geom's world height, as `feet`
-    foot_radius: np.ndarray  # each foot geom's radius (spheres, capsules), m, as `feet`
+    foot_radius: np.ndarray  # each foot geom's radius (spheres, capsules; else 0), m
     held_qpos: np.ndarray  # qpos address of each held joint
     held_dof: np.ndarray  # dof address of each held joint
 
@@ -57,7 +59,7 @@ class ModelIndex:
 
     def foot_heights(self, sensordata: np.ndarray) -> np.ndarray:
         """Per foot (..., n_feet), the height of its lowest point above z = 0, m (from each
-        geom's centre less its radius)."""
+        geom's centre less its radius; a geom of another shape counts by its centre)."""
         lowest = sensordata[..., self.foot_z] - self.foot_radius
         return np.minimum.reduceat(lowest, self.foot_start, axis=-1)
 
@@ -220,6 +222,7 @@ def _index(model: mujoco.MjModel, spec: RobotSpec, src: ModelSource,
         foot_start=np.cumsum([0] + [len(g) for g in foot_geoms.values()])[:-1],
         foot_z=np.array([model.sensor_adr[model.sensor(f"pos_{name}").id] + 2 for name in names],
                         dtype=int),
-        foot_radius=np.array([model.geom(name).size[0] for name in names]),
+        foot_radius=np.array([model.geom(name).size[0] if int(model.geom(name).type[0]) in _ROUND
+                              else 0.0 for name in names]),
         held_qpos=model.jnt_qposadr[held].copy(), held_dof=model.jnt_dofadr[held].copy(),
     )
