@@ -40,34 +40,38 @@ def measure(index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray, tau: np.ndarr
             sensordata: np.ndarray) -> Measurement:
     """Measurements from MuJoCo state arrays of shape (..., nq), (..., nv), (..., nu),
     (..., nsensordata)."""
-    batch = qpos.shape[:-1]
-    if index.base_qpos is None:
-        quat = pos = lin = None
-        gyro = np.zeros((*batch, 3))
-    else:
-        b, v = index.base_qpos, index.base_dof
-        quat, pos = qpos[..., b + 3:b + 7], qpos[..., b:b + 3]
-        gyro = qvel[..., v + 3:v + 6].copy()
-        # Gravity and the base velocity rotated into the base frame in one call.
-        world = np.stack([np.broadcast_to(_DOWN, (*batch, 3)), qvel[..., v:v + 3]], axis=-2)
-        gravity, lin = np.moveaxis(to_base_frame(quat[..., None, :], world), -2, 0)
-    state = RobotState(
-        q=qpos[..., index.qpos].copy(), dq=qvel[..., index.dof].copy(), gyro=gyro,
-        gravity=np.broadcast_to(_DOWN, (*batch, 3)).copy() if quat is None else gravity)
+    state, lin = _sensed(index, qpos, qvel)
+    batch, b = qpos.shape[:-1], index.base_qpos
     return Measurement(
         state=state,
-        base_pos=np.zeros((*batch, 3)) if pos is None else pos.copy(),
+        base_pos=np.zeros((*batch, 3)) if b is None else qpos[..., b:b + 3].copy(),
         base_lin_vel=np.zeros((*batch, 3)) if lin is None else lin,
-        base_yaw=np.zeros(batch) if quat is None else _yaw(quat),
+        base_yaw=np.zeros(batch) if b is None else _yaw(qpos[..., b + 3:b + 7]),
         tau=tau.copy(), contacts=index.contacts(sensordata),
         foot_heights=index.foot_heights(sensordata))
 
 
-def with_sensors(truth: Measurement, index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray,
-                 sensordata: np.ndarray) -> Measurement:
+def with_sensors(truth: Measurement, index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray
+                 ) -> Measurement:
     """`truth` with its sensor readings (`state`) taken from delayed MuJoCo arrays."""
-    sensed = measure(index, qpos, qvel, truth.tau, sensordata)
-    return dataclasses.replace(truth, state=sensed.state)
+    return dataclasses.replace(truth, state=_sensed(index, qpos, qvel)[0])
+
+
+def _sensed(index: ModelIndex, qpos: np.ndarray, qvel: np.ndarray
+            ) -> tuple[RobotState, np.ndarray | None]:
+    """What the sensors read from these arrays, and the base's linear velocity in its own
+    frame (None for a robot without a free base)."""
+    batch = qpos.shape[:-1]
+    if index.base_qpos is None:
+        gyro, gravity, lin = np.zeros((*batch, 3)), np.broadcast_to(_DOWN, (*batch, 3)).copy(), None
+    else:
+        b, v = index.base_qpos, index.base_dof
+        gyro = qvel[..., v + 3:v + 6].copy()
+        # Gravity and the base velocity rotated into the base frame in one call.
+        world = np.stack([np.broadcast_to(_DOWN, (*batch, 3)), qvel[..., v:v + 3]], axis=-2)
+        gravity, lin = np.moveaxis(to_base_frame(qpos[..., None, b + 3:b + 7], world), -2, 0)
+    return RobotState(q=qpos[..., index.qpos].copy(), dq=qvel[..., index.dof].copy(),
+                      gyro=gyro, gravity=gravity), lin
 
 
 def _yaw(quat_wxyz: np.ndarray) -> np.ndarray:
@@ -190,7 +194,7 @@ class SimRobot:
         """Measurements (no noise): the sensors' state as `sensed()`, the truth now."""
         d = self.data
         truth = measure(self.index, d.qpos, d.qvel, d.actuator_force, d.sensordata)
-        return with_sensors(truth, self.index, *self.sensed()) if self.sensor_delay else truth
+        return with_sensors(truth, self.index, *self.sensed()[:2]) if self.sensor_delay else truth
 
     def render(self, width: int = 480, height: int = 360) -> np.ndarray:
         """An RGB frame from a camera that follows the base (needs an OpenGL backend:
@@ -359,7 +363,7 @@ class RobotBatch:
         if self._sensors is None:
             return truth
         sensed = self._sensors.latest(self.steps - self._sense_delay)
-        return with_sensors(truth, self.index, *_split(self.model, sensed))
+        return with_sensors(truth, self.index, *_split(self.model, sensed)[:2])
 
     def get_state(self) -> dict:
         """Everything needed to continue exactly from here (the state rows, the draws, the
@@ -438,9 +442,8 @@ class RobotView:
 
 
 def _row(m: Measurement, i: int) -> Measurement:
-    s = m.state
-    return Measurement(state=RobotState(q=s.q[i], dq=s.dq[i], gyro=s.gyro[i],
-                                        gravity=s.gravity[i]),
-                       base_pos=m.base_pos[i], base_lin_vel=m.base_lin_vel[i],
-                       base_yaw=m.base_yaw[i], tau=m.tau[i], contacts=m.contacts[i],
-                       foot_heights=m.foot_heights[i])
+    """Robot `i`'s measurements out of a batch's: every array indexed on its first axis."""
+    rows = {f.name: getattr(m, f.name)[i] for f in dataclasses.fields(m) if f.name != "state"}
+    state = RobotState(**{f.name: getattr(m.state, f.name)[i]
+                          for f in dataclasses.fields(m.state)})
+    return Measurement(state=state, **rows)
