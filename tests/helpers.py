@@ -12,6 +12,7 @@ from velora_robot.rl import Recipe, train
 from velora_robot.rl.trainer import CHECKPOINT
 from velora_robot.robots import get_spec
 from velora_robot.runtime.controller import Controller
+from velora_robot.runtime.safety import Safety, SafetyConfig
 
 
 def tiny_joint_track_run(out: Path, *, seed: int, neurons_per_dof: int,
@@ -36,8 +37,9 @@ def env_and_runtime_joint_trajectories(env_id: str, robot: str,
                                        physics: dict | None = None,
                                        ) -> tuple[np.ndarray, np.ndarray]:
     """Joint positions over 5 s at 0.5 m/s forward, in the training env and through the
-    runtime `Controller` on the simulated hardware (no safety layer), the same policy
-    driving both (`reset` starts it afresh between the two)."""
+    runtime `Controller` and its safety layer (no ramp, as the deploy launch files) on the
+    simulated hardware, the same policy driving both (`reset` starts it afresh between the
+    two)."""
     env = gym.make(env_id, command_ranges={"vx": (0.5, 0.5), "vy": (0.0, 0.0),
                                            "yaw_rate": (0.0, 0.0)}, physics=physics or {})
     obs, _ = env.reset(seed=0)
@@ -53,7 +55,9 @@ def env_and_runtime_joint_trajectories(env_id: str, robot: str,
     hw.activate()
     reset()
     controller = Controller(hw, policy, env.unwrapped.task.interface,
-                            command=np.array([0.5, 0.0, 0.0]))
+                            command=np.array([0.5, 0.0, 0.0]),
+                            safety=Safety(hw.spec, SafetyConfig(ramp_s=0.0)))
+    controller.start()
     runtime_q = []
     for _ in env_q:
         controller.cycle()

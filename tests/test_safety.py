@@ -45,10 +45,10 @@ def test_policy_targets_are_held_within_position_velocity_and_torque_limits():
     safety = running()
     far = np.full(12, 10.0)
     cmd = safety.command(state(), far)
-    assert np.all(cmd.q <= safety.q_high)
-    assert np.all(np.abs(cmd.q - safety.q0) <= safety.vel_limit * safety.dt_s + 1e-12)
+    assert np.all(cmd.q <= safety.limits.q_high)
+    assert np.all(np.abs(cmd.q - safety.q0) <= safety.limits.max_step + 1e-12)
     tau = safety.kp * (cmd.q - state().q)
-    assert np.all(np.abs(tau) <= safety.torque_limit + 1e-9)
+    assert np.all(np.abs(tau) <= safety.limits.torque_limit + 1e-9)
 
 
 @pytest.mark.parametrize("make_fault,fault", [

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from velora_robot.config import Settings, merge, parse
 from velora_robot.errors import ConfigError
 from velora_robot.robots.interface import PolicyInterface, check_command
+from velora_robot.robots.limits import JointLimits
 from velora_robot.robots.observation import RobotIO
 from velora_robot.robots.sources import get_spec
 from velora_robot.simulation.physics import Physics
@@ -97,6 +98,7 @@ class VecTask:
                                 randomization=self.config.randomization, threads=threads)
         self.interface = self.config.interface
         self.io = RobotIO(self.spec, self.interface)
+        self.limits = JointLimits(self.spec, self.spec.control_dt)
         self.n = n
         dt = self.spec.control_dt
         self.dt = dt
@@ -108,6 +110,7 @@ class VecTask:
         self.rngs = [np.random.default_rng(i) for i in range(n)]
         self.command = np.zeros((n, len(self.interface.commands)))
         self.last_action = np.zeros((n, self.spec.n_joints))
+        self.last_target = np.tile(self.io.q0, (n, 1))
         self.steps = np.zeros(n, dtype=int)
         self._physics = np.tile([1.0, 0.0, 1.0, 1.0, 0.0, 0.0], (n, 1))  # privileged, per episode
         self._measured: Measurement | None = None
@@ -161,7 +164,15 @@ class VecTask:
         """Apply actions (n, n_joints) for one control period; returns reward, terminated,
         truncated (each (n,)) and the weighted reward terms."""
         actions = np.clip(actions, -1.0, 1.0)
-        self.batch.step(self.io.targets(actions))
+        # The robot's safety layer limits each target from the previous one and the measured
+        # state; training under the same limits leaves no gap (an episode's first target is
+        # limited from the measured pose, as the runtime's start without a ramp).
+        state = self._measurement().state
+        fresh = self.steps == 0
+        self.last_target[fresh] = self.limits.start(state.q[fresh])
+        self.last_target = self.limits.apply(self.io.targets(actions), self.last_target,
+                                             state.q, state.dq)
+        self.batch.step(self.last_target)
         self.steps += 1
         rand = self.randomization
         if rand.enabled:

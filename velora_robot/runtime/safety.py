@@ -1,12 +1,12 @@
 """`Safety`: decides every cycle what the motors are told, whatever the policy says.
 
 On start it ramps from the measured pose to the default pose (never a jump to a stale
-target). Then the policy's targets pass through the joint limits of the robot spec:
-position, velocity (each new target moves at most vel_limit * dt from the previous one, as
-ros2_control limits commands against the previous command) and torque (the target is kept
-where kp (target - q) - kd dq stays within the torque limit). Any fault — NaN or inf in a
-reading or an action, a fall, too many missed deadlines, an e-stop, a signal, a hardware
-error — latches damping mode: kp = 0, kd > 0, no target. Only a new `start()` leaves it.
+target), unless the ramp is 0 s. Then the policy's targets pass through the joint limits of
+the robot spec (`robots.limits.JointLimits`, which the training env applies too): position,
+velocity (each new target moves at most vel_limit * dt from the previous one) and torque.
+Any fault — NaN or inf in a reading or an action, a fall, too many missed deadlines, an
+e-stop, a signal, a hardware error — latches damping mode: kp = 0, kd > 0, no target. Only a
+new `start()` leaves it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from velora_robot.hal.base import HardwareState, JointCommand
+from velora_robot.robots.limits import JointLimits
 from velora_robot.robots.spec import RobotSpec
 
 
@@ -58,10 +59,7 @@ class Safety:
         self.spec, self.config = spec, config or SafetyConfig()
         self.dt_s = dt_s or spec.control_dt
         self.q0 = np.array([j.default_pos for j in spec.joints])
-        self.q_low = np.array([j.pos_limit[0] for j in spec.joints])
-        self.q_high = np.array([j.pos_limit[1] for j in spec.joints])
-        self.vel_limit = np.array([j.vel_limit for j in spec.joints])
-        self.torque_limit = np.array([j.torque_limit for j in spec.joints])
+        self.limits = JointLimits(spec, self.dt_s)  # the same limits the training env applies
         self.kp = np.array([j.kp for j in spec.joints])
         self.kd = np.array([j.kd for j in spec.joints])
         self.mode = Mode.DAMPING
@@ -77,9 +75,12 @@ class Safety:
 
     # ------------------------------------------------------------ events
     def start(self, state: HardwareState) -> None:
-        """Begin a ramp from the measured pose (clears a latched fault)."""
-        self.mode, self.fault, self.detail = Mode.RAMP, None, ""
-        self._ramp_from = np.clip(state.q, self.q_low, self.q_high)
+        """Begin a ramp from the measured pose (clears a latched fault); with `ramp_s` 0 the
+        policy takes over at once, its targets limited from the measured pose (as in the
+        training env's first step)."""
+        ramp = self.config.ramp_s > 0
+        self.mode, self.fault, self.detail = Mode.RAMP if ramp else Mode.POLICY, None, ""
+        self._ramp_from = self.limits.start(state.q)
         self._ramp_step = 0
         self._last_target = self._ramp_from.copy()
         self._missed = 0
@@ -127,17 +128,7 @@ class Safety:
             if policy_targets is None or not np.isfinite(policy_targets).all():
                 self.trip(Fault.BAD_ACTION, "policy output")
                 return self.command(state)
-            target = self._limit(policy_targets, state)
+            target = self.limits.apply(policy_targets, self._last_target, state.q, state.dq)
         self._last_target = target
         return JointCommand(q=target, dq=zeros, tau_ff=zeros, kp=self.kp.copy(),
                             kd=self.kd.copy())
-
-    def _limit(self, target: np.ndarray, state: HardwareState) -> np.ndarray:
-        target = np.clip(target, self.q_low, self.q_high)
-        step = self.vel_limit * self.dt_s
-        target = np.clip(target, self._last_target - step, self._last_target + step)
-        # kp (target - q) - kd dq within +-torque_limit
-        slack = self.kd * state.dq
-        lo = state.q + (-self.torque_limit + slack) / self.kp
-        hi = state.q + (self.torque_limit + slack) / self.kp
-        return np.clip(target, lo, hi)
