@@ -118,7 +118,7 @@ def test_the_mirrored_stream_is_the_actor_run_on_the_mirror_image():
     from velora_robot.rl.recipe import PolicySection
     from velora_robot.rl.storage import RolloutStorage
     from velora_robot.rl.symmetry import Mirror
-    from velora_robot.rl.trainer import _collect
+    from velora_robot.rl.trainer import collect_rollout
     from velora_robot.rl.vec_env import make_vec_env
 
     mirror = Mirror.of_env("velora_robot/SpotWalk-v0", {}, "test")
@@ -131,7 +131,7 @@ def test_the_mirrored_stream_is_the_actor_run_on_the_mirror_image():
                                  mirrored=True)
         carry = {"obs": obs, "priv": env.privileged, "h": torch.zeros(3, 30),
                  "starts": torch.ones(3, dtype=torch.bool), "h_mirror": torch.zeros(3, 30)}
-        _collect(env, agent, algo, storage, torch.Generator().manual_seed(0), carry, [],
+        collect_rollout(env, agent, algo, storage, torch.Generator().manual_seed(0), carry, [],
                  mirror)
     finally:
         env.close()

@@ -550,18 +550,18 @@ def test_action_std_holds_from_its_env_step_on(tmp_path):
     from velora_robot.rl import trainer
 
     logps = []
-    original = trainer._collect
+    original = trainer.collect_rollout
 
     def collect(env, agent, algo, storage, *args):
         carry = original(env, agent, algo, storage, *args)
         logps.append((algo.noise_log_std().mean().item(), algo.hold_noise))
         return carry
 
-    trainer._collect = collect
+    trainer.collect_rollout = collect
     try:
         train(r, progress=False)
     finally:
-        trainer._collect = original
+        trainer.collect_rollout = original
     assert [held for _, held in logps] == [False, False, True]
     assert logps[0][0] != pytest.approx(math.log(0.1))
     assert logps[2][0] == pytest.approx(math.log(0.1))

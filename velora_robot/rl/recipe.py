@@ -212,6 +212,18 @@ class CurriculumSection(_Section):
     window: int = Field(default=50, ge=1)
 
 
+class ClusterSection(_Section):
+    """Rollouts on Ray (rl/ray_rollouts.py): `workers` Ray actors, each simulating its share of
+    `env.n_envs` robots with a CPU copy of the actor; this process learns. `address`: None
+    starts a Ray instance on this machine; "auto" joins the cluster this machine belongs to
+    (`ray start --head` on one machine, `ray start --address HEAD:6379` on the others);
+    "ray://HOST:10001" connects from outside it."""
+
+    workers: int = Field(default=2, ge=1, le=1024)
+    address: str | None = None
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+
+
 class Recipe(_Section):
     """A whole training run."""
 
@@ -228,10 +240,32 @@ class Recipe(_Section):
     logging: LoggingSection = LoggingSection()
     eval: EvalSection = EvalSection()
     curriculum: CurriculumSection | None = None
+    cluster: ClusterSection | None = None
     # A curriculum stage: the actor, critic and observation normalizer of an earlier run's
     # checkpoint start this run (same env dimensions and policy section); the optimizer,
     # counters and episodes start fresh. Unused on --resume.
     init_from: str | None = None
+
+    @model_validator(mode="after")
+    def _cluster_runs_plain_ppo(self) -> Recipe:
+        if self.cluster is None:
+            return self
+        algo = self.algorithm
+        if not isinstance(algo, PPOSection):
+            raise ValueError(f"cluster: Ray rollouts serve PPO; {algo.name} learns from a "
+                             "replay between steps (drop `cluster`)")
+        extras = [name for name, on in (("symmetry", algo.symmetry), ("overlap", algo.overlap),
+                                        ("teacher", algo.teacher is not None)) if on]
+        if extras:
+            raise ValueError(f"cluster: Ray rollouts do not combine with algorithm."
+                             f"{', algorithm.'.join(extras)} (drop one)")
+        if self.env.n_workers > 1:
+            raise ValueError("cluster: the Ray workers split env.n_envs among themselves; "
+                             "env.n_workers must be 1")
+        if self.cluster.workers > self.env.n_envs:
+            raise ValueError(f"cluster.workers ({self.cluster.workers}) exceeds env.n_envs "
+                             f"({self.env.n_envs}): each worker needs a robot")
+        return self
 
     @model_validator(mode="after")
     def _curriculum_needs_randomization(self) -> Recipe:

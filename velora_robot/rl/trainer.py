@@ -149,8 +149,13 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     on_policy = isinstance(algo_cfg, PPOSection)
     mirror = Mirror.of_env(env_cfg.id, env_cfg.kwargs, f"recipe {recipe.name!r}: field "
                            "'algorithm.symmetry'") if on_policy and algo_cfg.symmetry else None
-    env = make_vec_env(env_cfg.id, env_cfg.n_envs, env_cfg.n_workers, env_cfg.threads,
-                       **env_cfg.kwargs)
+    if recipe.cluster is not None:  # the robots on Ray workers, the learner here
+        from velora_robot.rl.ray_rollouts import RayRollouts
+
+        env = RayRollouts(recipe)
+    else:
+        env = make_vec_env(env_cfg.id, env_cfg.n_envs, env_cfg.n_workers, env_cfg.threads,
+                           **env_cfg.kwargs)
     n = env.n_envs
     t_steps = algo_cfg.steps_per_env if on_policy else algo_cfg.steps_per_iteration
     obs_dim = env.single_observation_space.shape[0]
@@ -161,7 +166,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     priv_dim = priv_np.shape[1]
     agent = Agent(recipe.policy, obs_dim, act_dim, priv_dim if on_policy else 0,
                   squash=not on_policy, critic=on_policy)
-    algo = _algorithm(recipe, agent, obs_dim, act_dim, mirror)
+    algo = make_algorithm(recipe, agent, obs_dim, act_dim, mirror)
     teacher = Teacher(algo_cfg.teacher, obs_dim, act_dim, env_cfg.id,
                       f"recipe {recipe.name!r}: field 'algorithm.teacher'"
                       ) if on_policy and algo_cfg.teacher is not None else None
@@ -235,8 +240,12 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                 algo.hold_noise = env_steps >= algo_cfg.action_std_from
                 algo.imitating = teacher is not None and env_steps < algo_cfg.teacher_until
                 torch.set_num_threads(1)
-                carry = _collect(env, agent, algo, storage, generator, carry, recent, mirror,
-                                 outcomes, teacher if algo.imitating else None)
+                if recipe.cluster is not None:  # the workers carry the rollout's state
+                    env.collect(agent, algo, storage, recent, outcomes)
+                else:
+                    carry = collect_rollout(env, agent, algo, storage, generator, carry,
+                                            recent, mirror, outcomes,
+                                            teacher if algo.imitating else None)
                 collected = time.perf_counter()
                 torch.set_num_threads(recipe.threads)
                 metrics = algo.update(storage, generator)
@@ -377,7 +386,7 @@ def episode_means(episodes: Iterable[tuple[float, int]]) -> tuple[float | None, 
     return float(np.mean(returns)), float(np.mean(lengths))
 
 
-def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
+def make_algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
                mirror: Mirror | None = None) -> PPO | SAC | TD3:
     """The recipe's algorithm around the agent's networks (PPO with the task's mirror maps
     when the recipe asks for symmetry)."""
@@ -396,7 +405,7 @@ def _algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
                exploration_noise=cfg.exploration_noise, **shared)
 
 
-def _collect(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
+def collect_rollout(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
              generator: torch.Generator, carry: dict[str, Any], recent: deque,
              mirror: Mirror | None = None, outcomes: deque | None = None,
              teacher: Teacher | None = None) -> dict[str, Any]:
@@ -520,16 +529,16 @@ class _Overlapped:
         collect_s = 0.0
         if not self.filled:  # the first rollout of the run has nobody to overlap with
             start = time.perf_counter()
-            carry = _collect(env, agent, algo, self.current, self.generator, carry, recent,
-                             self.mirror, self.outcomes)
+            carry = collect_rollout(env, agent, algo, self.current, self.generator, carry,
+                                    recent, self.mirror, self.outcomes)
             collect_s = time.perf_counter() - start
         job = None
         if not last:
             acting_agent, acting = _frozen(agent, algo)
             acting.hold_noise = env_steps + self.steps >= self.action_std_from
             self.spare.lagged = True
-            job = _Job(_collect, env, acting_agent, acting, self.spare, self.generator, carry,
-                       recent, self.mirror, self.outcomes)
+            job = _Job(collect_rollout, env, acting_agent, acting, self.spare, self.generator,
+                       carry, recent, self.mirror, self.outcomes)
         start = time.perf_counter()
         metrics = algo.update(self.current, generator)
         learn_s = time.perf_counter() - start
