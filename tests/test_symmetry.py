@@ -131,8 +131,8 @@ def test_the_mirrored_stream_is_the_actor_run_on_the_mirror_image():
                                  mirrored=True)
         carry = {"obs": obs, "priv": env.privileged, "h": torch.zeros(3, 30),
                  "starts": torch.ones(3, dtype=torch.bool), "h_mirror": torch.zeros(3, 30)}
-        collect_rollout(env, agent, algo, storage, torch.Generator().manual_seed(0), carry, [],
-                 mirror)
+        collect_rollout(env, agent, algo, storage, torch.Generator().manual_seed(0), carry,
+                        [], mirror)
     finally:
         env.close()
     with torch.no_grad():

@@ -33,5 +33,29 @@ class RunningNorm(nn.Module):
             delta, delta, value=count * n / total**2)
         self.count.fill_(total)
 
+    def stats(self) -> tuple[float, Tensor, Tensor]:
+        """(count, mean, var), copied: where a parallel collector starts or ends."""
+        return float(self.count), self.mean.clone(), self.var.clone()
+
+    @torch.no_grad()
+    def merge(self, start: tuple[float, Tensor, Tensor],
+              ends: list[tuple[float, Tensor, Tensor]]) -> None:
+        """Become the statistics of every sample: those behind `start` (where each parallel
+        collector began) and each collector's since (its `end` minus `start`, in counts, sums
+        and sums of squares, float64)."""
+        n0, m0, v0 = start[0], start[1].double(), start[2].double()
+        count, total, squares = n0, n0 * m0, n0 * (v0 + m0**2)
+        for n, m, v in ends:
+            m, v = m.double(), v.double()
+            count += n - n0
+            total = total + n * m - n0 * m0
+            squares = squares + n * (v + m**2) - n0 * (v0 + m0**2)
+        if count <= 0:
+            return
+        mean = total / count
+        self.mean.copy_(mean)
+        self.var.copy_((squares / count - mean**2).clamp(min=0.0))
+        self.count.fill_(count)
+
     def forward(self, x: Tensor) -> Tensor:
         return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)

@@ -23,7 +23,6 @@ from torch import Tensor
 
 from velora_robot.errors import ConfigError
 from velora_robot.rl.agent import Agent
-from velora_robot.rl.normalizer import RunningNorm
 from velora_robot.rl.ppo import PPO
 from velora_robot.rl.recipe import Recipe
 from velora_robot.rl.storage import RolloutStorage
@@ -82,7 +81,7 @@ class RolloutWorker:
                                      self.generator, self.carry, recent, outcomes=outcomes)
         return {"storage": self.storage.state_dict(), "episodes": list(recent),
                 "outcomes": list(outcomes),
-                "norms": {name: _stats(getattr(self.agent, name)) for name in _NORMS}}
+                "norms": {name: getattr(self.agent, name).stats() for name in _NORMS}}
 
     def get_state(self) -> dict[str, Any]:
         """What an exact resume needs: the envs, the carried rollout state, the generator."""
@@ -100,31 +99,6 @@ class RolloutWorker:
 
 
 _NORMS = ("obs_norm", "priv_norm")
-
-
-def _stats(norm: RunningNorm) -> tuple[float, Tensor, Tensor]:
-    return float(norm.count), norm.mean.clone(), norm.var.clone()
-
-
-def merge_norm(norm: RunningNorm, start: tuple[float, Tensor, Tensor],
-               ends: list[tuple[float, Tensor, Tensor]]) -> None:
-    """Set `norm` to the statistics of every sample: those behind `start` (where each
-    worker began) and each worker's since (its `end` minus `start`, in counts, sums and
-    sums of squares, float64)."""
-    n0, m0, v0 = start[0], start[1].double(), start[2].double()
-    count, total, squares = n0, n0 * m0, n0 * (v0 + m0**2)
-    for n, m, v in ends:
-        m, v = m.double(), v.double()
-        count += n - n0
-        total = total + n * m - n0 * m0
-        squares = squares + n * (v + m**2) - n0 * (v0 + m0**2)
-    if count <= 0:
-        return
-    mean = total / count
-    with torch.no_grad():
-        norm.mean.copy_(mean)
-        norm.var.copy_((squares / count - mean**2).clamp(min=0.0))
-        norm.count.fill_(count)
 
 
 class RayRollouts:
@@ -177,17 +151,16 @@ class RayRollouts:
         """One rollout on every worker with the agent's present weights, gathered into
         `storage` (workers in order along the env axis); the normalizers take every
         worker's statistics."""
-        weights = self.ray.put({k: v.detach().clone() for k, v in agent.state_dict().items()})
-        starts = {name: _stats(getattr(agent, name)) for name in _NORMS}
+        weights = self.ray.put(agent.state_dict())  # sent once, read by every worker
+        starts = {name: getattr(agent, name).stats() for name in _NORMS}
         parts = self.ray.get([w.collect.remote(weights, algo.hold_noise)
                               for w in self.workers])
-        for key, value in storage.state_dict().items():
+        for key, value in parts[0]["storage"].items():
             if value.dim() >= 2:  # (T, N, ...): the workers' robots side by side
-                getattr(storage, key).copy_(torch.cat([p["storage"][key] for p in parts], 1))
-            else:
-                getattr(storage, key).copy_(parts[0]["storage"][key])
+                value = torch.cat([p["storage"][key] for p in parts], 1)
+            getattr(storage, key).copy_(value)
         for name in _NORMS:
-            merge_norm(getattr(agent, name), starts[name], [p["norms"][name] for p in parts])
+            getattr(agent, name).merge(starts[name], [p["norms"][name] for p in parts])
         for part in parts:
             recent.extend(part["episodes"])
             if outcomes is not None:

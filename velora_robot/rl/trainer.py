@@ -387,7 +387,7 @@ def episode_means(episodes: Iterable[tuple[float, int]]) -> tuple[float | None, 
 
 
 def make_algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
-               mirror: Mirror | None = None) -> PPO | SAC | TD3:
+                   mirror: Mirror | None = None) -> PPO | SAC | TD3:
     """The recipe's algorithm around the agent's networks (PPO with the task's mirror maps
     when the recipe asks for symmetry)."""
     cfg = recipe.algorithm
@@ -406,9 +406,9 @@ def make_algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
 
 
 def collect_rollout(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
-             generator: torch.Generator, carry: dict[str, Any], recent: deque,
-             mirror: Mirror | None = None, outcomes: deque | None = None,
-             teacher: Teacher | None = None) -> dict[str, Any]:
+                    generator: torch.Generator, carry: dict[str, Any], recent: deque,
+                    mirror: Mirror | None = None, outcomes: deque | None = None,
+                    teacher: Teacher | None = None) -> dict[str, Any]:
     """One rollout of `storage.steps` steps into `storage` (GAE included); with a mirror,
     each step's mirror image too (its observation, and the state of the actor run on the
     mirrored observations); with a teacher, its action at each step. `outcomes` gets, per

@@ -60,8 +60,7 @@ class Safety:
         self.dt_s = dt_s or spec.control_dt
         self.q0 = np.array([j.default_pos for j in spec.joints])
         self.limits = JointLimits(spec, self.dt_s)  # the same limits the training env applies
-        self.kp = np.array([j.kp for j in spec.joints])
-        self.kd = np.array([j.kd for j in spec.joints])
+        self.kp, self.kd = self.limits.kp, self.limits.kd
         self.mode = Mode.DAMPING
         self.fault: Fault | None = None
         self.detail = ""
