@@ -10,10 +10,10 @@ import sys
 import threading
 from pathlib import Path
 
-from velora_robot.config import check_writable
+from velora_robot.config import check_writable, parse
 
-BENCHMARKS = ("ltc", "env", "solve", "walk", "throughput", "policy", "loop", "bridge",
-              "dynamixel")
+BENCHMARKS = ("ltc", "env", "solve", "walk", "throughput", "scale", "policy", "loop",
+              "bridge", "dynamixel")
 
 
 class UserError(Exception):
@@ -136,6 +136,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     recipe = load_recipe(args.recipe)
     if args.budget is not None:
         recipe.budget.env_steps = _env_steps(args.budget)
+    if args.device is not None:
+        recipe = parse(type(recipe), {**recipe.model_dump(), "device": args.device},
+                       f"--device {args.device}")
     summary = train(recipe, resume=args.resume, overwrite=args.overwrite,
                     wandb=True if args.wandb else None, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
@@ -304,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--budget", default=None,
                        help="env steps to train for instead of the recipe's budget "
                             "(14000000, 14M, 500k); with --resume a larger one extends the run")
+    train.add_argument("--device", default=None,
+                       help="where MuJoCo Warp simulates (env.backend warp): cpu, cuda or "
+                            "cuda:N, instead of the recipe's device")
     train.set_defaults(func=cmd_train)
     exp = sub.add_parser("export", help="export a checkpoint for the robot")
     exp.add_argument("checkpoint", type=Path, help="runs/<name>/checkpoint.pt")

@@ -63,14 +63,17 @@ def raw_rate(robot: str, n_robots: int, seconds: float, random: bool = False,
 
 
 def ours_rate(env_id: str, n_envs: int, n_workers: int, seconds: float,
-              random: bool = False, physics: dict | None = None, threads: int = 1) -> float:
+              random: bool = False, physics: dict | None = None, threads: int = 1,
+              backend: str = "mujoco", device: str = "cpu") -> float:
     """Control steps/s (all envs together) of a BatchedEnv of `n_workers` processes with
-    `threads` physics threads each, given zero or random actions (episodes that end reset
-    inside the step, as in training)."""
+    `threads` physics threads each (or on MuJoCo Warp on `device`), given zero or random
+    actions (episodes that end reset inside the step, as in training)."""
     from velora_robot.envs.vector import BatchedEnv
+    from velora_robot.simulation.backend import Simulator
 
     kwargs = {} if physics is None else {"physics": physics}
-    with BatchedEnv(env_id, n_envs, n_workers=n_workers, threads=threads, **kwargs) as env:
+    sim = Simulator(backend, threads, device)  # type: ignore[arg-type]
+    with BatchedEnv(env_id, n_envs, n_workers=n_workers, sim=sim, **kwargs) as env:
         env.reset(0)
         rng = np.random.default_rng(0)
         n_act = env.single_action_space.shape[0]

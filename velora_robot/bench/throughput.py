@@ -66,10 +66,12 @@ def _rsl_env(n_envs: int) -> Any:
     from tensordict import TensorDict
 
     from velora_robot.envs.vector import BatchedEnv
+    from velora_robot.simulation.backend import Simulator
 
     class Env(VecEnv):
         def __init__(self) -> None:
-            self.env = BatchedEnv("velora_robot/SpotWalk-v0", n_envs, n_workers=1, threads=2)
+            self.env = BatchedEnv("velora_robot/SpotWalk-v0", n_envs, n_workers=1,
+                                  sim=Simulator(threads=2))
             self.num_envs = n_envs
             self.num_actions = self.env.single_action_space.shape[0]
             self.max_episode_length = 1000

@@ -24,9 +24,10 @@ from velora_robot.robots.interface import PolicyInterface, check_command
 from velora_robot.robots.limits import JointLimits
 from velora_robot.robots.observation import RobotIO
 from velora_robot.robots.sources import get_spec
+from velora_robot.simulation.backend import Simulator
 from velora_robot.simulation.physics import Physics
 from velora_robot.simulation.randomization import Randomization, Range, add_noise, noise_widths
-from velora_robot.simulation.robot import Measurement, RobotBatch
+from velora_robot.simulation.robot import Measurement
 
 
 class EnvConfig(Settings):
@@ -77,7 +78,7 @@ class EnvConfig(Settings):
 
 
 class VecTask:
-    """A task over `n` robots, their physics stepped on `threads` native threads.
+    """A task over `n` robots simulated by `sim` (default: MuJoCo on one native thread).
     Subclasses set DEFAULTS (config) and REWARDS (term -> weight), implement
     `_reward_terms`, and may override the command hooks."""
 
@@ -88,14 +89,14 @@ class VecTask:
     RANGED_COMMANDS: ClassVar[bool] = True
 
     def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None, *,
-                 threads: int = 1, **settings: Any) -> None:
+                 sim: Simulator | None = None, **settings: Any) -> None:
         given = config.model_dump() if isinstance(config, EnvConfig) else dict(config or {})
         self.config = self.settings(merge(given, settings), f"{type(self).__name__} config")
         self.weights = {**self.REWARDS, **self.config.reward_weights}
         self.spec = get_spec(self.config.robot)
-        self.batch = RobotBatch(self.spec, n, source=self.config.source,
-                                variant=self.config.variant, physics=self.config.physics,
-                                randomization=self.config.randomization, threads=threads)
+        self.batch = (sim or Simulator()).batch(
+            self.spec, n, source=self.config.source, variant=self.config.variant,
+            physics=self.config.physics, randomization=self.config.randomization)
         self.interface = self.config.interface
         self.io = RobotIO(self.spec, self.interface)
         self.limits = JointLimits(self.spec, self.spec.control_dt)

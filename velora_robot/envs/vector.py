@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from velora_robot.envs.base import RobotEnv, VecTask
+from velora_robot.simulation.backend import Simulator
 
 _CTX = mp.get_context("spawn")  # forking a process that holds torch or MuJoCo state is unsafe
 
@@ -51,7 +52,8 @@ class _Buffers:
             setattr(self, k, np.frombuffer(self.raw[k], dtype=np.float32).reshape(s))
 
 
-def _task(env_id: str, n: int, kwargs: dict[str, Any], threads: int = 1) -> VecTask:
+def _task(env_id: str, n: int, kwargs: dict[str, Any], sim: Simulator | None = None
+          ) -> VecTask:
     import velora_robot.envs  # noqa: F401  (registers the ids in a fresh process)
 
     env_cls = gym.spec(env_id).entry_point
@@ -60,15 +62,15 @@ def _task(env_id: str, n: int, kwargs: dict[str, Any], threads: int = 1) -> VecT
         env_cls = getattr(importlib.import_module(module), name)
     if not (isinstance(env_cls, type) and issubclass(env_cls, RobotEnv)):
         raise ValueError(f"{env_id} is not a velora_robot environment; use gym.make_vec")
-    return env_cls.TASK(n, threads=threads, **kwargs)
+    return env_cls.TASK(n, sim=sim, **kwargs)
 
 
 class _Slice:
     """The robots of one worker, stepped as one vectorized task, with episode statistics."""
 
     def __init__(self, env_id: str, kwargs: dict[str, Any], lo: int, hi: int,
-                 buffers: _Buffers, threads: int) -> None:
-        self.task = _task(env_id, hi - lo, kwargs, threads)
+                 buffers: _Buffers, sim: Simulator) -> None:
+        self.task = _task(env_id, hi - lo, kwargs, sim)
         self.lo, self.hi, self.b = lo, hi, buffers
         self.returns = np.zeros(hi - lo)
         self.lengths = np.zeros(hi - lo, dtype=int)
@@ -117,9 +119,9 @@ class _Slice:
 
 
 def _worker(pipe: Any, env_id: str, kwargs: dict[str, Any], lo: int, hi: int,
-            dims: tuple[int, int, int, int], raw: dict[str, Any], threads: int) -> None:
+            dims: tuple[int, int, int, int], raw: dict[str, Any], sim: Simulator) -> None:
     try:
-        part = _Slice(env_id, kwargs, lo, hi, _Buffers(*dims, raw=raw), threads)
+        part = _Slice(env_id, kwargs, lo, hi, _Buffers(*dims, raw=raw), sim)
         pipe.send(("ready", None))
         while True:
             command, arg = pipe.recv()
@@ -146,11 +148,12 @@ def _worker(pipe: Any, env_id: str, kwargs: dict[str, Any], lo: int, hi: int,
 
 class BatchedEnv:
     """`n_envs` copies of `env_id` stepped by `n_workers` processes, this one included
-    (1 or 0: all in this process), each stepping its robots' physics on `threads` native
-    threads; this process's share is scaled by `local_weight`."""
+    (1 or 0: all in this process), each simulating its robots with `sim` (default: MuJoCo
+    on one native thread); this process's share is scaled by `local_weight`."""
 
     def __init__(self, env_id: str, n_envs: int, n_workers: int = 2, *,
-                 local_weight: float = 0.8, threads: int = 1, **env_kwargs: Any) -> None:
+                 local_weight: float = 0.8, sim: Simulator | None = None,
+                 **env_kwargs: Any) -> None:
         if n_envs < 1 or n_workers < 0:
             raise ValueError(f"need n_envs >= 1 and n_workers >= 0, got {n_envs}, {n_workers}")
         probe = _task(env_id, 1, env_kwargs)
@@ -173,12 +176,16 @@ class BatchedEnv:
         for i in range(1, k):  # every worker gets at least one env
             bounds[i] = min(max(bounds[i], bounds[i - 1] + 1), n_envs - (k - i))
         self.slices = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
-        self._local = _Slice(env_id, env_kwargs, *self.slices[0], self.buffers, threads)
+        sim = sim or Simulator()
+        if sim.backend != "mujoco" and k > 1:
+            raise ValueError(f"the {sim.backend} backend simulates all robots in one process: "
+                             f"n_workers must be 1, got {n_workers}")
+        self._local = _Slice(env_id, env_kwargs, *self.slices[0], self.buffers, sim)
         for lo, hi in self.slices[1:]:
             parent, child = _CTX.Pipe()
             proc = _CTX.Process(target=_worker, daemon=True,
                                 args=(child, env_id, env_kwargs, int(lo), int(hi), dims,
-                                      self.buffers.raw, threads))
+                                      self.buffers.raw, sim))
             proc.start()
             child.close()
             self._pipes.append(parent)

@@ -39,7 +39,7 @@ class RolloutWorker:
         torch.set_num_threads(1)
         self.recipe = Recipe.model_validate(recipe)
         env_cfg, self.first = self.recipe.env, first
-        self.env = make_vec_env(env_cfg.id, n_envs, 1, env_cfg.threads, **env_cfg.kwargs)
+        self.env = make_vec_env(env_cfg.id, n_envs, 1, env_cfg.simulator(), **env_cfg.kwargs)
         self.obs_dim = self.env.single_observation_space.shape[0]
         self.act_dim = self.env.single_action_space.shape[0]
         self.priv_dim = self.env.privileged.shape[1]

@@ -15,6 +15,7 @@ from pydantic import (
 
 from velora_robot.config import Settings, merge, parse, read_file
 from velora_robot.errors import ConfigError
+from velora_robot.simulation.backend import Simulator
 
 
 class _Section(Settings):
@@ -22,14 +23,20 @@ class _Section(Settings):
 
 
 class EnvSection(_Section):
-    """Which environment, how many copies, in how many processes, and on how many native
-    threads each process steps its robots' physics (velora_robot envs)."""
+    """Which environment, how many copies, in how many processes, and how its robots are
+    simulated (velora_robot envs): `backend` mujoco steps them on `threads` native threads
+    per process, warp on MuJoCo Warp on the recipe's `device`."""
 
     id: str
     n_envs: int = Field(default=8, ge=1)
     n_workers: int = Field(default=1, ge=1)
     threads: int = Field(default=1, ge=1, le=256)
+    backend: Literal["mujoco", "warp"] = "mujoco"
     kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    def simulator(self, device: str = "cpu") -> Simulator:
+        """The simulation backend this section asks for, Warp's on `device`."""
+        return Simulator(self.backend, self.threads, device)
 
     @field_validator("id")
     @classmethod
@@ -51,9 +58,18 @@ class EnvSection(_Section):
 
         if self.id in ENV_IDS:
             try:
-                ENV_IDS[self.id].TASK.settings(self.kwargs, "kwargs")
+                config = ENV_IDS[self.id].TASK.settings(self.kwargs, "kwargs")
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
+            if self.backend == "warp" and config.physics.solver == "PGS":
+                raise ValueError("backend 'warp': MuJoCo Warp has no PGS solver; set "
+                                 "kwargs.physics.solver to CG or Newton")
+        elif self.backend != "mujoco":
+            raise ValueError(f"backend {self.backend!r} simulates velora_robot envs; "
+                             f"{self.id} is a gymnasium env (drop `backend`)")
+        if self.backend == "warp" and self.n_workers > 1:
+            raise ValueError("backend 'warp' simulates every robot in one process; n_workers "
+                             "must be 1")
         return self
 
 
@@ -233,6 +249,8 @@ class Recipe(_Section):
     # fused liquid kernel splits its batch over them too). Collection keeps one: there the
     # env's worker processes own the cores.
     threads: int = Field(default=1, ge=1, le=64, description="torch threads for learning")
+    # Where MuJoCo Warp simulates (env.backend warp): "cpu", "cuda", "cuda:1".
+    device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:[0-9]+)?)$")
     env: EnvSection
     policy: PolicySection = PolicySection()
     algorithm: Algorithm = PPOSection()
@@ -259,6 +277,9 @@ class Recipe(_Section):
         if extras:
             raise ValueError(f"cluster: Ray rollouts do not combine with algorithm."
                              f"{', algorithm.'.join(extras)} (drop one)")
+        if self.env.backend != "mujoco":
+            raise ValueError(f"cluster: Ray workers simulate on the mujoco backend; drop "
+                             f"env.backend {self.env.backend!r} or `cluster`")
         if self.env.n_workers > 1:
             raise ValueError("cluster: the Ray workers split env.n_envs among themselves; "
                              "env.n_workers must be 1")

@@ -154,8 +154,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
 
         env = RayRollouts(recipe)
     else:
-        env = make_vec_env(env_cfg.id, env_cfg.n_envs, env_cfg.n_workers, env_cfg.threads,
-                           **env_cfg.kwargs)
+        env = make_vec_env(env_cfg.id, env_cfg.n_envs, env_cfg.n_workers,
+                           env_cfg.simulator(recipe.device), **env_cfg.kwargs)
     n = env.n_envs
     t_steps = algo_cfg.steps_per_env if on_policy else algo_cfg.steps_per_iteration
     obs_dim = env.single_observation_space.shape[0]

@@ -11,6 +11,7 @@ import numpy as np
 
 import velora_robot.envs as velora_envs
 from velora_robot.envs.vector import BatchedEnv, StepResult
+from velora_robot.simulation.backend import Simulator
 
 
 class VecEnv(Protocol):
@@ -91,10 +92,10 @@ class GymVecEnv:
             env.close()
 
 
-def make_vec_env(env_id: str, n_envs: int, n_workers: int = 1, threads: int = 1,
+def make_vec_env(env_id: str, n_envs: int, n_workers: int = 1, sim: Simulator | None = None,
                  **kwargs: Any) -> VecEnv:
-    """Our BatchedEnv for velora_robot ids (`n_workers` processes, `threads` physics threads
-    each), GymVecEnv for anything else."""
+    """Our BatchedEnv for velora_robot ids (`n_workers` processes, each simulating its robots
+    with `sim`), GymVecEnv for anything else."""
     if env_id in velora_envs.ENV_IDS:
-        return BatchedEnv(env_id, n_envs, n_workers=n_workers, threads=threads, **kwargs)
+        return BatchedEnv(env_id, n_envs, n_workers=n_workers, sim=sim, **kwargs)
     return GymVecEnv(env_id, n_envs, **kwargs)

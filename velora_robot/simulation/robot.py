@@ -273,12 +273,9 @@ class RobotBatch:
         self.model, self.index = build_model(spec, source, variant, physics)
         self.randomization = randomization or Randomization()
         self.randomizer = Randomizer(self.model, self.index, self.randomization)
-        self.sim = mujoco.batch.Batch(self.model, n, nthread=threads)
-        self._fields = ({name: self.sim.expand(name) for name in RANDOMIZED}
-                        if self.randomization.enabled else None)
+        self.n = n
         self.draws: list[Draw | None] = [None] * n
-        self.qpos, self.qvel, self.ctrl = (self.sim.bind(k) for k in ("qpos", "qvel", "ctrl"))
-        self._tau, self._sensordata = self.sim.bind("actuator_force"), self.sim.bind("sensordata")
+        self._open(n, threads)
         self.steps = np.zeros(n, dtype=np.int64)  # physics steps since each robot's reset
         self._act_delay = np.zeros(n, dtype=np.int64)
         self._sense_delay = np.zeros(n, dtype=np.int64)
@@ -290,13 +287,22 @@ class RobotBatch:
         self._sensors = (History(n, depth_for(sense, nstep), m.nq + m.nv + m.nsensordata)
                          if sense else None)
         self._records: dict | None = None  # rollout's output arrays, reused
-        self._warnings = self._warning_counts()
         self.unstable = np.zeros(n, dtype=bool)  # MuJoCo warned while stepping (diverged)
         self._frames: Frames | None = None
         self._view_data: mujoco.MjData | None = None
 
+    def _open(self, n: int, threads: int) -> None:
+        """Create the simulator of `n` robots: MuJoCo's batch, its live state arrays and the
+        per-robot rows of the randomized model fields."""
+        self.sim = mujoco.batch.Batch(self.model, n, nthread=threads)
+        self._fields = ({name: self.sim.expand(name) for name in RANDOMIZED}
+                        if self.randomization.enabled else None)
+        self.qpos, self.qvel, self.ctrl = (self.sim.bind(k) for k in ("qpos", "qvel", "ctrl"))
+        self._tau, self._sensordata = self.sim.bind("actuator_force"), self.sim.bind("sensordata")
+        self._warnings = self._warning_counts()
+
     def __len__(self) -> int:
-        return self.sim.nsim
+        return self.n
 
     def _warning_counts(self) -> np.ndarray:
         return self.sim.warning[..., 1].sum(axis=1)
@@ -305,14 +311,22 @@ class RobotBatch:
         """Reset robot `i`: home pose at rest, a new draw when randomization is on."""
         draw = self.randomizer.draw(rng) if self.randomization.enabled else None
         self._apply(i, draw)
+        self._home(i)
+        self._started(i)
+
+    def _home(self, i: int) -> None:
+        """Robot `i`'s simulation at the home pose, at rest, its sensors computed."""
         self.sim.reset([i], stage=mujoco.mjtStage.mjSTAGE_NONE)
         home_pose(self.spec, self.index, self.io.q0, self.qpos[i], self.ctrl[i])
         self.sim.forward([i])
+        self._warnings[i] = self._warning_counts()[i]
+
+    def _started(self, i: int) -> None:
+        """Robot `i`'s delay lines and counters at the start of an episode."""
         self.steps[i] = 0
         self._actuation.clear(i, self.io.q0)
         if self._sensors is not None:
             self._sensors.clear(i, self._record(i))
-        self._warnings[i] = self._warning_counts()[i]
         self.unstable[i] = False
 
     def _apply(self, i: int, draw: Draw | None) -> None:
@@ -333,24 +347,36 @@ class RobotBatch:
         control = None
         if self._act_delay.any():  # each step's targets, per robot
             control = self._actuation.latest(self.steps[:, None] + self._substeps)
-        else:
-            self.ctrl[:] = targets
-        if control is None and self._sensors is None:
-            self.sim.step(nstep=nstep)
-        else:
-            record = _SENSED if self._sensors is not None else ()
-            self._records = self.sim.rollout(nstep, control=control, record=record,
-                                             out=self._records)
-            if self._sensors is not None:
-                # the step of this period a measure() `lag` after some period's end reports
-                j = nstep - 1 - self._sense_delay % nstep
-                rows = np.arange(len(self))
-                self._sensors.push(np.concatenate([self._records[k][rows, j] for k in _SENSED],
-                                                  axis=1), self.steps + j + 1)
+        record = _SENSED if self._sensors is not None else ()
+        records = self._advance(nstep, targets, control, record)
+        if self._sensors is not None:
+            # the step of this period a measure() `lag` after some period's end reports
+            j = nstep - 1 - self._sense_delay % nstep
+            rows = np.arange(len(self))
+            self._sensors.push(np.concatenate([records[k][rows, j] for k in _SENSED], axis=1),
+                               self.steps + j + 1)
         self.steps += nstep
+        self.unstable = self._diverged()
+
+    def _advance(self, nstep: int, targets: np.ndarray, control: np.ndarray | None,
+                 record: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+        """Step the physics `nstep` times holding `targets`, or each robot's `control`
+        (n, nstep, nu) per step; return the `record`ed arrays after every step (n, nstep, w)."""
+        if control is None:
+            self.ctrl[:] = targets
+            if not record:
+                self.sim.step(nstep=nstep)
+                return None
+        self._records = self.sim.rollout(nstep, control=control, record=record,
+                                         out=self._records)
+        return self._records
+
+    def _diverged(self) -> np.ndarray:
+        """Per robot, whether MuJoCo warned while stepping (its simulation diverged)."""
         counts = self._warning_counts()
-        self.unstable = counts > self._warnings
+        unstable = counts > self._warnings
         self._warnings = counts
+        return unstable
 
     def push(self, i: int, velocity_xy: np.ndarray) -> None:
         """Add a horizontal velocity to robot `i`'s base (a shove)."""
@@ -359,16 +385,34 @@ class RobotBatch:
 
     def measure(self) -> Measurement:
         """Measurements of all robots, each array with a leading dimension n."""
-        truth = measure(self.index, self.qpos, self.qvel, self._tau, self._sensordata)
+        truth = measure(self.index, *self._arrays())
         if self._sensors is None:
             return truth
         sensed = self._sensors.latest(self.steps - self._sense_delay)
         return with_sensors(truth, self.index, *_split(self.model, sensed)[:2])
 
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The live qpos, qvel, actuator_force and sensordata of all robots."""
+        return self.qpos, self.qvel, self._tau, self._sensordata
+
+    def _physics_state(self) -> np.ndarray:
+        """A copy of every robot's integration state, one row each."""
+        return self.sim.state.copy()
+
+    def _restore_physics(self, state: np.ndarray) -> None:
+        """Set the integration state of every robot (rows from `_physics_state`), then
+        compute what follows from it."""
+        if state.shape != self.sim.state.shape:
+            raise ValueError(f"saved simulator state is {state.shape}, this batch "
+                             f"{self.sim.state.shape} (use the same robot and n_envs)")
+        self.sim.state[:] = state
+        self.sim.forward()
+        self._warnings = self._warning_counts()
+
     def get_state(self) -> dict:
         """Everything needed to continue exactly from here (the state rows, the draws, the
         targets on their way, the recorded sensors)."""
-        return {"state": self.sim.state.copy(), "steps": self.steps.copy(),
+        return {"state": self._physics_state(), "steps": self.steps.copy(),
                 "draws": [None if d is None else dataclasses.asdict(d) for d in self.draws],
                 "actuation": self._actuation.get_state(),
                 "sensors": None if self._sensors is None else self._sensors.get_state()}
@@ -378,18 +422,13 @@ class RobotBatch:
         if not isinstance(saved, dict):
             _check_saved({}, ("state",))
         _check_saved(saved, ("state", "steps", "draws", "actuation", "sensors"))
-        if saved["state"].shape != self.sim.state.shape:
-            raise ValueError(f"saved simulator state is {saved['state'].shape}, this batch "
-                             f"{self.sim.state.shape} (use the same robot and n_envs)")
         for i, d in enumerate(saved["draws"]):
             self._apply(i, None if d is None else Draw(**d))
-        self.sim.state[:] = saved["state"]
+        self._restore_physics(saved["state"])
         self.steps[:] = saved["steps"]
         self._actuation.set_state(saved["actuation"])
         if self._sensors is not None:
             self._sensors.set_state(saved["sensors"])
-        self.sim.forward()
-        self._warnings = self._warning_counts()
 
     def view(self, i: int) -> RobotView:
         """Robot `i` alone (measure, draw, model, render), as a single-robot env shows it."""
@@ -400,9 +439,17 @@ class RobotBatch:
         if self._frames is None:
             self._frames = Frames(self.model, self.index, width, height)
             self._view_data = mujoco.MjData(self.model)
-        data = self.sim.get_data(i, self._view_data)
+        data = self._data_of(i, self._view_data)
         mujoco.mj_kinematics(self.model, data)  # positions: geometry is never randomized
         return self._frames.render(data)
+
+    def _data_of(self, i: int, into: mujoco.MjData) -> mujoco.MjData:
+        """Robot `i`'s state copied into `into`."""
+        return self.sim.get_data(i, into)
+
+    def model_of(self, i: int) -> mujoco.MjModel:
+        """A copy of the model robot `i` runs on, its drawn parameters included."""
+        return self.sim.get_model(i)
 
     def close(self) -> None:
         """Free the renderer."""
@@ -426,7 +473,7 @@ class RobotView:
     @property
     def model(self) -> mujoco.MjModel:
         """A copy of the model this robot runs on, its drawn parameters included."""
-        return self.batch.sim.get_model(self.i)
+        return self.batch.model_of(self.i)
 
     def measure(self) -> Measurement:
         """This robot's measurements (arrays without the batch dimension)."""
