@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# cyclonedds (Python) builds against the Cyclone DDS C library; Debian installs it in its
+# multiarch layout, which the build's search does not know: a prefix of links shows it.
+DDS_HOME := $(abspath $(VENV))/cyclonedds-home
 
 .PHONY: demo test bench-ltc
 
@@ -10,7 +13,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	sh -c 'dpkg -s cyclonedds-dev >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q cyclonedds-dev >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q cyclonedds-dev >/dev/null; }; }'
+	mkdir -p $(DDS_HOME)
+	ln -sfn /usr/include $(DDS_HOME)/include
+	ln -sfn /usr/lib/$$(gcc -dumpmachine) $(DDS_HOME)/lib
+	ln -sfn /usr/bin $(DDS_HOME)/bin
+	CYCLONEDDS_HOME=$(DDS_HOME) $(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -229,3 +229,40 @@ def test_run_warns_when_asked_beyond_the_envelope_the_card_was_verified_in(polic
         "simulated latency_s 0..0.06 reaches outside the verified 0..0.04"]
     assert "WARNING, outside what this policy was verified in: command target_pos" in \
         capsys.readouterr().out
+
+
+def test_a_backend_named_by_import_path_runs_the_readme_example(policy, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    path = write_launch(tmp_path, policy, hardware={
+        "backend": "custom_backend:LaggedJoints", "options": {"lag_s": 0.01}})
+    summary = deploy(path, status=False)
+    assert summary["hardware"] == "custom_backend:LaggedJoints"
+    assert summary["final_mode"] == "policy" and summary["torque_off"] == "off"
+    _, rows = read(tmp_path / "test_run.tlm")
+    assert abs(rows[-1, 4] - rows[0, 4]) > 1e-3  # the joint followed the policy
+
+
+@pytest.mark.parametrize("backend, message", [
+    ("no_such_module_xyz:Hw", "cannot import 'no_such_module_xyz'"),
+    ("velora_robot.hal:NoSuchClass", "has no 'NoSuchClass'"),
+    ("velora_robot.robots:RobotSpec", "not a subclass of velora_robot.hal.Hardware"),
+    ("a backend", "unknown backend 'a backend'"),
+])
+def test_a_plugin_backend_that_cannot_load_says_which_and_why(policy, tmp_path, backend,
+                                                              message):
+    with pytest.raises((ConfigError, ValueError), match=message):
+        deploy(write_launch(tmp_path, policy, hardware={"backend": backend}), status=False)
+
+
+def test_a_robot_named_by_its_spec_file_is_read_relative_to_the_launch_file(policy,
+                                                                              tmp_path):
+    folder = tmp_path / "myrobot"
+    folder.mkdir()
+    (folder / "robot.yaml").write_text(
+        (ROOT / "velora_robot/robots/one_joint/robot.yaml").read_text())
+    path = write_launch(tmp_path, policy, robot="myrobot/robot.yaml")
+    assert deploy(path, status=False)["final_mode"] == "policy"
+    (folder / "robot.yaml").write_text("name: [broken")
+    with pytest.raises(ConfigError, match=r"robot\.yaml"):
+        deploy(path, status=False)

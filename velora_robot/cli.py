@@ -13,7 +13,7 @@ from pathlib import Path
 from velora_robot.config import check_writable, parse
 
 BENCHMARKS = ("ltc", "env", "solve", "walk", "throughput", "scale", "policy", "loop",
-              "bridge", "dynamixel")
+              "bridge", "dynamixel", "dds")
 
 
 class UserError(Exception):
@@ -191,8 +191,17 @@ def cmd_hil(args: argparse.Namespace) -> None:
     from velora_robot.bridge import hil
     from velora_robot.robots import get_spec
 
+    if args.dds is not None:
+        from velora_robot.bridge import dds_hil
+
+        check_writable(args.report, "--report")
+        report = dds_hil.run(args.dds, duration_s=args.duration)
+        print(dds_hil.table(report))
+        _write_json(report, args.report)
+        return
     if (args.port is None) == (not args.emulate):
-        raise UserError("give --port PORT (a board) or --emulate (the firmware emulator)")
+        raise UserError("give --port PORT (a board), --emulate (the firmware emulator) or "
+                        "--dds (the deploy path over DDS)")
     from velora_robot.hal.factory import MAX_BAUD
 
     if not 0 < args.baud <= MAX_BAUD:
@@ -213,6 +222,22 @@ def cmd_hil(args: argparse.Namespace) -> None:
     print(f"wrote {hil.write(report, args.report)}")
     if not report.passed:
         raise UserError("HIL check failed (see the report)")
+
+
+def cmd_dds_robot(args: argparse.Namespace) -> None:
+    """Serve the launch file's robot, simulated, on its DDS topics."""
+    from velora_robot.bridge.dds_robot import DdsRobot
+    from velora_robot.robots import get_spec
+    from velora_robot.runtime.launch import load_launch
+
+    launch = load_launch(args.launch)
+    hw = launch.hardware
+    if args.status is not None:
+        check_writable(args.status, "--status")
+    robot = DdsRobot(get_spec(launch.robot), interface=hw.interface, domain_id=hw.domain_id,
+                     variant=hw.sim.variant, physics=hw.sim.physics, seed=hw.sim.seed,
+                     corrupt_after_s=args.corrupt_after)
+    robot.run(args.duration, args.status)
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
@@ -364,7 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-status", action="store_true", help="no live status line")
     run.add_argument("--json", type=Path, default=None, help="write the summary here")
     run.set_defaults(func=cmd_run)
-    hil = sub.add_parser("hil", help="hardware-in-the-loop check of a bridge board")
+    dds = sub.add_parser("dds-robot", help="the simulated robot of a launch file, speaking "
+                         "Unitree SDK2's DDS topics (the other end of backend unitree)")
+    dds.add_argument("launch", type=Path, help="deploy launch file (see launch/g1_dds.yaml)")
+    dds.add_argument("--duration", type=float, default=None, help="seconds (default: until "
+                     "Ctrl-C or SIGTERM)")
+    dds.add_argument("--status", type=Path, default=None,
+                     help="write where the base went and the counters here at the end")
+    dds.add_argument("--corrupt-after", type=float, default=None,
+                     help="fault injection: seal every state after this many seconds with "
+                          "a wrong CRC")
+    dds.set_defaults(func=cmd_dds_robot)
+    hil = sub.add_parser("hil", help="hardware-in-the-loop check of a bridge board, or of "
+                         "the deploy path over DDS (--dds)")
     hil.add_argument("--port", default=None, help="serial device or pyserial URL of the board")
     hil.add_argument("--emulate", action="store_true",
                      help="run against the firmware emulator on a pseudo-terminal")
@@ -373,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     hil.add_argument("--robot", default="spot", help="robot spec giving joints and limits")
     hil.add_argument("--baud", type=int, default=1_000_000)
     hil.add_argument("--report", type=Path, default=Path("out/hil/report.json"))
+    hil.add_argument("--dds", type=Path, nargs="?", const=Path("launch/g1_dds.yaml"),
+                     default=None, metavar="LAUNCH",
+                     help="run LAUNCH (default launch/g1_dds.yaml) over DDS against the "
+                          "simulated robot and compare with the direct simulated path")
+    hil.add_argument("--duration", type=float, default=10.0, help="with --dds: seconds")
     hil.set_defaults(func=cmd_hil)
     plot = sub.add_parser("plot", help="plot a telemetry file to PNG")
     plot.add_argument("telemetry", type=Path)

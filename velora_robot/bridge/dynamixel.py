@@ -14,6 +14,8 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
+from velora_robot.bridge.crc import msb_first_table
+
 HEADER = b"\xff\xff\xfd\x00"
 BROADCAST = 0xFE
 
@@ -65,17 +67,7 @@ STATUS_ERRORS = {1: "result fail", 2: "instruction error", 3: "CRC error",
 ALERT = 0x80
 
 
-def _table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x8005) if c & 0x8000 else c << 1
-        table.append(c & 0xFFFF)
-    return table
-
-
-_CRC_TABLE = _table()
+_CRC_TABLE = msb_first_table(0x8005, 16)
 
 
 def crc16(data: bytes, crc: int = 0) -> int:

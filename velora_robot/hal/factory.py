@@ -8,10 +8,12 @@ the caller is told so, loudly; without the permission the run stops with the rea
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from velora_robot.config import Settings
 from velora_robot.errors import ConfigError
@@ -32,14 +34,31 @@ class SimSection(Settings):
     seed: int = Field(default=0, ge=0)
 
 
-class HardwareSection(Settings):
-    """Which hardware drives the robot."""
+BUILTIN = ("mujoco", "mock", "serial", "dynamixel", "unitree")
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
-    backend: Literal["mujoco", "mock", "serial", "dynamixel"] = "mujoco"
+
+class HardwareSection(Settings):
+    """Which hardware drives the robot: a built-in backend, or a plug-in named by import
+    path (`mypkg.hw:MyHardware`, a `Hardware` subclass built as `cls(spec, **options)`)."""
+
+    backend: str = "mujoco"
     port: str | None = None
     baud: int = Field(default=1_000_000, gt=0, le=MAX_BAUD)
+    # unitree: the network interface the robot is on, and its DDS domain
+    interface: str = "lo"
+    domain_id: int = Field(default=0, ge=0, le=232)
+    options: dict[str, Any] = Field(default_factory=dict)  # a plug-in's keyword arguments
     fallback: Literal["none", "sim"] = "none"
     sim: SimSection = SimSection()
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in BUILTIN and not _IMPORT_PATH.match(name):
+            raise ValueError(f"unknown backend {name!r}: one of {', '.join(BUILTIN)}, or a "
+                             "plug-in's import path 'package.module:ClassName'")
+        return name
 
 
 def simulated(spec: RobotSpec, sim: SimSection, period_s: float, where: str = "hardware"
@@ -59,7 +78,36 @@ def simulated(spec: RobotSpec, sim: SimSection, period_s: float, where: str = "h
                           seed=sim.seed, period_s=period_s)
 
 
+def plugin(section: HardwareSection, spec: RobotSpec) -> Hardware:
+    """The plug-in backend `section.backend` names ('module:Class'), built with the
+    section's `options`."""
+    module_name, _, class_name = section.backend.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except ImportError as exc:
+        raise ConfigError(f"hardware: backend {section.backend!r}: cannot import "
+                          f"{module_name!r} ({exc})") from None
+    except AttributeError:
+        raise ConfigError(f"hardware: backend {section.backend!r}: module {module_name!r} "
+                          f"has no {class_name!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Hardware)):
+        raise ConfigError(f"hardware: backend {section.backend!r} is not a subclass of "
+                          "velora_robot.hal.Hardware")
+    try:
+        return cls(spec, **section.options)
+    except TypeError as exc:
+        raise ConfigError(f"hardware: backend {section.backend!r}: field 'options' does not "
+                          f"fit its constructor: {exc}") from None
+
+
 def _device(section: HardwareSection, spec: RobotSpec) -> Hardware:
+    if section.backend == "unitree":
+        from velora_robot.hal.unitree import UnitreeHardware
+
+        return UnitreeHardware(spec, interface=section.interface,
+                               domain_id=section.domain_id)
+    if ":" in section.backend:
+        return plugin(section, spec)
     if section.port is None:
         raise ConfigError(f"hardware: backend {section.backend!r} needs field 'port' (a "
                           "device such as /dev/ttyUSB0, or a pyserial URL)")

@@ -24,8 +24,17 @@ def _folder_robots() -> dict[str, RobotSpec]:
 ROBOTS: dict[str, RobotSpec] = _folder_robots()
 
 
+def is_spec_file(name: str) -> bool:
+    """Whether `name` names a robot spec file rather than a built-in robot."""
+    return name.endswith((".yaml", ".yml", ".json"))
+
+
 def get_spec(name: str) -> RobotSpec:
-    """The built-in spec called `name`."""
+    """The built-in spec called `name`, or the spec in file `name` (robot.yaml)."""
+    if is_spec_file(name):
+        if not Path(name).is_file():
+            raise ConfigError(f"no robot spec file at {name}")
+        return load_file(RobotSpec, Path(name))
     try:
         return ROBOTS[name]
     except KeyError:

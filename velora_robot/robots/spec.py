@@ -97,6 +97,17 @@ class Mirror(Settings):
         return self
 
 
+class UnitreeLowLevel(Settings):
+    """How Unitree SDK2's low-level interface (`rt/lowcmd`, `rt/lowstate`) addresses this
+    robot: the message family (`hg`: G1, H1-2) and the spec joint or held joint each motor
+    index drives, in motor index order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: Literal["hg"] = "hg"
+    motors: tuple[str, ...]
+
+
 class RobotSpec(Settings):
     """A robot as the controller sees it. Joint order here is the order of every joint
     vector: observations, actions, targets, firmware frames."""
@@ -112,6 +123,7 @@ class RobotSpec(Settings):
     base_height: float | None = Field(default=None, description="standing base height, m")
     sources: dict[str, ModelSource]
     mirror: Mirror | None = None
+    unitree: UnitreeLowLevel | None = None
 
     @model_validator(mode="after")
     def _check(self) -> RobotSpec:
@@ -139,6 +151,13 @@ class RobotSpec(Settings):
             if self.mirror.feet and len(self.mirror.feet) != feet:
                 raise ValueError(f"mirror names {len(self.mirror.feet)} feet, the default "
                                  f"source has {feet}")
+        if self.unitree is not None:
+            motors = self.unitree.motors
+            unknown = [m for m in motors if m not in names]
+            missing = [j.name for j in self.joints if j.name not in motors]
+            if unknown or missing or len(set(motors)) != len(motors):
+                raise ValueError(f"unitree.motors must name each spec joint once (and may "
+                                 f"name held joints): unknown {unknown}, missing {missing}")
         return self
 
     @property

@@ -24,7 +24,7 @@ from velora_robot.config import Settings, check_writable, is_recipe, parse, read
 from velora_robot.errors import ConfigError
 from velora_robot.hal.factory import HardwareSection, open_hardware
 from velora_robot.robots.interface import check_command
-from velora_robot.robots.sources import get_spec
+from velora_robot.robots.sources import get_spec, is_spec_file
 from velora_robot.robots.spec import RobotSpec
 from velora_robot.runtime.card import check_card, trust_warnings
 from velora_robot.runtime.controller import Controller
@@ -100,7 +100,7 @@ class Launch(_Section):
     """A deploy launch file."""
 
     name: str
-    robot: str
+    robot: str  # a built-in robot's name, or a robot spec file (robot.yaml)
     policy: str
     command: dict[str, float] = Field(default_factory=dict)
     hardware: HardwareSection = HardwareSection()
@@ -113,7 +113,8 @@ class Launch(_Section):
     @field_validator("robot")
     @classmethod
     def _known_robot(cls, name: str) -> str:
-        get_spec(name)
+        if not is_spec_file(name):  # a file is read relative to the launch file, below
+            get_spec(name)
         return name
 
 
@@ -126,6 +127,12 @@ def load_launch(path: str | Path) -> Launch:
                           f"`velora-robot train {path}`")
     launch = parse(Launch, data, str(path))
     launch.policy = os.path.normpath(path.parent / launch.policy)  # an absolute one stays
+    if is_spec_file(launch.robot):
+        launch.robot = os.path.normpath(path.parent / launch.robot)
+        try:
+            get_spec(launch.robot)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: field 'robot': {exc}") from None
     return launch
 
 
@@ -319,6 +326,8 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         "fall_check": safety.fall_check, "trust_warnings": warnings, **stats.summary()}
     if tracker is not None:
         summary.update(tracker.summary())
+    if hasattr(hw, "link_report"):  # a networked backend's counters
+        summary["link"] = hw.link_report()
     end_status = hw.last_status
     if "base_x" in start_status and "base_x" in end_status:
         summary["distance_m"] = float(np.hypot(end_status["base_x"] - start_status["base_x"],

@@ -1,0 +1,178 @@
+"""`velora-robot hil --dds`: the full deploy path over real DDS on this machine, compared with
+the direct simulated path. A `dds-robot` process (our simulated robot speaking Unitree
+SDK2's topics on the launch file's interface, loopback by default) is started; the launch
+file runs against it through `UnitreeHardware`; then the same launch runs on the direct
+`MujocoHardware` (at the policy rate: the simulated hardware steps whole physics steps per
+command). Reported: the distance each walked, their joint trajectories over simulated time,
+and the age of the state the controller read (what DDS and the robot's publishing rate
+add).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from velora_robot.bridge.dds_robot import READY
+from velora_robot.config import read_file
+from velora_robot.hal.base import HardwareError
+from velora_robot.runtime.launch import deploy
+
+
+def start_robot(launch: str | Path, status: Path, *, duration_s: float | None = None,
+                corrupt_after_s: float | None = None, ready_s: float = 60.0
+                ) -> subprocess.Popen:
+    """The simulated DDS robot of `launch`, in a child process, once it serves its topics
+    (stop it with SIGTERM; it then writes `status`)."""
+    cmd = [sys.executable, "-m", "velora_robot.cli", "dds-robot", str(launch),
+           "--status", str(status)]
+    if duration_s is not None:
+        cmd += ["--duration", str(duration_s)]
+    if corrupt_after_s is not None:
+        cmd += ["--corrupt-after", str(corrupt_after_s)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = threading.Event()
+
+    def watch() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            if line.startswith(READY):
+                ready.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    if not ready.wait(ready_s):
+        proc.kill()
+        proc.wait()
+        err = proc.stderr.read() if proc.stderr else ""  # type: ignore[union-attr]
+        raise HardwareError(f"the simulated DDS robot did not start in {ready_s:g} s: "
+                            f"{err.strip()[-500:]}")
+    return proc
+
+
+def stop_robot(proc: subprocess.Popen, status: Path) -> dict[str, Any]:
+    """Stop the robot process and return what it reported."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if not status.is_file():
+        err = proc.stderr.read() if proc.stderr else ""
+        raise HardwareError(f"the DDS robot process exited ({proc.returncode}) without a "
+                           f"report: {err.strip()[-500:]}")
+    return json.loads(status.read_text())
+
+
+def run_over_dds(data: dict[str, Any], folder: Path, duration_s: float
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run launch settings `data` (absolute paths) against their simulated DDS robot, both
+    written into `folder`; the run's summary and the robot's report."""
+    launch, status = folder / "dds.yaml", folder / "robot.json"
+    launch.write_text(json.dumps(data))
+    proc = start_robot(launch, status)
+    try:
+        summary = deploy(launch, duration_s=duration_s, status=False,
+                         out=open(os.devnull, "w"))  # noqa: SIM115
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return summary, stop_robot(proc, status)
+
+
+def absolute(launch: str | Path) -> dict[str, Any]:
+    """A launch file's settings with its policy (and robot spec file) as absolute paths,
+    for a copy written elsewhere."""
+    from velora_robot.robots.sources import is_spec_file
+    from velora_robot.runtime.launch import load_launch
+
+    settings = load_launch(launch)
+    data = read_file(Path(launch))
+    data["policy"] = str(Path(settings.policy).resolve())
+    if is_spec_file(settings.robot):
+        data["robot"] = str(Path(settings.robot).resolve())
+    return data
+
+
+def _q_by_sim_time(telemetry: str, joints: int) -> tuple[np.ndarray, np.ndarray]:
+    from velora_robot.runtime.telemetry import read
+
+    _, rows = read(telemetry)
+    rows = rows[np.isfinite(rows[:, 0])]
+    _, first = np.unique(rows[:, 0], return_index=True)  # one row per state (500 Hz reads)
+    rows = rows[np.sort(first)]
+    return rows[:, 0], rows[:, 4:4 + joints]
+
+
+def run(launch: str | Path, duration_s: float = 10.0) -> dict[str, Any]:
+    """Run `launch` over DDS and directly; the comparison (see the module docstring)."""
+    from velora_robot.robots.sources import get_spec
+
+    data = absolute(launch)
+    spec = get_spec(data["robot"])
+    with tempfile.TemporaryDirectory() as tmp:
+        dds_tlm, direct_tlm = str(Path(tmp) / "dds.tlm"), str(Path(tmp) / "direct.tlm")
+        data["telemetry"] = {"path": dds_tlm, "plot": False}
+        over_dds, robot = run_over_dds(data, Path(tmp), duration_s)
+        data["hardware"] = {**data["hardware"], "backend": "mujoco"}
+        data["loop"] = {**data.get("loop", {}), "command_hz": spec.control_hz}
+        data["telemetry"] = {"path": direct_tlm, "plot": False}
+        direct_launch = Path(tmp) / "direct.yaml"
+        direct_launch.write_text(json.dumps(data))
+        direct = deploy(direct_launch, duration_s=duration_s, status=False,
+                        out=open(os.devnull, "w"))  # noqa: SIM115
+        t_dds, q_dds = _q_by_sim_time(dds_tlm, spec.n_joints)
+        t_dir, q_dir = _q_by_sim_time(direct_tlm, spec.n_joints)
+    t_dds, t_dir = t_dds - t_dds[0], t_dir - t_dir[0]
+    diff = np.stack([np.interp(t_dir, t_dds, q_dds[:, j]) for j in range(spec.n_joints)],
+                    axis=1) - q_dir
+    span = t_dir <= min(t_dds[-1], t_dir[-1])
+
+    def worst_within(seconds: float) -> float:
+        rows = span & (t_dir <= seconds)
+        return float(np.abs(diff[rows]).max()) if rows.any() else float("nan")
+
+    distance_dds = float(np.hypot(robot["base_x"], robot["base_y"]))
+    distance_direct = direct.get("distance_m", float("nan"))
+    return {
+        "launch": str(launch), "duration_s": duration_s,
+        "dds": {"final_mode": over_dds["final_mode"], "fault": over_dds["fault"],
+                "distance_m": distance_dds, "robot": robot,
+                "cycles": over_dds["cycles"], "lateness_us": over_dds["lateness_us"],
+                "overruns": over_dds["overruns"], "link": over_dds.get("link", {})},
+        "direct": {"final_mode": direct["final_mode"], "fault": direct["fault"],
+                   "distance_m": distance_direct},
+        "distance_ratio": distance_dds / distance_direct if distance_direct else float("nan"),
+        "q_max_diff_rad": {"0.2s": worst_within(0.2), "1s": worst_within(1.0),
+                           "5s": worst_within(5.0)},
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    d, r = report["dds"], report["direct"]
+    q = report["q_max_diff_rad"]
+    lines = [f"hil --dds: {report['launch']}, {report['duration_s']:g} s",
+             f"  over DDS:  walked {d['distance_m']:.2f} m, final mode {d['final_mode']}, "
+             f"robot got {d['robot']['commands']} commands ({d['robot']['crc_errors']} bad "
+             "CRC)",
+             f"  direct:    walked {r['distance_m']:.2f} m, final mode {r['final_mode']}",
+             f"  distance ratio DDS / direct: {report['distance_ratio']:.3f}",
+             f"  joint trajectories, worst difference: {q['0.2s']:.4f} rad in 0.2 s, "
+             f"{q['1s']:.4f} in 1 s, {q['5s']:.4f} in 5 s"]
+    age = d["link"].get("state_age_ms")
+    if age:
+        lines.append(f"  age of the state read: median {age['p50']:.2f} ms, p99 "
+                     f"{age['p99']:.2f} ms (the robot publishes every physics step)")
+    lines.append(f"  loop over DDS: {d['cycles']} cycles, lateness p99 "
+                 f"{d['lateness_us']['p99']:.0f} us, {d['overruns']} overruns")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""A simulated Unitree robot that speaks Unitree SDK2's low-level DDS topics, as Unitree's own
+unitree_mujoco does: our MuJoCo robot (`SimRobot`, the training physics) in its own process,
+paced to the wall clock at the physics rate. Every physics step it applies the newest
+`rt/lowcmd` whose CRC checks (per motor: target, kp, kd; a disabled motor gives no torque)
+and publishes `rt/lowstate` (motor states in motor index order, the IMU's quaternion and
+gyro, a millisecond tick), sealed with its CRC.
+
+Until the first command arrives the robot is held still at its home pose (as on a gantry:
+the simulation waits, so the controller starts from the pose a training episode starts
+from); when commands stop for `watchdog_s` its motors damp (kp 0, the spec's kd), as a
+motor board's own watchdog. `velora-robot dds-robot` runs it; `hil --dds` starts it as a
+child process.
+Fault injection for tests: `corrupt_after_s` seals every later state with a wrong CRC.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from velora_robot.bridge import unitree as U
+from velora_robot.robots.spec import RobotSpec
+from velora_robot.simulation.physics import Physics
+
+READY = "serving simulated"  # the line a parent process waits for
+
+
+class DdsRobot:
+    """`spec`'s robot on DDS domain `domain_id` over `interface` (see the module docstring)."""
+
+    def __init__(self, spec: RobotSpec, *, interface: str = "lo", domain_id: int = 0,
+                 variant: str = "fast", physics: Physics | None = None,
+                 watchdog_s: float = 0.1, corrupt_after_s: float | None = None,
+                 seed: int = 0) -> None:
+        from velora_robot.simulation.robot import SimRobot
+
+        if spec.unitree is None:
+            raise ValueError(f"robot {spec.name!r} has no Unitree motor table (spec field "
+                             "'unitree')")
+        self.spec, self.interface, self.domain_id = spec, interface, domain_id
+        self.watchdog_s, self.corrupt_after_s = watchdog_s, corrupt_after_s
+        self.sim = SimRobot(spec, variant=variant, physics=physics)  # type: ignore[arg-type]
+        self.sim.reset(np.random.default_rng(seed))
+        index = {m: k for k, m in enumerate(spec.unitree.motors)}
+        self.joint_motor = np.array([index[j.name] for j in spec.joints])
+        held = [(index[h.name], i) for i, h in enumerate(spec.held) if h.name in index]
+        self.held_motor = [k for k, _ in held]
+        self.held_qpos = self.sim.index.held_qpos[[i for _, i in held]]
+        self.held_dof = self.sim.index.held_dof[[i for _, i in held]]
+        self.kp = np.array([j.kp for j in spec.joints])
+        self.kd = np.array([j.kd for j in spec.joints])
+        self._latest: tuple[float, Any] | None = None
+        self.commands = self.crc_errors = self.steps = 0
+        self._stop = False
+
+    def _on_cmd(self, msg: Any) -> None:
+        if U.cmd_crc(msg) != msg.crc:
+            self.crc_errors += 1
+            return
+        self.commands += 1
+        self._latest = (time.monotonic(), msg)
+
+    def _servo(self, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This step's targets and gains: the newest command's, damping once commands
+        stop."""
+        latest = self._latest
+        assert latest is not None
+        if now - latest[0] > self.watchdog_s:
+            return self.sim.io.q0, 0 * self.kp, self.kd
+        motors = latest[1].motor_cmd
+        rows = [motors[int(k)] for k in self.joint_motor]
+        on = np.array([m.mode == 1 for m in rows])
+        q = np.array([m.q for m in rows])
+        return q, np.array([m.kp for m in rows]) * on, np.array([m.kd for m in rows]) * on
+
+    def _state(self, msg: Any, tick_ms: int, corrupt: bool) -> None:
+        d, index = self.sim.data, self.sim.index
+        m = self.sim.measure()
+        msg.tick = tick_ms
+        b = index.base_qpos
+        imu = msg.imu_state
+        imu.quaternion = [float(v) for v in d.qpos[b + 3:b + 7]] if b is not None \
+            else [1.0, 0.0, 0.0, 0.0]
+        imu.gyroscope = [float(v) for v in m.state.gyro]
+        for k, q, dq, tau in zip(self.joint_motor, m.state.q, m.state.dq, m.tau, strict=True):
+            s = msg.motor_state[int(k)]
+            s.q, s.dq, s.tau_est = float(q), float(dq), float(tau)
+        for k, a, v in zip(self.held_motor, self.held_qpos, self.held_dof, strict=True):
+            s = msg.motor_state[k]
+            s.q, s.dq = float(d.qpos[a]), float(d.qvel[v])
+        msg.crc = U.state_crc(msg) ^ (0xFFFFFFFF if corrupt else 0)
+
+    def run(self, duration_s: float | None = None, status: Path | None = None) -> None:
+        """Serve until `duration_s` passes or SIGTERM/SIGINT; then write the base's travel
+        and the counters to `status` (JSON) when given."""
+        sdk = U.sdk()
+        U.open_domain(self.domain_id, self.interface)
+        pub = sdk.Publisher(U.LOWSTATE, sdk.LowState)
+        pub.Init()
+        sub = sdk.Subscriber(U.LOWCMD, sdk.LowCmd)
+        sub.Init(self._on_cmd, 1)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: setattr(self, "_stop", True))
+        print(f"{READY} {self.spec.name} on DDS domain {self.domain_id}, interface "
+              f"{self.interface} (Ctrl-C stops)", flush=True)
+        model, dt = self.sim.model, self.spec.physics_dt
+        msg = sdk.new_state()
+        start = time.monotonic()
+        try:
+            while not self._stop:
+                now = time.monotonic()
+                if duration_s is not None and now - start > duration_s:
+                    break
+                if self._latest is not None:  # held still until the first command
+                    q, kp, kd = self._servo(now)
+                    model.actuator_gainprm[:, 0] = kp
+                    model.actuator_biasprm[:, 1] = -kp
+                    model.actuator_biasprm[:, 2] = -kd
+                    self.sim.step(q, 1)
+                self.steps += 1
+                corrupt = self.corrupt_after_s is not None and \
+                    now - start > self.corrupt_after_s
+                self._state(msg, round(self.sim.data.time * 1e3), corrupt)
+                pub.Write(msg)
+                wait = start + self.steps * dt - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+        finally:
+            sub.Close()
+            pub.Close()
+            if status is not None:
+                status.write_text(json.dumps(self.report(time.monotonic() - start)))
+
+    def report(self, wall_s: float) -> dict[str, float]:
+        """Where the base went and what the robot received."""
+        m = self.sim.measure()
+        return {"base_x": float(m.base_pos[0]), "base_y": float(m.base_pos[1]),
+                "sim_s": float(self.sim.data.time), "wall_s": wall_s, "steps": self.steps,
+                "commands": self.commands, "crc_errors": self.crc_errors}

@@ -1,0 +1,181 @@
+"""`UnitreeHardware`: a Unitree robot (the G1) through Unitree SDK2's low-level interface over
+DDS — the loop unitree_rl_gym's `deploy_real` runs. Each `write` publishes one `rt/lowcmd`
+(every motor: enabled, target, kp, kd; the spec's held joints at their pose with their
+gains) sealed with its CRC; `read` returns the newest `rt/lowstate` whose CRC checks.
+
+Faults: a state older than `timeout_s` (the robot stopped publishing, stalled, or every
+message failed its CRC) raises `HardwareError` after publishing one damping command (kp 0,
+the spec's kd: if the robot still listens, it damps at once), which the controller turns
+into damping mode. Shutdown from an active or failed link publishes motors-off commands.
+`configure` waits up to `connect_s` for a first state and says which network interface and
+DDS domain stayed silent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from velora_robot.bridge import unitree as U
+from velora_robot.hal.base import Hardware, HardwareError, HardwareState, JointCommand
+from velora_robot.robots.observation import to_base_frame
+from velora_robot.robots.spec import RobotSpec
+
+ENABLE, DISABLE = 1, 0  # a motor's mode in LowCmd
+YIELDS = 5  # 1 ms waits for queued states before a stale one is a fault
+TORQUE_OFF_FRAMES = 5  # motors-off commands published at shutdown (DDS may drop one)
+
+
+@dataclass
+class DdsCounters:
+    """What happened on the topics."""
+
+    sent: int = 0
+    received: int = 0
+    crc_errors: int = 0  # states dropped for a bad CRC
+    stale_reads: int = 0
+
+
+class UnitreeHardware(Hardware):
+    """The robot of `spec` (which must carry a `unitree` motor table) on DDS domain
+    `domain_id` over network `interface` ("lo" for the simulated robot on this machine)."""
+
+    def __init__(self, spec: RobotSpec, *, interface: str = "lo", domain_id: int = 0,
+                 timeout_s: float = 0.05, connect_s: float = 3.0,
+                 damping_kd_scale: float = 1.0) -> None:
+        super().__init__(spec)
+        if spec.unitree is None:
+            raise HardwareError(f"robot {spec.name!r} has no Unitree motor table (spec field "
+                                "'unitree'): the unitree backend cannot address its motors")
+        self.interface, self.domain_id = interface, domain_id
+        self.timeout_s, self.connect_s = timeout_s, connect_s
+        index = {m: k for k, m in enumerate(spec.unitree.motors)}
+        # motor index of each spec joint, and of each held joint the table names
+        self.joint_motor = np.array([index[j.name] for j in spec.joints])
+        held = [(index[h.name], h) for h in spec.held if h.name in index]
+        self.held_motor = np.array([k for k, _ in held], dtype=int)
+        self.held_q = np.array([h.default_pos for _, h in held])
+        self.held_kp = np.array([h.kp for _, h in held])
+        self.held_kd = np.array([h.kd for _, h in held])
+        self.damping_kd = np.array([j.kd for j in spec.joints]) * damping_kd_scale
+        self.counters = DdsCounters()
+        self.state_age_s: list[float] = []  # per read: how old the state was
+        self._latest: tuple[float, object] | None = None  # (arrival, LowState)
+        self._mode_machine = 0
+        self._pub = self._sub = None
+
+    # ------------------------------------------------------------ the link
+    def _on_state(self, msg: object) -> None:
+        """DDS reader thread: keep the newest state whose CRC checks."""
+        if U.state_crc(msg) != msg.crc:  # type: ignore[attr-defined]
+            self.counters.crc_errors += 1
+            return
+        self.counters.received += 1
+        self._latest = (time.monotonic(), msg)
+
+    def _on_configure(self) -> None:
+        sdk = U.sdk()
+        U.open_domain(self.domain_id, self.interface)
+        self._pub = sdk.Publisher(U.LOWCMD, sdk.LowCmd)
+        self._pub.Init()
+        self._sub = sdk.Subscriber(U.LOWSTATE, sdk.LowState)
+        self._sub.Init(self._on_state, 1)
+        deadline = time.monotonic() + self.connect_s
+        while self._latest is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if self._latest is None:
+            bad = f" ({self.counters.crc_errors} with a bad CRC)" if self.counters.crc_errors \
+                else ""
+            raise HardwareError(
+                f"no Unitree robot answered on network interface {self.interface!r}, DDS "
+                f"domain {self.domain_id}: no valid {U.LOWSTATE} in {self.connect_s:g} s"
+                f"{bad}. Is the robot on and in low-level (debug) mode, and the interface "
+                "the one its cable is on?")
+        self._mode_machine = int(self._latest[1].mode_machine)  # type: ignore[attr-defined]
+
+    def _on_shutdown(self) -> None:
+        for end in (self._sub, self._pub):
+            if end is not None:
+                end.Close()
+        self._pub = self._sub = None
+
+    def _on_deactivate(self) -> None:
+        self._damp()
+
+    def _on_torque_off(self) -> None:
+        for _ in range(TORQUE_OFF_FRAMES):
+            self._publish(np.zeros(len(self.joint_motor)), np.zeros(len(self.joint_motor)),
+                          np.zeros(len(self.joint_motor)), mode=DISABLE)
+            time.sleep(0.002)
+
+    def link_report(self) -> dict[str, object]:
+        """The topics' counters and how old the states read were (ms)."""
+        ages = np.array(self.state_age_s or [np.nan]) * 1e3
+        return {**asdict(self.counters),
+                "state_age_ms": {"p50": float(np.percentile(ages, 50)),
+                                 "p99": float(np.percentile(ages, 99)),
+                                 "max": float(ages.max())}}
+
+    # ------------------------------------------------------------ commands
+    def _publish(self, q: np.ndarray, kp: np.ndarray, kd: np.ndarray, *,
+                 mode: int = ENABLE, tau: np.ndarray | None = None) -> None:
+        sdk = U.sdk()
+        msg = sdk.new_cmd()
+        msg.mode_pr, msg.mode_machine = 0, self._mode_machine
+        damping = not kp.any()
+        held_kp = 0.0 * self.held_kp if damping else self.held_kp
+        rows = ((self.joint_motor, q, kp, kd, tau if tau is not None else 0 * q),
+                (self.held_motor, self.held_q, held_kp, self.held_kd, 0 * self.held_q))
+        for motors, qs, kps, kds, taus in rows:
+            for k, qk, kpk, kdk, tk in zip(motors, qs, kps, kds, taus, strict=True):
+                m = msg.motor_cmd[int(k)]
+                m.mode, m.q, m.dq, m.tau = mode, float(qk), 0.0, float(tk)
+                m.kp, m.kd = float(kpk), float(kdk)
+        msg.crc = U.cmd_crc(msg)
+        self._pub.Write(msg)  # type: ignore[union-attr]
+        self.counters.sent += 1
+
+    def _damp(self) -> None:
+        n = len(self.joint_motor)
+        self._publish(np.zeros(n), np.zeros(n), self.damping_kd)
+
+    def _write(self, command: JointCommand) -> None:
+        if not np.isfinite(command.q).all() and command.kp.any():
+            raise HardwareError("unitree: a non-finite joint target with kp > 0")
+        q = np.where(np.isfinite(command.q), command.q, 0.0)
+        self._publish(q, command.kp, command.kd, tau=command.tau_ff)
+
+    # --------------------------------------------------------------- state
+    def _age(self) -> float:
+        latest = self._latest
+        return float("inf") if latest is None else time.monotonic() - latest[0]
+
+    def _read(self) -> HardwareState:
+        age = self._age()
+        # The reader thread needs the interpreter: after this thread held it (loading a
+        # policy, a slow cycle), states wait in DDS's queue. Let them in before judging.
+        for _ in range(YIELDS):
+            if age <= self.timeout_s:
+                break
+            time.sleep(0.001)
+            age = self._age()
+        if age > self.timeout_s:
+            self.counters.stale_reads += 1
+            self._damp()
+            raise HardwareError(
+                f"unitree: no valid {U.LOWSTATE} for {age * 1e3:.0f} ms (limit "
+                f"{self.timeout_s * 1e3:.0f} ms; {self.counters.crc_errors} dropped for a "
+                "bad CRC): robot stopped, stalled or unreachable; damping sent")
+        self.state_age_s.append(age)
+        msg = self._latest[1]  # type: ignore[index]
+        motors = msg.motor_state  # type: ignore[attr-defined]
+        rows = [motors[int(k)] for k in self.joint_motor]
+        imu = msg.imu_state  # type: ignore[attr-defined]
+        gravity = to_base_frame(np.array(imu.quaternion, float), np.array([0.0, 0.0, -1.0]))
+        return HardwareState(q=np.array([m.q for m in rows], float),
+                             dq=np.array([m.dq for m in rows], float),
+                             tau=np.array([m.tau_est for m in rows], float),
+                             gyro=np.array(imu.gyroscope, float), gravity=gravity,
+                             time_s=msg.tick * 1e-3)  # type: ignore[attr-defined]
