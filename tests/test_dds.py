@@ -132,3 +132,14 @@ def test_a_lost_robot_link_damps_within_the_watchdog_and_the_loop_ends_cleanly(t
     spec = get_spec("g1")
     slew = np.array([j.vel_limit for j in spec.joints]) / spec.control_hz
     assert (np.abs(np.diff(targets, axis=0)) <= slew + 1e-9).all()
+
+
+def test_hil_dds_runs_the_launch_over_dds_and_directly_and_compares(tmp_path):
+    report = dds_hil.run(_launch(tmp_path, "hil"), duration_s=2.0)
+    assert report["dds"]["final_mode"] == "policy"
+    assert report["direct"]["final_mode"] == "policy"
+    assert report["dds"]["robot"]["commands"] > 400 and report["dds"]["link"]["sent"] > 400
+    # Same start, same policy: the joints agree early; DDS's delays part them later.
+    assert report["q_max_diff_rad"]["0.2s"] < 0.15
+    assert report["direct_delayed"]["latency_s"] == pytest.approx(0.004)
+    assert "distance ratio" in dds_hil.table(report)

@@ -3,7 +3,8 @@ the direct simulated path. A `dds-robot` process (our simulated robot speaking U
 SDK2's topics on the launch file's interface, loopback by default) is started; the launch
 file runs against it through `UnitreeHardware`; then the same launch runs on the direct
 `MujocoHardware` (at the policy rate: the simulated hardware steps whole physics steps per
-command). Reported: the distance each walked, their joint trajectories over simulated time,
+command), and once more with the delays DDS adds (as whole physics steps). Reported: the
+distance each walked, their joint trajectories over simulated time,
 and the age of the state the controller read (what DDS and the robot's publishing rate
 add).
 """
@@ -11,6 +12,7 @@ add).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -104,6 +106,21 @@ def absolute(launch: str | Path) -> dict[str, Any]:
     return data
 
 
+# Randomization that changes nothing but the delays it is given (friction 1: the floor's,
+# which MuJoCo's max rule makes every foot contact's).
+_NOMINAL_FIXED = {"enabled": True, "friction": [1.0, 1.0], "mass_scale": [1.0, 1.0],
+                  "payload_kg": [0.0, 0.0], "com_shift_m": [0.0, 0.0],
+                  "motor_strength": [1.0, 1.0], "kp_scale": [1.0, 1.0],
+                  "kd_scale": [1.0, 1.0], "obs_noise_scale": 0.0,
+                  "push_velocity": [0.0, 0.0], "push_interval_s": 1e9}
+
+
+def _direct(data: dict[str, Any], path: Path, duration_s: float) -> dict[str, Any]:
+    path.write_text(json.dumps(data))
+    return deploy(path, duration_s=duration_s, status=False,
+                  out=open(os.devnull, "w"))
+
+
 def _q_by_sim_time(telemetry: str, joints: int) -> tuple[np.ndarray, np.ndarray]:
     from velora_robot.runtime.telemetry import read
 
@@ -127,10 +144,15 @@ def run(launch: str | Path, duration_s: float = 10.0) -> dict[str, Any]:
         data["hardware"] = {**data["hardware"], "backend": "mujoco"}
         data["loop"] = {**data.get("loop", {}), "command_hz": spec.control_hz}
         data["telemetry"] = {"path": direct_tlm, "plot": False}
-        direct_launch = Path(tmp) / "direct.yaml"
-        direct_launch.write_text(json.dumps(data))
-        direct = deploy(direct_launch, duration_s=duration_s, status=False,
-                        out=open(os.devnull, "w"))  # noqa: SIM115
+        direct = _direct(data, Path(tmp) / "direct.yaml", duration_s)
+        # The same, with the delays DDS adds as whole physics steps: a command lands at the
+        # robot's next step (one), the state read is as old as measured (rounded up).
+        dt = spec.physics_dt
+        sensing = math.ceil(over_dds["link"]["state_age_ms"]["p50"] * 1e-3 / dt - 1e-9) * dt
+        data["hardware"]["sim"] = {**data["hardware"].get("sim", {}), "randomization": {
+            **_NOMINAL_FIXED, "latency_s": [dt, dt], "sensor_latency_s": [sensing, sensing]}}
+        data["telemetry"] = {"path": None}
+        delayed = _direct(data, Path(tmp) / "delayed.yaml", duration_s)
         t_dds, q_dds = _q_by_sim_time(dds_tlm, spec.n_joints)
         t_dir, q_dir = _q_by_sim_time(direct_tlm, spec.n_joints)
     t_dds, t_dir = t_dds - t_dds[0], t_dir - t_dir[0]
@@ -152,21 +174,30 @@ def run(launch: str | Path, duration_s: float = 10.0) -> dict[str, Any]:
                 "overruns": over_dds["overruns"], "link": over_dds.get("link", {})},
         "direct": {"final_mode": direct["final_mode"], "fault": direct["fault"],
                    "distance_m": distance_direct},
+        "direct_delayed": {"latency_s": dt, "sensor_latency_s": sensing,
+                           "final_mode": delayed["final_mode"],
+                           "distance_m": delayed.get("distance_m", float("nan"))},
         "distance_ratio": distance_dds / distance_direct if distance_direct else float("nan"),
+        "distance_ratio_delayed": distance_dds / delayed["distance_m"]
+        if delayed.get("distance_m") else float("nan"),
         "q_max_diff_rad": {"0.2s": worst_within(0.2), "1s": worst_within(1.0),
                            "5s": worst_within(5.0)},
     }
 
 
 def table(report: dict[str, Any]) -> str:
-    d, r = report["dds"], report["direct"]
+    d, r, dl = report["dds"], report["direct"], report["direct_delayed"]
     q = report["q_max_diff_rad"]
     lines = [f"hil --dds: {report['launch']}, {report['duration_s']:g} s",
              f"  over DDS:  walked {d['distance_m']:.2f} m, final mode {d['final_mode']}, "
              f"robot got {d['robot']['commands']} commands ({d['robot']['crc_errors']} bad "
              "CRC)",
              f"  direct:    walked {r['distance_m']:.2f} m, final mode {r['final_mode']}",
-             f"  distance ratio DDS / direct: {report['distance_ratio']:.3f}",
+             f"  direct with DDS's delays as physics steps (command {dl['latency_s'] * 1e3:g} "
+             f"ms, state {dl['sensor_latency_s'] * 1e3:g} ms): walked "
+             f"{dl['distance_m']:.2f} m",
+             f"  distance ratio DDS / direct: {report['distance_ratio']:.3f}; DDS / direct "
+             f"with its delays: {report['distance_ratio_delayed']:.3f}",
              f"  joint trajectories, worst difference: {q['0.2s']:.4f} rad in 0.2 s, "
              f"{q['1s']:.4f} in 1 s, {q['5s']:.4f} in 5 s"]
     age = d["link"].get("state_age_ms")
