@@ -27,8 +27,8 @@ DOMAIN = 7  # one per test process (the SDK joins a single domain); not the laun
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _launch(tmp_path: Path, name: str, **loop) -> Path:
-    data = {"name": name, "robot": "g1", "policy": str(ROOT / "models/g1_walk.onnx"),
+def _launch(tmp_path: Path, name: str, robot: str = "g1", **loop) -> Path:
+    data = {"name": name, "robot": robot, "policy": str(ROOT / "models/g1_walk.onnx"),
             "command": {"vx": 0.5, "vy": 0.0, "yaw_rate": 0.0},
             "hardware": {"backend": "unitree", "interface": "lo", "domain_id": DOMAIN,
                          "sim": {"physics": {"solver": "PGS", "iterations": 10,
@@ -41,25 +41,29 @@ def _launch(tmp_path: Path, name: str, **loop) -> Path:
     return path
 
 
-def test_crc_is_the_sdks_own_for_commands_and_states():
-    sdk = U.sdk()
+@pytest.mark.parametrize("name", ["hg", "go"])
+def test_crc_is_the_sdks_own_for_commands_and_states(name):
+    msgs = U.family(name)
     from unitree_sdk2py.utils.crc import CRC
 
     reference = CRC.__new__(CRC)  # its pure-Python path: the wheel lacks the compiled one
     reference.platform = "pure"
-    reference._CRC__packFmtHGLowCmd = "<2B2x" + "B3x5fI" * 35 + "5I"
-    reference._CRC__packFmtHGLowState = "<2I2B2xI" + "13fh2x" + "B3x4f2hf7I" * 35 + "40B5I"
+    for kind, attr in (("LowCmd", "packFmtLowCmd"), ("LowState", "packFmtLowState")):
+        layout = U._LAYOUT[name][kind == "LowState"].format
+        setattr(reference, f"_CRC__{attr if name == 'go' else attr.replace('Low', 'HGLow')}",
+                layout)
     rng = np.random.default_rng(0)
-    cmd, state = sdk.new_cmd(), sdk.new_state()
-    cmd.mode_machine, state.tick = 5, 123456
-    for m, s in zip(cmd.motor_cmd, state.motor_state, strict=True):
+    cmd, state = msgs.new_cmd(), msgs.new_state()
+    state.tick = 123456
+    for m, s in zip(cmd.motor_cmd, state.motor_state, strict=False):
         m.mode, m.q, m.kp, m.kd = 1, *rng.uniform(-2, 2, 3).tolist()
         s.q, s.dq, s.tau_est = rng.uniform(-2, 2, 3).tolist()
     state.imu_state.quaternion = [0.9, 0.1, -0.2, 0.1]
-    assert U.cmd_crc(cmd) == reference.Crc(cmd)
-    assert U.state_crc(state) == reference.Crc(state)
+    assert msgs.cmd_crc(cmd) == reference.Crc(cmd)
+    assert msgs.state_crc(state) == reference.Crc(state)
+    before = msgs.cmd_crc(cmd)
     cmd.motor_cmd[3].q += 1e-3
-    assert U.cmd_crc(cmd) != reference.Crc(sdk.new_cmd())
+    assert msgs.cmd_crc(cmd) != before
 
 
 def test_no_robot_on_the_domain_is_a_clear_error_naming_interface_and_domain():
@@ -70,9 +74,10 @@ def test_no_robot_on_the_domain_is_a_clear_error_naming_interface_and_domain():
     hw.shutdown()
 
 
-def test_commands_move_the_simulated_robot_and_states_come_back(tmp_path):
-    spec = get_spec("g1")
-    launch = _launch(tmp_path, "roundtrip")
+@pytest.mark.parametrize("robot, knee", [("g1", 3), ("go2", 2)])
+def test_commands_move_the_simulated_robot_and_states_come_back(tmp_path, robot, knee):
+    spec = get_spec(robot)
+    launch = _launch(tmp_path, "roundtrip", robot)
     proc = dds_hil.start_robot(launch, tmp_path / "robot.json")
     hw = UnitreeHardware(spec, interface="lo", domain_id=DOMAIN)
     try:
@@ -82,7 +87,7 @@ def test_commands_move_the_simulated_robot_and_states_come_back(tmp_path):
         np.testing.assert_allclose(first.gravity, [0, 0, -1], atol=1e-6)
         hw.activate()
         target = spec.default_pose.copy()
-        target[3] += 0.3  # left knee
+        target[knee] += 0.3 if robot == "g1" else -0.3  # bend a knee (G1: left, Go2: FL)
         for _ in range(100):
             hw.write(JointCommand.hold(spec, target))
             threading.Event().wait(0.004)
@@ -90,7 +95,8 @@ def test_commands_move_the_simulated_robot_and_states_come_back(tmp_path):
     finally:
         hw.shutdown()
         report = dds_hil.stop_robot(proc, tmp_path / "robot.json")
-    assert moved.q[3] - first.q[3] > 0.15  # the knee followed its target
+    assert abs(moved.q[knee] - first.q[knee]) > 0.1  # the knee followed its target
+    assert np.sign(moved.q[knee] - first.q[knee]) == np.sign(target[knee] - first.q[knee])
     assert moved.time_s > first.time_s
     assert report["commands"] >= 90 and report["crc_errors"] == 0
     assert hw.torque_off == "off"

@@ -59,7 +59,7 @@ class DdsRobot:
         self._stop = False
 
     def _on_cmd(self, msg: Any) -> None:
-        if U.cmd_crc(msg) != msg.crc:
+        if self.msgs.cmd_crc(msg) != msg.crc:
             self.crc_errors += 1
             return
         self.commands += 1
@@ -93,23 +93,24 @@ class DdsRobot:
         for k, a, v in zip(self.held_motor, self.held_qpos, self.held_dof, strict=True):
             s = msg.motor_state[k]
             s.q, s.dq = float(d.qpos[a]), float(d.qvel[v])
-        msg.crc = U.state_crc(msg) ^ (0xFFFFFFFF if corrupt else 0)
+        msg.crc = self.msgs.state_crc(msg) ^ (0xFFFFFFFF if corrupt else 0)
 
     def run(self, duration_s: float | None = None, status: Path | None = None) -> None:
         """Serve until `duration_s` passes or SIGTERM/SIGINT; then write the base's travel
         and the counters to `status` (JSON) when given."""
         sdk = U.sdk()
+        self.msgs = U.family(self.spec.unitree.message)  # type: ignore[union-attr]
         U.open_domain(self.domain_id, self.interface)
-        pub = sdk.Publisher(U.LOWSTATE, sdk.LowState)
+        pub = sdk.Publisher(U.LOWSTATE, self.msgs.LowState)
         pub.Init()
-        sub = sdk.Subscriber(U.LOWCMD, sdk.LowCmd)
+        sub = sdk.Subscriber(U.LOWCMD, self.msgs.LowCmd)
         sub.Init(self._on_cmd, 1)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: setattr(self, "_stop", True))
         print(f"{READY} {self.spec.name} on DDS domain {self.domain_id}, interface "
               f"{self.interface} (Ctrl-C stops)", flush=True)
         model, dt = self.sim.model, self.spec.physics_dt
-        msg = sdk.new_state()
+        msg = self.msgs.new_state()
         start = time.monotonic()
         try:
             while not self._stop:

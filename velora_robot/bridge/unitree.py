@@ -1,7 +1,8 @@
 """Unitree SDK2's low-level messages over DDS, for the robot side and the controller side:
 `rt/lowcmd` (per motor: mode, q, dq, tau, kp, kd) and `rt/lowstate` (per motor state, IMU),
-each sealed with a CRC32. Used by `hal.unitree.UnitreeHardware` (the controller) and
-`bridge.dds_robot` (our simulated robot speaking the same topics).
+each sealed with a CRC32, in the two message families: `hg` (G1) and `go` (Go2). Used by
+`hal.unitree.UnitreeHardware` (the controller) and `bridge.dds_robot` (our simulated robot
+speaking the same topics).
 
 The SDK (`unitree-sdk2` 1.0.1, the one release on PyPI) carries the DDS channels and the
 message types; two parts of that wheel are missing, and this module stands in for them:
@@ -25,20 +26,25 @@ from velora_robot.bridge.crc import msb_first_table
 from velora_robot.errors import ConfigError
 
 LOWCMD, LOWSTATE = "rt/lowcmd", "rt/lowstate"
-N_MOTORS = 35  # motor slots of an hg message (the G1 uses 29)
-# Packed C layouts of the hg messages (4-byte aligned, little-endian).
-_HG_CMD = struct.Struct("<2B2x" + "B3x5fI" * N_MOTORS + "5I")
-_HG_STATE = struct.Struct("<2I2B2xI" + "13fh2x" + "B3x4f2hf7I" * N_MOTORS + "40B5I")
+# Packed C layouts of the messages (4-byte aligned, little-endian), per message family:
+# `hg` (G1, H1-2: 35 motor slots) and `go` (Go2, B2: 20 motor slots).
+_LAYOUT = {
+    "hg": (struct.Struct("<2B2x" + "B3x5fI" * 35 + "5I"),
+           struct.Struct("<2I2B2xI" + "13fh2x" + "B3x4f2hf7I" * 35 + "40B5I")),
+    "go": (struct.Struct("<4B4IH2x" + "B3x5f3I" * 20 + "4B" + "55Bx2I"),
+           struct.Struct("<4B4IH2x" + "13fb3x" + "B3x7fb3x3I" * 20 + "4BiH4b15H"
+                         + "8hI41B3xf2b2x2f4h2I")),
+}
+GO_HEAD, GO_LOWLEVEL = (0xFE, 0xEF), 0xFF  # a go LowCmd's header and level flag
+GO_POS_STOP, GO_VEL_STOP = 2.146e9, 16000.0  # a go motor slot that holds no target
 
 
 @cache
 def sdk() -> types.SimpleNamespace:
-    """The SDK's channel functions and hg message types (imported on first use)."""
+    """The SDK's channel functions (imported on first use)."""
     sys.modules.setdefault("unitree_sdk2py.b2", types.ModuleType("unitree_sdk2py.b2"))
     try:
         from unitree_sdk2py.core import channel
-        from unitree_sdk2py.idl import default
-        from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowCmd_, LowState_
     except ImportError as exc:
         raise ConfigError(
             f"the unitree backend needs Unitree SDK2 and Cyclone DDS ({exc}); install the "
@@ -46,9 +52,39 @@ def sdk() -> types.SimpleNamespace:
             "(the Makefile does both)") from None
     return types.SimpleNamespace(
         init=channel.ChannelFactoryInitialize, Publisher=channel.ChannelPublisher,
-        Subscriber=channel.ChannelSubscriber, LowCmd=LowCmd_, LowState=LowState_,
-        new_cmd=default.unitree_hg_msg_dds__LowCmd_,
-        new_state=default.unitree_hg_msg_dds__LowState_)
+        Subscriber=channel.ChannelSubscriber)
+
+
+@cache
+def family(name: str) -> types.SimpleNamespace:
+    """Message family `name` ("hg" or "go"): its LowCmd and LowState types, constructors
+    of blank ones with the family's header set, and their CRCs."""
+    sdk()
+    from unitree_sdk2py.idl import default
+
+    if name == "hg":
+        from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowCmd_, LowState_
+
+        return types.SimpleNamespace(
+            name=name, LowCmd=LowCmd_, LowState=LowState_,
+            new_cmd=default.unitree_hg_msg_dds__LowCmd_,
+            new_state=default.unitree_hg_msg_dds__LowState_,
+            cmd_crc=_hg_cmd_crc, state_crc=_hg_state_crc)
+    if name == "go":
+        from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_, LowState_
+
+        def new_cmd() -> Any:
+            msg = default.unitree_go_msg_dds__LowCmd_()
+            msg.head, msg.level_flag = list(GO_HEAD), GO_LOWLEVEL
+            for m in msg.motor_cmd:
+                m.q, m.dq = GO_POS_STOP, GO_VEL_STOP
+            return msg
+
+        return types.SimpleNamespace(
+            name=name, LowCmd=LowCmd_, LowState=LowState_, new_cmd=new_cmd,
+            new_state=default.unitree_go_msg_dds__LowState_,
+            cmd_crc=_go_cmd_crc, state_crc=_go_state_crc)
+    raise ConfigError(f"unknown Unitree message family {name!r} (hg or go)")
 
 
 _joined: list[tuple[int, str]] = []  # the SDK joins one domain per process
@@ -84,21 +120,54 @@ def crc32_words(packed: bytes) -> int:
     return crc
 
 
-def cmd_crc(msg: Any) -> int:
-    """CRC of an hg LowCmd."""
+def _pack_crc(layout: struct.Struct, fields: list[Any]) -> int:
+    return crc32_words(layout.pack(*fields))
+
+
+def _imu(imu: Any) -> list[Any]:
+    return [*imu.quaternion, *imu.gyroscope, *imu.accelerometer, *imu.rpy, imu.temperature]
+
+
+def _hg_cmd_crc(msg: Any) -> int:
     fields: list[Any] = [msg.mode_pr, msg.mode_machine]
     for m in msg.motor_cmd:
         fields += [m.mode, m.q, m.dq, m.tau, m.kp, m.kd, m.reserve]
-    return crc32_words(_HG_CMD.pack(*fields, *msg.reserve, msg.crc))
+    return _pack_crc(_LAYOUT["hg"][0], [*fields, *msg.reserve, msg.crc])
 
 
-def state_crc(msg: Any) -> int:
-    """CRC of an hg LowState."""
-    imu = msg.imu_state
+def _hg_state_crc(msg: Any) -> int:
     fields: list[Any] = [*msg.version, msg.mode_pr, msg.mode_machine, msg.tick,
-                         *imu.quaternion, *imu.gyroscope, *imu.accelerometer, *imu.rpy,
-                         imu.temperature]
+                         *_imu(msg.imu_state)]
     for m in msg.motor_state:
         fields += [m.mode, m.q, m.dq, m.ddq, m.tau_est, *m.temperature, m.vol, *m.sensor,
                    m.motorstate, *m.reserve]
-    return crc32_words(_HG_STATE.pack(*fields, *msg.wireless_remote, *msg.reserve, msg.crc))
+    return _pack_crc(_LAYOUT["hg"][1], [*fields, *msg.wireless_remote, *msg.reserve,
+                                        msg.crc])
+
+
+def _go_header(msg: Any) -> list[Any]:
+    return [*msg.head, msg.level_flag, msg.frame_reserve, *msg.sn, *msg.version,
+            msg.bandwidth]
+
+
+def _go_cmd_crc(msg: Any) -> int:
+    fields = _go_header(msg)
+    for m in msg.motor_cmd:
+        fields += [m.mode, m.q, m.dq, m.tau, m.kp, m.kd, *m.reserve]
+    fields += [msg.bms_cmd.off, *msg.bms_cmd.reserve, *msg.wireless_remote, *msg.led,
+               *msg.fan, msg.gpio, msg.reserve, msg.crc]
+    return _pack_crc(_LAYOUT["go"][0], fields)
+
+
+def _go_state_crc(msg: Any) -> int:
+    fields = [*_go_header(msg), *_imu(msg.imu_state)]
+    for m in msg.motor_state:
+        fields += [m.mode, m.q, m.dq, m.ddq, m.tau_est, m.q_raw, m.dq_raw, m.ddq_raw,
+                   m.temperature, m.lost, *m.reserve]
+    b = msg.bms_state
+    fields += [b.version_high, b.version_low, b.status, b.soc, b.current, b.cycle,
+               *b.bq_ntc, *b.mcu_ntc, *b.cell_vol, *msg.foot_force, *msg.foot_force_est,
+               msg.tick, *msg.wireless_remote, msg.bit_flag, msg.adc_reel,
+               msg.temperature_ntc1, msg.temperature_ntc2, msg.power_v, msg.power_a,
+               *msg.fan_frequency, msg.reserve, msg.crc]
+    return _pack_crc(_LAYOUT["go"][1], fields)

@@ -64,12 +64,13 @@ class UnitreeHardware(Hardware):
         self.state_age_s: list[float] = []  # per read: how old the state was
         self._latest: tuple[float, object] | None = None  # (arrival, LowState)
         self._mode_machine = 0
+        self.msgs = U.family(spec.unitree.message)
         self._pub = self._sub = None
 
     # ------------------------------------------------------------ the link
     def _on_state(self, msg: object) -> None:
         """DDS reader thread: keep the newest state whose CRC checks."""
-        if U.state_crc(msg) != msg.crc:  # type: ignore[attr-defined]
+        if self.msgs.state_crc(msg) != msg.crc:  # type: ignore[attr-defined]
             self.counters.crc_errors += 1
             return
         self.counters.received += 1
@@ -78,9 +79,9 @@ class UnitreeHardware(Hardware):
     def _on_configure(self) -> None:
         sdk = U.sdk()
         U.open_domain(self.domain_id, self.interface)
-        self._pub = sdk.Publisher(U.LOWCMD, sdk.LowCmd)
+        self._pub = sdk.Publisher(U.LOWCMD, self.msgs.LowCmd)
         self._pub.Init()
-        self._sub = sdk.Subscriber(U.LOWSTATE, sdk.LowState)
+        self._sub = sdk.Subscriber(U.LOWSTATE, self.msgs.LowState)
         self._sub.Init(self._on_state, 1)
         deadline = time.monotonic() + self.connect_s
         while self._latest is None and time.monotonic() < deadline:
@@ -93,7 +94,7 @@ class UnitreeHardware(Hardware):
                 f"domain {self.domain_id}: no valid {U.LOWSTATE} in {self.connect_s:g} s"
                 f"{bad}. Is the robot on and in low-level (debug) mode, and the interface "
                 "the one its cable is on?")
-        self._mode_machine = int(self._latest[1].mode_machine)  # type: ignore[attr-defined]
+        self._mode_machine = int(getattr(self._latest[1], "mode_machine", 0))
 
     def _on_shutdown(self) -> None:
         for end in (self._sub, self._pub):
@@ -105,6 +106,8 @@ class UnitreeHardware(Hardware):
         self._damp()
 
     def _on_torque_off(self) -> None:
+        if self._pub is None:  # never connected
+            return
         for _ in range(TORQUE_OFF_FRAMES):
             self._publish(np.zeros(len(self.joint_motor)), np.zeros(len(self.joint_motor)),
                           np.zeros(len(self.joint_motor)), mode=DISABLE)
@@ -121,9 +124,9 @@ class UnitreeHardware(Hardware):
     # ------------------------------------------------------------ commands
     def _publish(self, q: np.ndarray, kp: np.ndarray, kd: np.ndarray, *,
                  mode: int = ENABLE, tau: np.ndarray | None = None) -> None:
-        sdk = U.sdk()
-        msg = sdk.new_cmd()
-        msg.mode_pr, msg.mode_machine = 0, self._mode_machine
+        msg = self.msgs.new_cmd()
+        if self.msgs.name == "hg":  # pitch/roll ankle mode, and the robot's own mode echoed
+            msg.mode_pr, msg.mode_machine = 0, self._mode_machine
         damping = not kp.any()
         held_kp = 0.0 * self.held_kp if damping else self.held_kp
         rows = ((self.joint_motor, q, kp, kd, tau if tau is not None else 0 * q),
@@ -133,7 +136,7 @@ class UnitreeHardware(Hardware):
                 m = msg.motor_cmd[int(k)]
                 m.mode, m.q, m.dq, m.tau = mode, float(qk), 0.0, float(tk)
                 m.kp, m.kd = float(kpk), float(kdk)
-        msg.crc = U.cmd_crc(msg)
+        msg.crc = self.msgs.cmd_crc(msg)
         self._pub.Write(msg)  # type: ignore[union-attr]
         self.counters.sent += 1
 

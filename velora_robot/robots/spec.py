@@ -99,12 +99,12 @@ class Mirror(Settings):
 
 class UnitreeLowLevel(Settings):
     """How Unitree SDK2's low-level interface (`rt/lowcmd`, `rt/lowstate`) addresses this
-    robot: the message family (`hg`: G1, H1-2) and the spec joint or held joint each motor
-    index drives, in motor index order."""
+    robot: the message family (`hg`: G1, H1-2; `go`: Go2, B2) and the spec joint or held
+    joint each motor index drives, in motor index order."""
 
     model_config = ConfigDict(frozen=True)
 
-    message: Literal["hg"] = "hg"
+    message: Literal["hg", "go"] = "hg"
     motors: tuple[str, ...]
 
 
