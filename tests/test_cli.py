@@ -93,3 +93,22 @@ def test_train_budget_overrides_the_recipe_and_extends_a_resumed_run(tmp_path, c
     assert json.loads(capsys.readouterr().out)["env_steps"] == 256
     assert main(["train", str(recipe), "--quiet", "--budget", "0.384k", "--resume"]) == 0
     assert json.loads(capsys.readouterr().out)["env_steps"] == 384
+
+
+def test_train_set_and_seed_change_recipe_fields_and_bad_ones_name_the_field(tmp_path,
+                                                                            capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: sets\nenv: {id: velora_robot/JointTrack-v0, n_envs: 4, n_workers: 1}\n"
+        "policy: {kind: liquid, n_neurons: 6}\n"
+        "algorithm: {steps_per_env: 32, chunk_len: 8, epochs: 1, minibatches: 1}\n"
+        f"budget: {{env_steps: 128}}\nlogging: {{dir: {tmp_path}}}\neval: {{episodes: 0}}\n")
+    assert main(["train", str(recipe), "--quiet", "--set", "env.n_envs=2", "--set",
+                 "algorithm.lr=5e-4", "--seed", "7"]) == 0
+    ran = json.loads((tmp_path / "sets" / "recipe.json").read_text())
+    assert (ran["env"]["n_envs"], ran["algorithm"]["lr"], ran["seed"]) == (2, 5e-4, 7)
+    capsys.readouterr()
+    assert main(["train", str(recipe), "--set", "algorithm.lrr=1"]) == 2
+    assert "field 'algorithm.lrr': unknown field" in capsys.readouterr().err
+    assert main(["train", str(recipe), "--set", "algorithm.lr"]) == 2
+    assert "write it as field=value" in capsys.readouterr().err

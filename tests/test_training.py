@@ -29,6 +29,10 @@ def recipe(tmp_path, name, **changes) -> Recipe:
     for key, value in changes.items():
         replace = not isinstance(value, dict) or (key == "algorithm" and "name" in value)
         base[key] = value if replace else {**base.get(key, {}), **value}
+    if not base["env"]["id"].startswith("velora_robot/"):  # gymnasium envs: one process
+        base["env"].setdefault("n_workers", 1)
+        if "n_workers" not in changes.get("env", {}):
+            base["env"]["n_workers"] = 1
     return Recipe.model_validate(base)
 
 

@@ -136,12 +136,46 @@ def cmd_train(args: argparse.Namespace) -> None:
     recipe = load_recipe(args.recipe)
     if args.budget is not None:
         recipe.budget.env_steps = _env_steps(args.budget)
+    changes = [_setting(item) for item in args.set]
+    if args.seed is not None:
+        changes.append((["seed"], args.seed))
     if args.device is not None:
-        recipe = parse(type(recipe), {**recipe.model_dump(), "device": args.device},
-                       f"--device {args.device}")
+        changes.append((["device"], args.device))
+    if changes:
+        data = recipe.model_dump()
+        for path, value in changes:
+            _set_dotted(data, path, value)
+        recipe = parse(type(recipe), data, f"{args.recipe} with the command line's settings",
+                       tags=frozenset({"ppo", "sac", "td3"}))
     summary = train(recipe, resume=args.resume, overwrite=args.overwrite,
                     wandb=True if args.wandb else None, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
+
+
+def _setting(item: str) -> tuple[list[str], object]:
+    """`--set section.field=value`: the field's path and its value read as YAML."""
+    import yaml
+
+    key, eq, text = item.partition("=")
+    if not eq or not key.strip():
+        raise UserError(f"--set {item!r}: write it as field=value, e.g. algorithm.lr=3e-4")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {item!r}: the value is not YAML: {exc}") from None
+    return key.strip().split("."), value
+
+
+def _set_dotted(data: dict, path: list[str], value: object) -> None:
+    for i, key in enumerate(path[:-1]):
+        inner = data.get(key)
+        if inner is None:
+            inner = data[key] = {}
+        if not isinstance(inner, dict):
+            raise UserError(f"--set {'.'.join(path)}: {'.'.join(path[:i + 1])} is a value, "
+                            "not a section")
+        data = inner
+    data[path[-1]] = value
 
 
 def _env_steps(text: str) -> int:
@@ -332,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--budget", default=None,
                        help="env steps to train for instead of the recipe's budget "
                             "(14000000, 14M, 500k); with --resume a larger one extends the run")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="change a recipe field, e.g. --set algorithm.lr=3e-4 --set "
+                            "env.n_envs=64 (the value is YAML; repeatable)")
+    train.add_argument("--seed", type=int, default=None, help="instead of the recipe's seed")
     train.add_argument("--device", default=None,
                        help="where MuJoCo Warp simulates (env.backend warp): cpu, cuda or "
                             "cuda:N, instead of the recipe's device")

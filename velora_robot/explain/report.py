@@ -194,11 +194,11 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
     }
     report["trust"] = envelope(report["robustness"], report["fairness"])
     if write_card:
-        from velora_robot.runtime.card import Trust
+        from velora_robot.runtime.card import Trust, write_card
 
         card.trust = Trust(verified_by=f"velora-robot explain {model.name} --seconds "
                            f"{seconds:g}: {episodes} walks per condition", **report["trust"])
-        card_path(model).write_text(card.to_json())
+        write_card(model, card)
     if baseline is not None:
         report["baseline"] = _baseline(Path(baseline), card, seconds, episodes)
     out.mkdir(parents=True, exist_ok=True)

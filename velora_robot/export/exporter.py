@@ -26,6 +26,7 @@ from velora_robot.runtime.card import (
     ModelCard,
     NeuronShare,
     card_path,
+    write_card,
 )
 
 
@@ -89,7 +90,7 @@ def export(checkpoint: str | Path, fmt: Literal["onnx", "torchscript", "kernel"]
         finally:
             env.close()
         written_card.network.neuron_share = NeuronShare.model_validate(share)
-    card.write_text(written_card.to_json())
+    write_card(path, written_card)
     written = {"policy": path, "card": card}
     if (checkpoint.parent / "metrics.jsonl").is_file():
         from velora_robot.rl.run_log import plot_curve

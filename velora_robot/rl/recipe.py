@@ -41,14 +41,24 @@ class EnvSection(_Section):
     @field_validator("id")
     @classmethod
     def _registered(cls, env_id: str) -> str:
+        import importlib
+
         import gymnasium as gym
 
         import velora_robot.envs  # noqa: F401  (registers the velora_robot ids)
 
-        if env_id not in gym.registry:
-            near = [k for k in gym.registry if env_id.split("-")[0].lower() in k.lower()][:3]
+        module, _, name = env_id.rpartition(":")
+        if module:  # gymnasium's "package.module:EnvId": the module registers the id
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ValueError(f"cannot import {module!r} for environment {name!r}: "
+                                 f"{exc}") from None
+        if name not in gym.registry:
+            near = [k for k in gym.registry if name.split("-")[0].lower() in k.lower()][:3]
             hint = f"; did you mean {', '.join(near)}?" if near else ""
-            raise ValueError(f"unknown environment {env_id!r}{hint}")
+            where = f" (importing {module!r} did not register it)" if module else ""
+            raise ValueError(f"unknown environment {name!r}{where}{hint}")
         return env_id
 
     @model_validator(mode="after")
@@ -64,9 +74,14 @@ class EnvSection(_Section):
             if self.backend == "warp" and config.physics.solver == "PGS":
                 raise ValueError("backend 'warp': MuJoCo Warp has no PGS solver; set "
                                  "kwargs.physics.solver to CG or Newton")
-        elif self.backend != "mujoco":
-            raise ValueError(f"backend {self.backend!r} simulates velora_robot envs; "
-                             f"{self.id} is a gymnasium env (drop `backend`)")
+        else:
+            if self.backend != "mujoco":
+                raise ValueError(f"backend {self.backend!r} simulates velora_robot envs; "
+                                 f"{self.id} is a gymnasium env (drop `backend`)")
+            if self.n_workers > 1:
+                raise ValueError(f"n_workers {self.n_workers}: {self.id} is a gymnasium env, "
+                                 "stepped in this process (worker processes serve "
+                                 "velora_robot envs); set n_workers: 1")
         if self.backend == "warp" and self.n_workers > 1:
             raise ValueError("backend 'warp' simulates every robot in one process; n_workers "
                              "must be 1")

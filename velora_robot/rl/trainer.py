@@ -373,8 +373,9 @@ def _with_defaults(recipe: dict[str, Any]) -> dict[str, Any]:
 
 def _but_budget(recipe: dict[str, Any]) -> dict[str, Any]:
     """What decides a run's updates: the budget only says where it stops (no schedule
-    depends on it), so a run may be resumed with a larger one."""
-    return {k: v for k, v in recipe.items() if k != "budget"}
+    depends on it), so a run may be resumed with a larger one; its name and logging say
+    where it is written and how it is watched (a run may move to another folder)."""
+    return {k: v for k, v in recipe.items() if k not in ("budget", "name", "logging")}
 
 
 def episode_means(episodes: Iterable[tuple[float, int]]) -> tuple[float | None, float | None]:

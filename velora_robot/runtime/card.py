@@ -213,17 +213,44 @@ def card_path(policy: str | Path) -> Path:
     return policy.with_name(policy.name + ".json")
 
 
+METADATA_KEY = "velora.model_card"  # the card, as JSON, inside an exported ONNX file
+
+
+def write_card(policy: str | Path, card: ModelCard) -> Path:
+    """Write `card` beside the policy file and, for an ONNX policy, into the file's own
+    metadata too (so the file alone carries its interface; needs the `onnx` package, a
+    training-side dependency). Returns the card file."""
+    policy = Path(policy)
+    text = card.to_json()
+    path = card_path(policy)
+    path.write_text(text)
+    if policy.suffix == ".onnx":
+        import onnx
+
+        model = onnx.load(str(policy))
+        kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+        del model.metadata_props[:]
+        model.metadata_props.extend(kept)
+        model.metadata_props.add(key=METADATA_KEY, value=text)
+        onnx.save(model, str(policy))
+    return path
+
+
 def load_card(path: str | Path) -> ModelCard:
     """A model card file, validated (every field typed; errors name the file and field).
     A format 1 card is read as format 2."""
-    data = read_file(path)
+    return card_from_data(read_file(path), str(path))
+
+
+def card_from_data(data: Any, where: str) -> ModelCard:
+    """A card from its parsed JSON, validated (errors start with `where`)."""
     if isinstance(data, dict) and data.get("format") == "velora-model-card/1":
         data = dict(data, format=CARD_FORMAT)
         robot = data.get("robot")
         if isinstance(robot, dict):
             robot = data["robot"] = dict(robot)
             data["interface"] = {k: robot.pop(k) for k in _INTERFACE_FIELDS if k in robot}
-    return parse(ModelCard, data, str(path))
+    return parse(ModelCard, data, where)
 
 
 def check_card(card: ModelCard, spec: RobotSpec, where: str = "model card") -> PolicyInterface:

@@ -5,13 +5,21 @@ calls: `action = policy(obs)`; `reset()` at the start of an episode."""
 from __future__ import annotations
 
 import importlib
+import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from velora_robot.errors import ConfigError
-from velora_robot.runtime.card import OUTPUTS, ModelCard, card_path, load_card
+from velora_robot.runtime.card import (
+    METADATA_KEY,
+    OUTPUTS,
+    ModelCard,
+    card_from_data,
+    card_path,
+    load_card,
+)
 
 
 class _Runner:
@@ -41,10 +49,10 @@ class OnnxPolicy(_Runner):
     """An exported ONNX policy in onnxruntime (one thread, sequential execution)."""
 
     def __init__(self, path: str | Path, card: ModelCard | None = None) -> None:
+        """The card: `card`, else the file beside the policy, else the one inside it."""
         import onnxruntime as ort
 
         path = Path(path)
-        super().__init__(path, card)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -55,6 +63,19 @@ class OnnxPolicy(_Runner):
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ConfigError(f"{path}: not a loadable ONNX model: {exc}") from None
+        if card is None and not card_path(path).is_file():
+            inside = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+            if inside is None:
+                raise ConfigError(f"{path}: no model card beside it ({card_path(path).name}) "
+                                  "and none inside it; export it again with velora-robot "
+                                  "export")
+            try:
+                data = json.loads(inside)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}: the model card inside it is not JSON: {exc}") \
+                    from None
+            card = card_from_data(data, f"{path}: the model card inside it")
+        super().__init__(path, card)
         got_in = {i.name: i.shape for i in self.session.get_inputs()}
         got_out = {o.name: o.shape for o in self.session.get_outputs()}
         want_in, want_out = self.card.io.shapes()
