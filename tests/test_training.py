@@ -671,3 +671,22 @@ def test_a_distillation_run_resumes_exactly_across_the_switch_to_ppo(tmp_path):
     rows = [json.loads(line) for line in (stopped.run_dir / "metrics.jsonl").read_text()
             .splitlines()]
     assert [row["imitating"] for row in rows] == [1, 1, 0]
+
+
+def test_tensorboard_and_periodic_evaluation_land_in_the_logs_and_the_curve(tmp_path):
+    r = recipe(tmp_path, "tb", env={"n_workers": 1}, budget={"env_steps": 4 * 4 * 32},
+               logging={"tensorboard": True}, eval={"episodes": 2, "every": 2})
+    summary = train(r, progress=False)
+    rows = [json.loads(line) for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [row.get("eval_return") for row in rows]
+    assert [e is not None for e in evals] == [False, True, False, True]
+    assert evals[-1] == pytest.approx(summary["eval"]["return_mean"])  # same seeds, same agent
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(r.run_dir / "tensorboard"))
+    events.Reload()
+    assert {"value_loss", "eval_return", "steps_per_s"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("eval_return")] == [256, 512]
+    train(recipe(tmp_path, "tb", env={"n_workers": 1}, logging={"tensorboard": True}),
+          overwrite=True, progress=False)  # starting again removes the old events
+    assert len(list((r.run_dir / "tensorboard").iterdir())) == 1

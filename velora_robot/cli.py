@@ -147,6 +147,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             _set_dotted(data, path, value)
         recipe = parse(type(recipe), data, f"{args.recipe} with the command line's settings",
                        tags=frozenset({"ppo", "sac", "td3"}))
+    if args.tensorboard:
+        recipe.logging.tensorboard = True
     summary = train(recipe, resume=args.resume, overwrite=args.overwrite,
                     wandb=True if args.wandb else None, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
@@ -362,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start the run again, removing the earlier run's files")
     train.add_argument("--wandb", action="store_true",
                        help="log to Weights & Biases (honours WANDB_MODE=offline)")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also log to TensorBoard (runs/<name>/tensorboard; view with "
+                            "tensorboard --logdir runs)")
     train.add_argument("--quiet", action="store_true", help="no progress line")
     train.add_argument("--budget", default=None,
                        help="env steps to train for instead of the recipe's budget "

@@ -221,12 +221,16 @@ class LoggingSection(_Section):
     checkpoint_every: int = Field(default=10, ge=1, description="updates")
     wandb: bool = False
     wandb_project: str = "velora-robot"
+    tensorboard: bool = False  # scalars under runs/<name>/tensorboard
 
 
 class EvalSection(_Section):
-    """Deterministic evaluation at the end of the run."""
+    """Deterministic evaluation (seeded episodes, mean actions) at the end of the run and,
+    with `every`, every that many updates during it (`eval_return` in the metrics and the
+    curve)."""
 
     episodes: int = Field(default=10, ge=0)
+    every: int | None = Field(default=None, ge=1, description="updates")
 
 
 class CurriculumSection(_Section):

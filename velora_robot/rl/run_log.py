@@ -1,5 +1,5 @@
-"""A run's record: metrics as JSON lines, a learning-curve PNG, and Weights & Biases when
-asked (it honours WANDB_MODE=offline)."""
+"""A run's record: metrics as JSON lines, a learning-curve PNG, and Weights & Biases
+(it honours WANDB_MODE=offline) and TensorBoard when asked."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class RunLog:
 
     def __init__(self, run_dir: Path, *, keep_until: int | None = None, wandb: bool = False,
                  project: str = "velora-robot", name: str = "", config: dict | None = None,
-                 wandb_id: str | None = None) -> None:
+                 wandb_id: str | None = None, tensorboard: bool = False) -> None:
         self.path = run_dir / "metrics.jsonl"
         if keep_until is not None and self.path.exists():
             # Resuming: drop lines written after the checkpoint we continue from.
@@ -31,11 +31,23 @@ class RunLog:
 
             self.wandb_run = wb.init(project=project, name=name, dir=str(run_dir),
                                      config=config, id=wandb_id, resume="allow")
+        self.tensorboard = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # On a resume, events written after the checkpoint are dropped, as the lines.
+            self.tensorboard = SummaryWriter(
+                str(run_dir / "tensorboard"),
+                purge_step=None if keep_until is None else self._last_steps())
 
     @property
     def wandb_id(self) -> str | None:
         """The wandb run id, kept in checkpoints so a resume continues the same run."""
         return None if self.wandb_run is None else self.wandb_run.id
+
+    def _last_steps(self) -> int | None:
+        rows = self.rows()
+        return rows[-1]["env_steps"] + 1 if rows else None
 
     def log(self, row: dict[str, Any]) -> None:
         """Record one update."""
@@ -43,6 +55,11 @@ class RunLog:
         self._file.flush()
         if self.wandb_run is not None:
             self.wandb_run.log(row, step=row["env_steps"])
+        if self.tensorboard is not None:
+            for key, value in row.items():
+                if isinstance(value, int | float) and key not in ("update", "env_steps"):
+                    self.tensorboard.add_scalar(key, value, row["env_steps"])
+            self.tensorboard.flush()
 
     def rows(self) -> list[dict[str, Any]]:
         """Everything logged so far."""
@@ -57,12 +74,19 @@ class RunLog:
         self._file.close()
         if self.wandb_run is not None:
             self.wandb_run.finish()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
 
 def read_metrics(path: Path, *, until_update: int | None = None) -> list[dict[str, Any]]:
     """The rows of a metrics.jsonl, up to an update (a checkpoint's) when given."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line]
     return [r for r in rows if until_update is None or r["update"] <= until_update]
+
+
+# Losses the curve's lower panel shows when the run logged them (PPO; SAC and TD3).
+_LOSSES = (("value_loss", "value loss"), ("policy_loss", "policy loss"),
+           ("critic_loss", "critic loss"), ("actor_loss", "actor loss"))
 
 
 def plot_curve(rows: list[dict[str, Any]], path: Path, title: str, *,
@@ -75,9 +99,20 @@ def plot_curve(rows: list[dict[str, Any]], path: Path, title: str, *,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r.get("return_mean") is not None]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([r["env_steps"] for r in rows], [r["return_mean"] for r in rows])
+    evals = [r for r in rows if r.get("eval_return") is not None]
+    losses = [(key, label) for key, label in _LOSSES if any(key in r for r in rows)]
+    if losses:
+        fig, (ax, below) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
+                                        gridspec_kw={"height_ratios": [2, 1]})
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4))
+    trained = [r for r in rows if r.get("return_mean") is not None]
+    ax.plot([r["env_steps"] for r in trained], [r["return_mean"] for r in trained],
+            label="training episodes (mean of the last 100)")
+    if evals:
+        ax.plot([r["env_steps"] for r in evals], [r["eval_return"] for r in evals], "o-",
+                markersize=3, label="evaluation (deterministic, seeded)")
+        ax.legend(fontsize=8, loc="lower right")
     marks = [(start, name, 1.0, "top") for start, name in stages] if len(stages) > 1 else []
     switch = next((r["env_steps"] for r in rows if r.get("imitating") == 0), None)
     if switch is not None and any(r.get("imitating") for r in rows):
@@ -86,8 +121,19 @@ def plot_curve(rows: list[dict[str, Any]], path: Path, title: str, *,
         ax.axvline(start, color="grey", linestyle="--", linewidth=0.8)
         ax.annotate(name, (start, y), xycoords=("data", "axes fraction"), rotation=90,
                     va=va, ha="right", fontsize=7, color="grey")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("mean episode return (last 100)")
+    if losses:
+        for key, label in losses:
+            have = [r for r in rows if r.get(key) is not None]
+            below.plot([r["env_steps"] for r in have], [abs(r[key]) for r in have],
+                       label=label, linewidth=0.8)
+        below.set_yscale("log")
+        below.set_ylabel("loss (abs., log)")
+        below.legend(fontsize=7, ncol=len(losses))
+        below.grid(alpha=0.3)
+        below.set_xlabel("environment steps")
+    if not losses:
+        ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import sys
 import threading
 import time
@@ -112,7 +113,8 @@ class _Progress:
 
 
 # What a run writes into its folder (an earlier run's are refused, or removed by overwrite).
-RUN_FILES = (CHECKPOINT, "metrics.jsonl", "curve.png", "eval.json", "recipe.json")
+RUN_FILES = (CHECKPOINT, "metrics.jsonl", "curve.png", "eval.json", "recipe.json",
+             "tensorboard")
 
 
 def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
@@ -206,7 +208,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     use_wandb = recipe.logging.wandb if wandb is None else wandb
     log = RunLog(run_dir, keep_until=update if ckpt is not None else None, wandb=use_wandb,
                  project=recipe.logging.wandb_project, name=recipe.name,
-                 config=recipe.model_dump(), wandb_id=wandb_id)
+                 config=recipe.model_dump(), wandb_id=wandb_id,
+                 tensorboard=recipe.logging.tensorboard)
     bar = _Progress(total_updates, progress,
                     compiling=recipe.policy.kind == "liquid" and not fused.built())
     bar.start()
@@ -266,6 +269,9 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
             ret, length = episode_means(recent)
             timing = {} if split is None else {"collect_s": round(split[0], 4),
                                                "learn_s": round(split[1], 4)}
+            every = recipe.eval.every
+            if every and recipe.eval.episodes and update % every == 0:
+                metrics = {**metrics, "eval_return": _evaluate(agent, recipe)["return_mean"]}
             log.log({"update": update, "env_steps": env_steps, "wall_s": round(wall, 3),
                      "steps_per_s": n * t_steps / elapsed, "return_mean": ret,
                      "length_mean": length, **timing, **metrics})
@@ -295,13 +301,18 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     if update == total_updates:
         log.plot(run_dir / "curve.png", recipe.name)
         if recipe.eval.episodes:
-            from velora_robot.rl.evaluate import evaluate
-
-            summary["eval"] = evaluate(agent, env_cfg.id, recipe.eval.episodes,
-                                       seed=recipe.seed + 10_000, **env_cfg.kwargs)
+            summary["eval"] = _evaluate(agent, recipe)
             (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=2))
     log.close()
     return summary
+
+
+def _evaluate(agent: Agent, recipe: Recipe) -> dict[str, float]:
+    """The recipe's deterministic evaluation (the same seeds every time)."""
+    from velora_robot.rl.evaluate import evaluate
+
+    return evaluate(agent, recipe.env.id, recipe.eval.episodes, seed=recipe.seed + 10_000,
+                    **recipe.env.kwargs)
 
 
 def _claim_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
@@ -321,7 +332,10 @@ def _claim_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
                 f"{resume_hint}start it again with --overwrite (its files are removed), or "
                 "change `name` or `logging.dir`")
         for name in earlier:
-            (run_dir / name).unlink()
+            if (run_dir / name).is_dir():
+                shutil.rmtree(run_dir / name)
+            else:
+                (run_dir / name).unlink()
 
 
 def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, int]
