@@ -96,6 +96,7 @@ class SimRobot:
                  physics: Physics | None = None) -> None:
         self.spec = spec
         self.io = RobotIO(spec)
+        self.source, self.physics = source, physics
         self.model, self.index = build_model(spec, source, variant, physics)
         self.data = mujoco.MjData(self.model)
         self.randomization = randomization or Randomization()
@@ -200,8 +201,8 @@ class SimRobot:
         """An RGB frame from a camera that follows the base (needs an OpenGL backend:
         MUJOCO_GL=egl on a headless machine, the default this package sets there)."""
         if self._frames is None:
-            self._frames = Frames(self.model, self.index, width, height)
-        return self._frames.render(self.data)
+            self._frames = Frames(self.spec, self.source, self.physics, width, height)
+        return self._frames.render(self.data.qpos)
 
     def close(self) -> None:
         """Free the renderer."""
@@ -236,20 +237,27 @@ def _check_saved(saved: dict, keys: tuple[str, ...]) -> None:
 
 
 class Frames:
-    """RGB frames of a robot from a camera that follows its base."""
+    """RGB frames of a robot from a camera that follows its base. Drawn with the `full`
+    model (meshes, textures) whatever variant simulates: the fast one has no visuals, and
+    both share their joints, so a pose is the same qpos in either."""
 
-    def __init__(self, model: mujoco.MjModel, index: ModelIndex, width: int,
+    def __init__(self, spec: RobotSpec, source: str, physics: Physics | None, width: int,
                  height: int) -> None:
-        self.renderer = mujoco.Renderer(model, height, width)
+        self.model, index = build_model(spec, source, "full", physics)
+        self.data = mujoco.MjData(self.model)
+        self.renderer = mujoco.Renderer(self.model, height, width)
         self.camera = mujoco.MjvCamera()
         self.camera.distance, self.camera.elevation, self.camera.azimuth = 2.5, -20.0, 135.0
         self.base = index.base_body
         if self.base is None:
-            self.camera.lookat[:] = model.stat.center
-            self.camera.distance = 3 * model.stat.extent
+            self.camera.lookat[:] = self.model.stat.center
+            self.camera.distance = 3 * self.model.stat.extent
 
-    def render(self, data: mujoco.MjData) -> np.ndarray:
-        """The frame of `data` (its positions computed)."""
+    def render(self, qpos: np.ndarray) -> np.ndarray:
+        """The frame of the robot at joint positions `qpos`."""
+        data = self.data
+        data.qpos[:] = qpos
+        mujoco.mj_kinematics(self.model, data)
         if self.base is not None:
             self.camera.lookat[:] = data.xpos[self.base]
         self.renderer.update_scene(data, self.camera)
@@ -270,6 +278,7 @@ class RobotBatch:
                  variant: Variant = "fast", randomization: Randomization | None = None,
                  physics: Physics | None = None, threads: int = 1) -> None:
         self.spec, self.io = spec, RobotIO(spec)
+        self.source, self.physics = source, physics
         self.model, self.index = build_model(spec, source, variant, physics)
         self.randomization = randomization or Randomization()
         self.randomizer = Randomizer(self.model, self.index, self.randomization)
@@ -289,7 +298,6 @@ class RobotBatch:
         self._records: dict | None = None  # rollout's output arrays, reused
         self.unstable = np.zeros(n, dtype=bool)  # MuJoCo warned while stepping (diverged)
         self._frames: Frames | None = None
-        self._view_data: mujoco.MjData | None = None
 
     def _open(self, n: int, threads: int) -> None:
         """Create the simulator of `n` robots: MuJoCo's batch, its live state arrays and the
@@ -437,15 +445,8 @@ class RobotBatch:
     def render(self, i: int, width: int = 480, height: int = 360) -> np.ndarray:
         """An RGB frame of robot `i` from a camera that follows its base."""
         if self._frames is None:
-            self._frames = Frames(self.model, self.index, width, height)
-            self._view_data = mujoco.MjData(self.model)
-        data = self._data_of(i, self._view_data)
-        mujoco.mj_kinematics(self.model, data)  # positions: geometry is never randomized
-        return self._frames.render(data)
-
-    def _data_of(self, i: int, into: mujoco.MjData) -> mujoco.MjData:
-        """Robot `i`'s state copied into `into`."""
-        return self.sim.get_data(i, into)
+            self._frames = Frames(self.spec, self.source, self.physics, width, height)
+        return self._frames.render(self._arrays()[0][i])
 
     def model_of(self, i: int) -> mujoco.MjModel:
         """A copy of the model robot `i` runs on, its drawn parameters included."""

@@ -216,11 +216,6 @@ class WarpBatch(RobotBatch):
         self._pull(*_OUTPUTS)
 
     # ------------------------------------------------------------- one robot
-    def _data_of(self, i: int, into: mujoco.MjData) -> mujoco.MjData:
-        self._flush()
-        into.qpos[:], into.qvel[:], into.ctrl[:] = self.qpos[i], self.qvel[i], self.ctrl[i]
-        return into
-
     def model_of(self, i: int) -> mujoco.MjModel:
         model = copy.copy(self.model)
         for name, rows in (self._fields or {}).items():
