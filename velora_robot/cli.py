@@ -120,10 +120,17 @@ def _record_policy(path: Path, env_id: str, gif: Path, command: list[float]) -> 
 
     policy = load_policy(path)
     ranges = dict(zip(("vx", "vy", "yaw_rate"), ((v, v) for v in command), strict=True))
+    def progress(done: int, total: int) -> None:
+        if sys.stdout.isatty():
+            print(f"\rvideo: rendering frame {done}/{total}", end="", flush=True)
+        elif done == 1:
+            print(f"video: rendering {total} frames", flush=True)
+
     try:
-        env = gym.make(env_id, render_mode="rgb_array", variant="full",
-                       command_ranges=ranges)
-        print(f"video: {record(env, gif, seconds=5.0, policy=policy)}")
+        env = gym.make(env_id, render_mode="rgb_array", command_ranges=ranges)
+        written = record(env, gif, seconds=5.0, policy=policy, on_frame=progress)
+        print(f"{chr(10) if sys.stdout.isatty() else ''}video: {written} "
+              f"({written.stat().st_size / 1e6:.1f} MB)")
         env.close()
     except Exception as exc:  # no OpenGL back end on this machine
         print(f"video skipped: off-screen rendering is not available ({exc})")
