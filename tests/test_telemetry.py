@@ -87,3 +87,34 @@ def test_a_file_that_is_not_telemetry_is_named_in_a_clear_error(tmp_path, capsys
         assert main(["plot", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert f"velora-robot plot: error: {tmp_path / name}: not a velora telemetry" in err
+
+
+def test_a_simulated_run_records_its_base_velocity_against_the_command_and_plots_any_joints(
+        tmp_path):
+    import json
+
+    import pytest
+    import yaml
+
+    from velora_robot.errors import ConfigError
+    from velora_robot.runtime.launch import deploy
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((root / "launch" / "spot_sim.yaml").read_text())
+    data.update(policy=str(root / "models" / "spot_walk.onnx"), status=False,
+                telemetry={"path": str(tmp_path / "run.tlm"), "plot": False},
+                estop={"keys": False, "file": None, "signal": None})
+    launch = tmp_path / "spot.yaml"
+    launch.write_text(json.dumps(data))
+    with open(os.devnull, "w") as quiet:
+        deploy(launch, duration_s=1.0, out=quiet)
+    header, rows = telemetry.read(tmp_path / "run.tlm")
+    assert header["command"] == {"vx": 0.5, "vy": 0.0, "yaw_rate": 0.0}
+    vx = rows[:, header["columns"].index("sim/base_vx")]
+    assert np.isfinite(vx).all() and np.abs(vx).max() < 2.0
+    out = telemetry.plot(tmp_path / "run.tlm", tmp_path / "p.png", joints=["fl_hip", "11"])
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ConfigError, match="no joint 'knee'; its joints are fl_hip"):
+        telemetry.plot(tmp_path / "run.tlm", tmp_path / "p.png", joints=["knee"])

@@ -348,7 +348,12 @@ def cmd_plot(args: argparse.Namespace) -> None:
     if not args.telemetry.is_file():
         raise UserError(f"no telemetry file at {args.telemetry}")
     check_writable(args.out, "--out")
-    print(f"wrote {telemetry.plot(args.telemetry, args.out)}")
+    joints: int | list[str] = 3
+    if args.joints == "all":
+        joints = 10_000
+    elif args.joints is not None:
+        joints = [j.strip() for j in args.joints.split(",") if j.strip()]
+    print(f"wrote {telemetry.plot(args.telemetry, args.out, joints=joints)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -469,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="plot a telemetry file to PNG")
     plot.add_argument("telemetry", type=Path)
     plot.add_argument("--out", type=Path, default=None)
+    plot.add_argument("--joints", default=None,
+                      help="joints to plot: all, or names or numbers separated by commas "
+                           "(default: the first three)")
     plot.set_defaults(func=cmd_plot)
     bench = sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCHMARKS))
     bench.add_argument("name", help="benchmark name")

@@ -280,7 +280,10 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         print(f"{bar}\n!!! {fallback}\n{bar}", file=sys.stderr)
     telemetry = None
     if telemetry_path is not None:
-        telemetry = Telemetry(telemetry_path, spec, policy.card.io.obs_dim)
+        truth = [k for k in ("base_vx", "base_vy", "yaw_rate") if k in hw.status()]
+        telemetry = Telemetry(telemetry_path, spec, policy.card.io.obs_dim,
+                              command=dict(zip(interface.commands, command, strict=True)),
+                              truth=hw.status if truth else None, truth_keys=truth)
     estop = EStop(keys=launch.estop.keys, file=launch.estop.file,
                   signal_name=launch.estop.signal)
     controller = Controller(hw, policy, interface, command, safety=safety,

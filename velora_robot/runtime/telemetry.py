@@ -10,6 +10,7 @@ mid-write is dropped by the reader.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,14 +39,22 @@ def columns(spec: RobotSpec, obs_dim: int) -> list[str]:
 class Telemetry:
     """Appends one record per cycle to `path`; `close()` (or the loop) finishes the file."""
 
-    def __init__(self, path: str | Path, spec: RobotSpec, obs_dim: int) -> None:
+    def __init__(self, path: str | Path, spec: RobotSpec, obs_dim: int, *,
+                 command: dict[str, float] | None = None,
+                 truth: Callable[[], dict[str, float]] | None = None,
+                 truth_keys: Sequence[str] = ()) -> None:
+        """`command`: the velocity (or other) command the run was given, kept in the
+        header; `truth()`: simulator values recorded each cycle as `sim/<key>` columns for
+        `truth_keys` (the simulated robot's base velocity: no real robot measures it)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.columns = columns(spec, obs_dim)
+        self.truth, self.truth_keys = truth, list(truth_keys)
+        self.columns = columns(spec, obs_dim) + [f"sim/{k}" for k in self.truth_keys]
         self.n, self.obs_dim = spec.n_joints, obs_dim
         self._file = self.path.open("wb")
         header = {"format": FORMAT, "robot": spec.name, "columns": self.columns,
-                  "modes": {m.value: v for m, v in MODES.items()}}
+                  "modes": {m.value: v for m, v in MODES.items()},
+                  "command": dict(command or {})}
         self._file.write((json.dumps(header) + "\n").encode())
         self._file.flush()
         self._row = np.full(len(self.columns), np.nan)
@@ -64,7 +73,11 @@ class Telemetry:
         if cycle.action is not None:
             row[4 + 4 * n:4 + 5 * n] = cycle.action
         if cycle.obs is not None:
-            row[4 + 5 * n:] = cycle.obs
+            row[4 + 5 * n:4 + 5 * n + self.obs_dim] = cycle.obs
+        if self.truth is not None:
+            values = self.truth()
+            row[len(row) - len(self.truth_keys):] = [values.get(k, np.nan)
+                                                     for k in self.truth_keys]
         self._file.write(row.tobytes())
         self._file.flush()
         self.records += 1
@@ -83,6 +96,7 @@ class Header(Settings):
     robot: str
     columns: list[str] = Field(min_length=1)
     modes: dict[str, float]
+    command: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("columns")
     @classmethod
@@ -117,9 +131,11 @@ def read(path: str | Path) -> tuple[dict[str, Any], np.ndarray]:
         -1, len(header["columns"]))
 
 
-def plot(path: str | Path, out: str | Path | None = None, joints: int = 3) -> Path:
-    """Joint positions against targets (first `joints` joints), mode and loop lateness, to
-    PNG (beside the telemetry file by default)."""
+def plot(path: str | Path, out: str | Path | None = None,
+         joints: int | Sequence[str] = 3) -> Path:
+    """Joint positions against targets (the first `joints` joints, or those named or
+    numbered), the simulated base velocity against the command when recorded, mode and
+    loop lateness, to PNG (beside the telemetry file by default)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,15 +143,29 @@ def plot(path: str | Path, out: str | Path | None = None, joints: int = 3) -> Pa
 
     header, data = read(path)
     cols = {name: i for i, name in enumerate(header["columns"])}
-    names = [c[2:] for c in header["columns"] if c.startswith("q/")][:joints]
+    names = _joints(path, [c[2:] for c in header["columns"] if c.startswith("q/")], joints)
+    velocity = [k for k in ("base_vx", "base_vy", "yaw_rate") if f"sim/{k}" in cols]
     t = data[:, cols["time_s"]]
-    fig, axes = plt.subplots(len(names) + 2, 1, figsize=(9, 2.0 * (len(names) + 2)),
-                             sharex=True)
+    rows = len(names) + 2 + (1 if velocity else 0)
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 2.0 * rows), sharex=True, squeeze=False)
+    axes = axes[:, 0]
     for ax, name in zip(axes, names, strict=False):
         ax.plot(t, data[:, cols[f"q/{name}"]], label="q")
         ax.plot(t, data[:, cols[f"target/{name}"]], "--", label="target")
         ax.set_ylabel(f"{name} (rad)")
         ax.legend(loc="upper right", fontsize=7)
+    if velocity:
+        ax = axes[len(names)]
+        command = header["command"]
+        for key, color in zip(velocity, ("C0", "C1", "C2"), strict=False):
+            ax.plot(t, data[:, cols[f"sim/{key}"]], color=color, linewidth=0.8,
+                    label=f"{key} (simulator)")
+            asked = command.get({"base_vx": "vx", "base_vy": "vy"}.get(key, key))
+            if asked is not None:
+                ax.axhline(asked, color=color, linestyle="--", linewidth=1.0,
+                           label=f"{key} commanded")
+        ax.set_ylabel("m/s, rad/s")
+        ax.legend(loc="upper right", fontsize=7, ncol=2)
     axes[-2].plot(t, data[:, cols["mode"]], drawstyle="steps-post")
     axes[-2].set_yticks([0, 1, 2], ["ramp", "policy", "damping"])
     axes[-1].plot(t, data[:, cols["lateness_us"]], ".", markersize=2)
@@ -147,3 +177,19 @@ def plot(path: str | Path, out: str | Path | None = None, joints: int = 3) -> Pa
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _joints(path: str | Path, have: list[str], joints: int | Sequence[str]) -> list[str]:
+    """The joints to plot: the first `joints`, or each given by name or number."""
+    if isinstance(joints, int):
+        return have[:joints]
+    chosen = []
+    for j in joints:
+        if j in have:
+            chosen.append(j)
+        elif j.isdigit() and int(j) < len(have):
+            chosen.append(have[int(j)])
+        else:
+            raise ConfigError(f"{path}: no joint {j!r}; its joints are {', '.join(have)} "
+                              f"(or 0-{len(have) - 1})")
+    return chosen
