@@ -92,14 +92,13 @@ def test_a_file_that_is_not_telemetry_is_named_in_a_clear_error(tmp_path, capsys
 def test_a_simulated_run_records_its_base_velocity_against_the_command_and_plots_any_joints(
         tmp_path):
     import json
+    from pathlib import Path
 
     import pytest
     import yaml
 
     from velora_robot.errors import ConfigError
     from velora_robot.runtime.launch import deploy
-
-    from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     data = yaml.safe_load((root / "launch" / "spot_sim.yaml").read_text())
