@@ -119,3 +119,15 @@ def test_an_exported_onnx_file_carries_its_model_card_inside(tmp_path):
     (tmp_path / "jt.onnx.json").unlink()  # the file alone still runs, card and all
     policy = load_policy(path)
     assert policy.card.io.obs_dim == 5 and policy(np.zeros(5, np.float32)).shape == (1,)
+
+
+def test_load_never_overwrites_another_runs_checkpoint(tmp_path):
+    model = PPO("velora_robot/JointTrack-v0", "liquid", run_dir=tmp_path / "a", **TINY)
+    model.learn(64)
+    first = model.save(tmp_path / "first.pt")
+    again = PPO.load(first, verbose=0)  # learns on in first_run/, beside the file
+    assert again.run_dir == tmp_path / "first_run"
+    model.learn(64)
+    second = model.save(tmp_path / "second.pt")
+    with pytest.raises(ConfigError, match="holds another run's checkpoint"):
+        PPO.load(second, run_dir=tmp_path / "first_run")

@@ -135,8 +135,9 @@ class _Model:
     def load(cls, path: str | Path, run_dir: str | Path | None = None,
              verbose: int = 1) -> _Model:
         """A model from a saved checkpoint: it predicts and exports at once, and `learn`
-        continues its training in `run_dir` (default: the run's own folder). Loading
-        never runs code from the file."""
+        continues its training in `run_dir` (default: `<file stem>_run` beside the file; a
+        folder holding another run's checkpoint is refused). Loading never runs code from
+        the file."""
         from velora_robot.rl.trainer import CHECKPOINT, load_checkpoint
 
         ckpt = load_checkpoint(Path(path), str(path))
@@ -144,14 +145,18 @@ class _Model:
         if recipe.algorithm.name != cls.algorithm:
             raise ConfigError(f"{path}: a {recipe.algorithm.name.upper()} checkpoint; load it "
                               f"with {recipe.algorithm.name.upper()}.load")
-        if run_dir is not None:
-            recipe.name, recipe.logging.dir = Path(run_dir).name, str(Path(run_dir).parent)
+        if run_dir is None:
+            run_dir = Path(path).with_name(f"{Path(path).stem}_run")
+        recipe.name, recipe.logging.dir = Path(run_dir).name, str(Path(run_dir).parent)
         model = cls.__new__(cls)
         model.recipe, model.verbose = recipe, verbose
         model.num_timesteps = int(ckpt["env_steps"])
         model._bounds = None
         target = model.run_dir / CHECKPOINT
         if Path(path).resolve() != target.resolve():
+            if target.is_file() and target.read_bytes() != Path(path).read_bytes():
+                raise ConfigError(f"{cls.__name__}.load({str(path)!r}): {target} holds another "
+                                  "run's checkpoint; pass run_dir= a new folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
         model._load(target)

@@ -14,6 +14,7 @@ DDS domain stayed silent.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -61,7 +62,7 @@ class UnitreeHardware(Hardware):
         self.held_kd = np.array([h.kd for _, h in held])
         self.damping_kd = np.array([j.kd for j in spec.joints]) * damping_kd_scale
         self.counters = DdsCounters()
-        self.state_age_s: list[float] = []  # per read: how old the state was
+        self.state_age_s: deque[float] = deque(maxlen=100_000)  # per read: the state's age
         self._latest: tuple[float, object] | None = None  # (arrival, LowState)
         self._mode_machine = 0
         self.msgs = U.family(spec.unitree.message)
@@ -145,7 +146,7 @@ class UnitreeHardware(Hardware):
         self._publish(np.zeros(n), np.zeros(n), self.damping_kd)
 
     def _write(self, command: JointCommand) -> None:
-        if not np.isfinite(command.q).all() and command.kp.any():
+        if (~np.isfinite(command.q) & (command.kp > 0)).any():
             raise HardwareError("unitree: a non-finite joint target with kp > 0")
         q = np.where(np.isfinite(command.q), command.q, 0.0)
         self._publish(q, command.kp, command.kd, tau=command.tau_ff)
