@@ -187,7 +187,8 @@ CASES = {
                                "--format: invalid choice: 'tflite'"),
     # ------------------------------------------------------------------------- eval
     "eval: no such policy": (lambda f: ["eval", "gone.onnx"], "no policy file at gone.onnx"),
-    "eval: no card": (lambda f: ["eval", str(f["no_card"])], "no_card.onnx.json: cannot read"),
+    "eval: no card": (lambda f: ["eval", str(f["no_card"])],
+                      "no model card beside it (no_card.onnx.json) and none inside it"),
     "eval: --episodes 0": (lambda f: ["eval", str(JOINT_TRACK), "--episodes", "0"],
                            "--episodes 0: at least 1"),
     "eval: --episodes -3": (lambda f: ["eval", str(JOINT_TRACK), "--episodes", "-3"],
