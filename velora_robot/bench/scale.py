@@ -50,11 +50,12 @@ def _ppo(out: Path, name: str, n_envs: int, updates: int, **sections: Any) -> di
 
 def _gpu() -> str | None:
     """Warp's first CUDA device, if it sees one."""
+    from velora_robot.simulation.warp import quiet_warp
+
     try:
-        import warp as wp
+        wp = quiet_warp()
     except ImportError:
         return None
-    wp.config.quiet = True
     cuda = [str(d) for d in wp.get_devices() if d.is_cuda]
     return cuda[0] if cuda else None
 

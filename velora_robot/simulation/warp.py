@@ -33,12 +33,19 @@ _OUTPUTS = ("actuator_force", "sensordata", "qacc")
 _MAX_ACC = 1e10  # MuJoCo's mjMAXVAL: past it, mj_checkAcc warns and resets
 
 
-def warp_device(device: str) -> str:
-    """The Warp device for a `device` setting ("cpu", "cuda", "cuda:1"), checked to exist."""
+def quiet_warp() -> Any:
+    """Warp, configured before anything initializes it: no start-up banner, no line per
+    kernel load."""
     import warp as wp
 
-    wp.config.quiet = True  # no start-up banner
-    wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)  # no line per kernel load
+    wp.config.quiet = True
+    wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)
+    return wp
+
+
+def warp_device(device: str) -> str:
+    """The Warp device for a `device` setting ("cpu", "cuda", "cuda:1"), checked to exist."""
+    wp = quiet_warp()
     try:
         return str(wp.get_device(device))
     except (RuntimeError, ValueError) as exc:
@@ -57,8 +64,8 @@ class WarpBatch(RobotBatch):
         super().__init__(*args, **kwargs)
 
     def _open(self, n: int, threads: int) -> None:
+        wp = quiet_warp()
         import mujoco_warp as mjw
-        import warp as wp
 
         self._mjw, self._wp = mjw, wp
         self.device = warp_device(self.device)
