@@ -690,3 +690,17 @@ def test_tensorboard_and_periodic_evaluation_land_in_the_logs_and_the_curve(tmp_
     train(recipe(tmp_path, "tb", env={"n_workers": 1}, logging={"tensorboard": True}),
           overwrite=True, progress=False)  # starting again removes the old events
     assert len(list((r.run_dir / "tensorboard").iterdir())) == 1
+
+
+def test_evaluation_videos_are_written_at_the_chosen_updates(tmp_path):
+    r = recipe(tmp_path, "video", env={"n_workers": 1}, budget={"env_steps": 4 * 4 * 32},
+               eval={"episodes": 0, "video_every": 2, "video_s": 0.5})
+    train(r, progress=False)
+    videos = sorted(p.name for p in (r.run_dir / "videos").iterdir())
+    assert videos == ["update_000002.gif", "update_000004.gif"]
+    from PIL import Image
+
+    gif = Image.open(r.run_dir / "videos" / videos[0])
+    assert gif.n_frames >= 5 and gif.size == (480, 360)
+    rows = [json.loads(line) for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [("video" in row) for row in rows] == [False, True, False, True]

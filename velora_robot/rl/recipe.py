@@ -227,10 +227,14 @@ class LoggingSection(_Section):
 class EvalSection(_Section):
     """Deterministic evaluation (seeded episodes, mean actions) at the end of the run and,
     with `every`, every that many updates during it (`eval_return` in the metrics and the
-    curve)."""
+    curve); videos of it with `video_every`."""
 
     episodes: int = Field(default=10, ge=0)
     every: int | None = Field(default=None, ge=1, description="updates")
+    # A GIF of one deterministic episode every `video_every` updates (runs/<name>/videos/;
+    # also to W&B when logging there), at most `video_s` long; off-screen rendering.
+    video_every: int | None = Field(default=None, ge=1, description="updates")
+    video_s: float = Field(default=4.0, gt=0, le=60)
 
 
 class CurriculumSection(_Section):

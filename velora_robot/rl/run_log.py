@@ -61,6 +61,14 @@ class RunLog:
                     self.tensorboard.add_scalar(key, value, row["env_steps"])
             self.tensorboard.flush()
 
+    def video(self, path: Path) -> None:
+        """Send an evaluation video to W&B when logging there (the file stays in the run)."""
+        if self.wandb_run is not None:
+            import wandb as wb
+
+            self.wandb_run.log({"eval_video": wb.Video(str(path), format="gif")},
+                               commit=False)
+
     def rows(self) -> list[dict[str, Any]]:
         """Everything logged so far."""
         return read_metrics(self.path)

@@ -114,7 +114,7 @@ class _Progress:
 
 # What a run writes into its folder (an earlier run's are refused, or removed by overwrite).
 RUN_FILES = (CHECKPOINT, "metrics.jsonl", "curve.png", "eval.json", "recipe.json",
-             "tensorboard")
+             "tensorboard", "videos")
 
 
 def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
@@ -272,6 +272,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
             every = recipe.eval.every
             if every and recipe.eval.episodes and update % every == 0:
                 metrics = {**metrics, "eval_return": _evaluate(agent, recipe)["return_mean"]}
+            if recipe.eval.video_every and update % recipe.eval.video_every == 0:
+                metrics = {**metrics, **_video(agent, recipe, update, log)}
             log.log({"update": update, "env_steps": env_steps, "wall_s": round(wall, 3),
                      "steps_per_s": n * t_steps / elapsed, "return_mean": ret,
                      "length_mean": length, **timing, **metrics})
@@ -313,6 +315,20 @@ def _evaluate(agent: Agent, recipe: Recipe) -> dict[str, float]:
 
     return evaluate(agent, recipe.env.id, recipe.eval.episodes, seed=recipe.seed + 10_000,
                     **recipe.env.kwargs)
+
+
+def _video(agent: Agent, recipe: Recipe, update: int, log: RunLog) -> dict[str, str]:
+    """Record the evaluation video of this update; its file, or why there is none."""
+    from velora_robot.rl.evaluate import record_video
+
+    path = recipe.run_dir / "videos" / f"update_{update:06d}.gif"
+    try:
+        record_video(agent, recipe.env.id, path, recipe.eval.video_s,
+                     seed=recipe.seed + 10_000, **recipe.env.kwargs)
+    except Exception as exc:  # no OpenGL here, or an env that cannot render
+        return {"video_error": f"{type(exc).__name__}: {exc}"}
+    log.video(path)
+    return {"video": str(path)}
 
 
 def _claim_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
