@@ -175,3 +175,26 @@ def test_a_linear_policy_exports_as_one_affine_map_of_the_normalized_observation
             x = agent.obs_norm(torch.as_tensor(obs))
             expected = (layer.weight @ x + layer.bias).clamp(-1, 1).numpy()
         np.testing.assert_allclose(runner(obs), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["liquid", "mlp"])
+def test_an_exported_onnx_policy_steps_a_batch_as_it_steps_each_robot(tmp_path, kind):
+    import onnxruntime as ort
+
+    from velora_robot.api import PPO
+
+    model = PPO("velora_robot/JointTrack-v0", kind, run_dir=tmp_path / kind, n_envs=4,
+                steps_per_env=16, verbose=0, **({"n_neurons": 8} if kind == "liquid" else {}))
+    model.learn(64)
+    path = model.export(tmp_path / f"{kind}.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[0] == "batch"
+    state_size = session.get_inputs()[1].shape[1]
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(6, 5)).astype(np.float32)
+    state = rng.normal(size=(6, state_size)).astype(np.float32) * 0.1
+    action, next_state = session.run(None, {"obs": obs, "state": state})
+    for i in range(6):
+        a, s = session.run(None, {"obs": obs[i:i + 1], "state": state[i:i + 1]})
+        np.testing.assert_allclose(action[i], a[0], atol=1e-6)
+        np.testing.assert_allclose(next_state[i], s[0], atol=1e-6)

@@ -79,6 +79,13 @@ class LiquidNet:
         except Exception as exc:  # onnx raises several types for a damaged file
             raise ConfigError(f"{path}: not an ONNX file: {exc}") from None
         init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in graph.initializer}
+        # The stacked [numerator; denominator] constants carry a batch axis of 1 since the
+        # batch became symbolic ((2, 1, N, K), (2, 1, N)); files before have none.
+        for name, array in list(init.items()):
+            if name.endswith("_weights"):
+                init[name] = array.reshape(2, *array.shape[-2:])
+            elif name in ("base", "own"):
+                init[name] = array.reshape(2, array.shape[-1])
         if "u0_index" not in init:
             raise ConfigError(f"{path}: not a liquid policy graph (an MLP, or exported by "
                               "another tool): only a liquid controller can be read as neurons")

@@ -170,9 +170,10 @@ def _export_onnx(policy: DeployPolicy, example: tuple[torch.Tensor, ...], path: 
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        batch = torch.export.Dim("batch", min=1)  # any number of robots in one call
         torch.onnx.export(policy, example, str(path), input_names=list(INPUTS),
                           output_names=list(OUTPUTS), dynamo=True, external_data=False,
-                          verbose=False)
+                          verbose=False, dynamic_shapes=({0: batch}, {0: batch}))
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 

@@ -76,8 +76,12 @@ class OnnxPolicy(_Runner):
                     from None
             card = card_from_data(data, f"{path}: the model card inside it")
         super().__init__(path, card)
-        got_in = {i.name: i.shape for i in self.session.get_inputs()}
-        got_out = {o.name: o.shape for o in self.session.get_outputs()}
+        # A symbolic first dimension (a batch of any size) fits the card's batch of 1.
+        def shapes(values: list) -> dict:
+            return {v.name: [1 if i == 0 and isinstance(d, str) else d
+                             for i, d in enumerate(v.shape)] for v in values}
+
+        got_in, got_out = shapes(self.session.get_inputs()), shapes(self.session.get_outputs())
         want_in, want_out = self.card.io.shapes()
         if got_in != want_in or got_out != want_out:
             raise ConfigError(f"{path}: ONNX inputs {got_in} and outputs {got_out} do not match "
