@@ -308,6 +308,19 @@ def test_rgb_array_rendering_shows_the_robot_in_every_variant():
     assert np.abs(frames["fast"] - frames["full"]).mean() < 2.0
 
 
+def test_gymnasium_record_video_writes_an_mp4_of_a_robot(tmp_path):
+    from gymnasium.wrappers import RecordVideo
+
+    env = RecordVideo(gym.make("velora_robot/JointTrack-v0", render_mode="rgb_array"),
+                      str(tmp_path), episode_trigger=lambda episode: True)
+    env.reset(seed=0)
+    for _ in range(25):
+        env.step(env.action_space.sample())
+    env.close()
+    videos = list(tmp_path.glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+
+
 def test_stable_baselines3_ppo_runs_on_spotwalk_unchanged():
     from stable_baselines3 import PPO
 
