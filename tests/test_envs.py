@@ -456,3 +456,21 @@ def test_a_thousand_spots_fit_in_one_batch_of_state_rows():
     for _ in range(3):
         batch.step(batch.io.targets(rng.uniform(-1, 1, (1024, 12))))
     assert np.isfinite(batch.measure().state.q).all()
+
+
+def test_sensor_noise_is_each_robots_own_uniform_draw_bit_for_bit():
+    # The noise is drawn in place for speed; it must stay exactly what each robot's
+    # generator gives for rng.uniform(-w, w), so that evaluations stay reproducible.
+    from velora_robot.simulation.randomization import add_noise
+
+    task = SpotWalkTask(3, randomization={"enabled": True})
+    for i in range(3):
+        task.reset(i, seed=10 + i)
+    state = task._measurement().state
+    twins = [np.random.default_rng() for _ in range(3)]
+    for twin, rng in zip(twins, task.rngs, strict=True):
+        twin.bit_generator.state = rng.bit_generator.state
+    expected = task.io.observation(
+        add_noise(state, np.stack([t.uniform(-task._noise, task._noise) for t in twins])),
+        task.last_action, task.command, task.steps * task.dt)
+    np.testing.assert_array_equal(task.observe(), expected)

@@ -208,8 +208,13 @@ class VecTask:
         """Actor observations (n, obs_dim), with sensor noise when randomization is on."""
         state = self._measurement().state
         if self._noise is not None:
-            draw = np.stack([rng.uniform(-self._noise, self._noise) for rng in self.rngs])
-            state = add_noise(state, draw)
+            # Each robot's own generator, as rng.uniform(-w, w) draws it (the same bits: it
+            # is -w + 2w U), but filled in place: 10x cheaper per robot, which at thousands
+            # of robots was most of the task's host time.
+            u = np.empty((self.n, len(self._noise)))
+            for rng, row in zip(self.rngs, u, strict=True):
+                rng.random(out=row)
+            state = add_noise(state, -self._noise + 2 * self._noise * u)
         return self.io.observation(state, self.last_action, self.command,
                                    self.steps * self.dt)
 
