@@ -129,6 +129,10 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     torch.set_num_threads(recipe.threads)
     run_dir = recipe.run_dir
     resuming = f"recipe {recipe.name!r}: --resume"
+    if recipe.env.backend == "warp":  # a missing GPU is named before the run folder is taken
+        from velora_robot.simulation.warp import warp_device
+
+        warp_device(recipe.device)
     _claim_run_dir(recipe, resume, overwrite)
     if resume and not (run_dir / CHECKPOINT).is_file():  # said with what to do instead
         raise ConfigError(f"{resuming}: no checkpoint at {run_dir / CHECKPOINT}: nothing to "
