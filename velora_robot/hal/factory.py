@@ -139,11 +139,13 @@ def open_hardware(section: HardwareSection, spec: RobotSpec, period_s: float,
             hw.configure()
             return hw, None
         except HardwareError as exc:
+            device = {"unitree": f"interface {section.interface}"}.get(
+                section.backend, section.port or "its device")
             if section.fallback != "sim":
-                raise HardwareError(f"hardware: {section.backend} on {section.port}: {exc} "
+                raise HardwareError(f"hardware: {section.backend} on {device}: {exc} "
                                     "(set 'fallback: sim' to run the simulated robot "
                                     "instead)") from None
-            warning = (f"{section.backend} device {section.port} unavailable ({exc}): "
+            warning = (f"{section.backend} device {device} unavailable ({exc}): "
                        "RUNNING THE SIMULATED ROBOT INSTEAD (fallback: sim)")
             hw = simulated(spec, section.sim, period_s, where)
             hw.configure()
