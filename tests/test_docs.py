@@ -50,3 +50,15 @@ def test_the_readme_is_a_front_page_with_the_two_quick_start_commands():
     assert commands == ["make demo", "make test"]
     for page in re.findall(r"`(docs/[\w.-]+\.md)`", readme):
         assert (ROOT / page).is_file(), page
+
+
+@pytest.mark.parametrize("script, args, expect", [
+    ("train_own_env.py", ["2000"], "the point went from"),
+    ("run_on_hardware.py", [], "MujocoHardware: joint at +0.4"),
+    ("inspect_wiring.py", [], "fl_hip: motor neuron 0 <-"),
+])
+def test_the_python_examples_run(tmp_path, script, args, expect):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert expect in out.stdout
