@@ -124,3 +124,16 @@ def test_ppo_trains_on_the_warp_backend_and_exports_the_same_policy_interface(tm
     assert warp["env_steps"] == cpu["env_steps"]
     # Same seed, same robots: the returns agree to the simulators' float tolerance.
     assert warp["eval"]["return_mean"] == pytest.approx(cpu["eval"]["return_mean"], rel=1e-3)
+    # The robot side cannot tell: the same policy interface, the same file layout, and the
+    # Warp-trained policy runs through the same torch-free runner.
+    from velora_robot.export import export
+    from velora_robot.runtime import load_policy
+    from velora_robot.runtime.card import load_card
+
+    files = {b: export(tmp_path / b / "checkpoint.pt", "onnx", tmp_path / f"{b}.onnx")
+             for b in ("mujoco", "warp")}
+    cards = {b: load_card(f["card"]) for b, f in files.items()}
+    assert cards["warp"].interface == cards["mujoco"].interface
+    assert cards["warp"].io == cards["mujoco"].io and cards["warp"].robot == cards["mujoco"].robot
+    policy = load_policy(files["warp"]["policy"])
+    assert policy(np.zeros(cards["warp"].io.obs_dim, np.float32)).shape == (1,)
