@@ -173,6 +173,7 @@ class _Model:
         import torch
 
         from velora_robot.rl.agent import deterministic_action
+        from velora_robot.rl.vec_env import scale_action
 
         if self._agent is None:
             raise ConfigError(f"{type(self).__name__}.predict: nothing trained yet; call "
@@ -198,8 +199,7 @@ class _Model:
             else:
                 sample = mean + agent.actor.log_std.exp() * torch.randn(mean.shape)
                 action = deterministic_action(sample, agent.squash)
-        low, high = self._action_bounds()
-        out = low + (action.numpy() + 1.0) * 0.5 * (high - low)
+        out = scale_action(action.numpy(), *self._action_bounds())
         new_state = h.numpy()
         return (out[0], new_state[0]) if single else (out, new_state)
 

@@ -348,9 +348,9 @@ def cmd_plot(args: argparse.Namespace) -> None:
     if not args.telemetry.is_file():
         raise UserError(f"no telemetry file at {args.telemetry}")
     check_writable(args.out, "--out")
-    joints: int | list[str] = 3
+    joints: int | list[str] | None = 3
     if args.joints == "all":
-        joints = 10_000
+        joints = None
     elif args.joints is not None:
         joints = [j.strip() for j in args.joints.split(",") if j.strip()]
     print(f"wrote {telemetry.plot(args.telemetry, args.out, joints=joints)}")

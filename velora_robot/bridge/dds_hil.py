@@ -83,8 +83,7 @@ def run_over_dds(data: dict[str, Any], folder: Path, duration_s: float
     launch.write_text(json.dumps(data))
     proc = start_robot(launch, status)
     try:
-        summary = deploy(launch, duration_s=duration_s, status=False,
-                         out=open(os.devnull, "w"))  # noqa: SIM115
+        summary = _quiet_deploy(launch, duration_s)
     except BaseException:
         proc.kill()
         proc.wait()
@@ -115,10 +114,15 @@ _NOMINAL_FIXED = {"enabled": True, "friction": [1.0, 1.0], "mass_scale": [1.0, 1
                   "push_velocity": [0.0, 0.0], "push_interval_s": 1e9}
 
 
+def _quiet_deploy(launch: Path, duration_s: float) -> dict[str, Any]:
+    """Run a launch file without its printed summary; the summary."""
+    with open(os.devnull, "w") as quiet:
+        return deploy(launch, duration_s=duration_s, status=False, out=quiet)
+
+
 def _direct(data: dict[str, Any], path: Path, duration_s: float) -> dict[str, Any]:
     path.write_text(json.dumps(data))
-    return deploy(path, duration_s=duration_s, status=False,
-                  out=open(os.devnull, "w"))
+    return _quiet_deploy(path, duration_s)
 
 
 def _q_by_sim_time(telemetry: str, joints: int) -> tuple[np.ndarray, np.ndarray]:

@@ -39,19 +39,13 @@ class DdsRobot:
                  seed: int = 0) -> None:
         from velora_robot.simulation.robot import SimRobot
 
-        if spec.unitree is None:
-            raise ValueError(f"robot {spec.name!r} has no Unitree motor table (spec field "
-                             "'unitree')")
+        self.joint_motor, self.held_motor, which = spec.unitree_motors()
         self.spec, self.interface, self.domain_id = spec, interface, domain_id
         self.watchdog_s, self.corrupt_after_s = watchdog_s, corrupt_after_s
         self.sim = SimRobot(spec, variant=variant, physics=physics)  # type: ignore[arg-type]
         self.sim.reset(np.random.default_rng(seed))
-        index = {m: k for k, m in enumerate(spec.unitree.motors)}
-        self.joint_motor = np.array([index[j.name] for j in spec.joints])
-        held = [(index[h.name], i) for i, h in enumerate(spec.held) if h.name in index]
-        self.held_motor = [k for k, _ in held]
-        self.held_qpos = self.sim.index.held_qpos[[i for _, i in held]]
-        self.held_dof = self.sim.index.held_dof[[i for _, i in held]]
+        self.held_qpos = self.sim.index.held_qpos[which]
+        self.held_dof = self.sim.index.held_dof[which]
         self.kp = np.array([j.kp for j in spec.joints])
         self.kd = np.array([j.kd for j in spec.joints])
         self._latest: tuple[float, Any] | None = None
@@ -91,7 +85,7 @@ class DdsRobot:
             s = msg.motor_state[int(k)]
             s.q, s.dq, s.tau_est = float(q), float(dq), float(tau)
         for k, a, v in zip(self.held_motor, self.held_qpos, self.held_dof, strict=True):
-            s = msg.motor_state[k]
+            s = msg.motor_state[int(k)]
             s.q, s.dq = float(d.qpos[a]), float(d.qvel[v])
         msg.crc = self.msgs.state_crc(msg) ^ (0xFFFFFFFF if corrupt else 0)
 
@@ -109,7 +103,7 @@ class DdsRobot:
             signal.signal(sig, lambda *_: setattr(self, "_stop", True))
         print(f"{READY} {self.spec.name} on DDS domain {self.domain_id}, interface "
               f"{self.interface} (Ctrl-C stops)", flush=True)
-        model, dt = self.sim.model, self.spec.physics_dt
+        dt = self.spec.physics_dt
         msg = self.msgs.new_state()
         start = time.monotonic()
         try:
@@ -119,9 +113,7 @@ class DdsRobot:
                     break
                 if self._latest is not None:  # held still until the first command
                     q, kp, kd = self._servo(now)
-                    model.actuator_gainprm[:, 0] = kp
-                    model.actuator_biasprm[:, 1] = -kp
-                    model.actuator_biasprm[:, 2] = -kd
+                    self.sim.set_gains(kp, kd)
                     self.sim.step(q, 1)
                 self.steps += 1
                 corrupt = self.corrupt_after_s is not None and \

@@ -72,10 +72,7 @@ class MujocoHardware(Hardware):
                              gravity=m.state.gravity, time_s=float(self.sim.data.time))
 
     def _write(self, command: JointCommand) -> None:
-        model = self.sim.model
-        model.actuator_gainprm[:, 0] = command.kp
-        model.actuator_biasprm[:, 1] = -command.kp
-        model.actuator_biasprm[:, 2] = -command.kd
+        self.sim.set_gains(command.kp, command.kd)
         self.sim.step(command.q, self.nstep)
         if self.realtime:
             wait = self._start + float(self.sim.data.time) - time.monotonic()

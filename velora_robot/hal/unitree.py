@@ -52,14 +52,11 @@ class UnitreeHardware(Hardware):
                                 "'unitree'): the unitree backend cannot address its motors")
         self.interface, self.domain_id = interface, domain_id
         self.timeout_s, self.connect_s = timeout_s, connect_s
-        index = {m: k for k, m in enumerate(spec.unitree.motors)}
-        # motor index of each spec joint, and of each held joint the table names
-        self.joint_motor = np.array([index[j.name] for j in spec.joints])
-        held = [(index[h.name], h) for h in spec.held if h.name in index]
-        self.held_motor = np.array([k for k, _ in held], dtype=int)
-        self.held_q = np.array([h.default_pos for _, h in held])
-        self.held_kp = np.array([h.kp for _, h in held])
-        self.held_kd = np.array([h.kd for _, h in held])
+        self.joint_motor, self.held_motor, which = spec.unitree_motors()
+        held = [spec.held[i] for i in which]
+        self.held_q = np.array([h.default_pos for h in held])
+        self.held_kp = np.array([h.kp for h in held])
+        self.held_kd = np.array([h.kd for h in held])
         self.damping_kd = np.array([j.kd for j in spec.joints]) * damping_kd_scale
         self.counters = DdsCounters()
         self.state_age_s: deque[float] = deque(maxlen=100_000)  # per read: the state's age

@@ -17,11 +17,13 @@ class RunLog:
                  project: str = "velora-robot", name: str = "", config: dict | None = None,
                  wandb_id: str | None = None, tensorboard: bool = False) -> None:
         self.path = run_dir / "metrics.jsonl"
+        purge_step = None  # TensorBoard: events from this env step on are dropped
         if keep_until is not None and self.path.exists():
             # Resuming: drop lines written after the checkpoint we continue from.
             kept = [line for line in self.path.read_text().splitlines()
                     if line and json.loads(line)["update"] <= keep_until]
             self.path.write_text("".join(line + "\n" for line in kept))
+            purge_step = json.loads(kept[-1])["env_steps"] + 1 if kept else None
         elif keep_until is None:
             self.path.write_text("")
         self._file = self.path.open("a")
@@ -38,16 +40,12 @@ class RunLog:
             # On a resume, events written after the checkpoint are dropped, as the lines.
             self.tensorboard = SummaryWriter(
                 str(run_dir / "tensorboard"),
-                purge_step=None if keep_until is None else self._last_steps())
+                purge_step=purge_step)
 
     @property
     def wandb_id(self) -> str | None:
         """The wandb run id, kept in checkpoints so a resume continues the same run."""
         return None if self.wandb_run is None else self.wandb_run.id
-
-    def _last_steps(self) -> int | None:
-        rows = self.rows()
-        return rows[-1]["env_steps"] + 1 if rows else None
 
     def log(self, row: dict[str, Any]) -> None:
         """Record one update."""

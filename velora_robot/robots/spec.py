@@ -160,6 +160,18 @@ class RobotSpec(Settings):
                                  f"name held joints): unknown {unknown}, missing {missing}")
         return self
 
+    def unitree_motors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unitree motor index of each spec joint; of each held joint the motor table
+        names, and where that joint is in `held`."""
+        if self.unitree is None:
+            raise ValueError(f"robot {self.name!r} has no Unitree motor table (spec field "
+                             "'unitree')")
+        index = {m: k for k, m in enumerate(self.unitree.motors)}
+        held = [(index[h.name], i) for i, h in enumerate(self.held) if h.name in index]
+        return (np.array([index[j.name] for j in self.joints], dtype=int),
+                np.array([k for k, _ in held], dtype=int),
+                np.array([i for _, i in held], dtype=int))
+
     @property
     def n_joints(self) -> int:
         """Actuated joints (degrees of freedom)."""

@@ -132,10 +132,10 @@ def read(path: str | Path) -> tuple[dict[str, Any], np.ndarray]:
 
 
 def plot(path: str | Path, out: str | Path | None = None,
-         joints: int | Sequence[str] = 3) -> Path:
-    """Joint positions against targets (the first `joints` joints, or those named or
-    numbered), the simulated base velocity against the command when recorded, mode and
-    loop lateness, to PNG (beside the telemetry file by default)."""
+         joints: int | Sequence[str] | None = 3) -> Path:
+    """Joint positions against targets (the first `joints` joints, those named or
+    numbered, or all with None), the simulated base velocity against the command when
+    recorded, mode and loop lateness, to PNG (beside the telemetry file by default)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,9 +179,10 @@ def plot(path: str | Path, out: str | Path | None = None,
     return out
 
 
-def _joints(path: str | Path, have: list[str], joints: int | Sequence[str]) -> list[str]:
-    """The joints to plot: the first `joints`, or each given by name or number."""
-    if isinstance(joints, int):
+def _joints(path: str | Path, have: list[str], joints: int | Sequence[str] | None
+            ) -> list[str]:
+    """The joints to plot: the first `joints`, each given by name or number, or all."""
+    if joints is None or isinstance(joints, int):
         return have[:joints]
     chosen = []
     for j in joints:

@@ -134,6 +134,12 @@ class SimRobot:
         self._actuation.clear(0, self.io.q0)
         self._sensors.clear(0, self._record())
 
+    def set_gains(self, kp: np.ndarray, kd: np.ndarray) -> None:
+        """The servos' PD gains from now on (kp 0: damping), as a motor driver takes them."""
+        self.model.actuator_gainprm[:, 0] = kp
+        self.model.actuator_biasprm[:, 1] = -kp
+        self.model.actuator_biasprm[:, 2] = -kd
+
     def step(self, targets: np.ndarray, nstep: int | None = None) -> None:
         """Send `targets` and advance one control period of physics steps (or `nstep`):
         each target takes over at its due step; the sensors are recorded at every step."""

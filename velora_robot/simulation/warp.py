@@ -163,8 +163,7 @@ class WarpBatch(RobotBatch):
     # --------------------------------------------------------------- stepping
     def _advance(self, nstep: int, targets: np.ndarray, control: np.ndarray | None,
                  record: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-        self._push_fields()
-        self._push("qvel")
+        self._push("qvel")  # pushes given since the last step
         records = {k: np.zeros((self.n, nstep, self._np[k].shape[1])) for k in record}
         if control is None:
             self.ctrl[:] = targets
@@ -189,9 +188,6 @@ class WarpBatch(RobotBatch):
         self._flush()
         return tuple(a.astype(float) for a in (self.qpos, self.qvel, self._tau,  # type: ignore[return-value]
                                               self._sensordata))
-
-    def _record(self, i: int) -> np.ndarray:
-        return np.concatenate([self.qpos[i], self.qvel[i], self._sensordata[i]]).astype(float)
 
     # ------------------------------------------------------------ exact resume
     # The saved rows are MuJoCo's integration state (mjSTATE_INTEGRATION), as the C batch
