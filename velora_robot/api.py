@@ -49,17 +49,24 @@ class _Model:
         folder = Path(run_dir) if run_dir is not None else Path("runs") / \
             f"{name}_{self.algorithm}"
         policy_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in _POLICY_FIELDS}
-        self.recipe = self._recipe({
+        recipe = self._recipe({
             "name": folder.name, "seed": seed,
             "env": {"id": env, "n_envs": n_envs, "kwargs": env_kwargs or {}},
             "policy": {"kind": policy, **policy_kw},
             "algorithm": {"name": self.algorithm, **kwargs},
             "budget": {"env_steps": 1}, "logging": {"dir": str(folder.parent)},
             "eval": {"episodes": 0}}, f"{type(self).__name__}({env!r}, ...)")
-        self.verbose = verbose
-        self.num_timesteps = 0
+        self.recipe, self.verbose, self.num_timesteps = recipe, verbose, 0
         self._agent: Any = None
         self._bounds: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def _of(cls, recipe: Any, verbose: int, num_timesteps: int) -> _Model:
+        """A model of an already validated recipe, `num_timesteps` trained."""
+        model = cls.__new__(cls)
+        model.recipe, model.verbose, model.num_timesteps = recipe, verbose, num_timesteps
+        model._agent = model._bounds = None
+        return model
 
     @staticmethod
     def _recipe(data: dict[str, Any], where: str) -> Any:
@@ -76,10 +83,7 @@ class _Model:
         if recipe.algorithm.name != cls.algorithm:
             raise ConfigError(f"{path}: field 'algorithm.name' is {recipe.algorithm.name!r}; "
                               f"load it with {recipe.algorithm.name.upper()}.from_recipe")
-        model = cls.__new__(cls)
-        model.recipe, model.verbose, model.num_timesteps = recipe, verbose, 0
-        model._agent = model._bounds = None
-        return model
+        return cls._of(recipe, verbose, 0)
 
     @property
     def run_dir(self) -> Path:
@@ -148,10 +152,7 @@ class _Model:
         if run_dir is None:
             run_dir = Path(path).with_name(f"{Path(path).stem}_run")
         recipe.name, recipe.logging.dir = Path(run_dir).name, str(Path(run_dir).parent)
-        model = cls.__new__(cls)
-        model.recipe, model.verbose = recipe, verbose
-        model.num_timesteps = int(ckpt["env_steps"])
-        model._bounds = None
+        model = cls._of(recipe, verbose, int(ckpt["env_steps"]))
         target = model.run_dir / CHECKPOINT
         if Path(path).resolve() != target.resolve():
             if target.is_file() and target.read_bytes() != Path(path).read_bytes():
