@@ -102,6 +102,71 @@ def test_commands_move_the_simulated_robot_and_states_come_back(tmp_path, robot,
     assert moved.time_s > first.time_s
     assert report["commands"] >= 90 and report["crc_errors"] == 0
     assert hw.torque_off == "off"
+    # It booted in its own motion control, which configure released before any command.
+    assert hw.released_mode == "ai" and report["mode_releases"] == 1
+    assert report["ignored_commands"] == 0
+
+
+def _bend_knee(tmp_path: Path, motion_mode: str, release_mode: bool
+               ) -> tuple[float, UnitreeHardware, dict]:
+    """Against a G1 booted in `motion_mode`, command its left knee 0.3 rad bent for 0.4 s:
+    how far it moved (rad), the backend, and the robot's report."""
+    spec = get_spec("g1")
+    proc = dds_hil.start_robot(_launch(tmp_path, "knee"), tmp_path / "robot.json",
+                               motion_mode=motion_mode)
+    hw = UnitreeHardware(spec, interface="lo", domain_id=DOMAIN, release_mode=release_mode)
+    try:
+        hw.configure()
+        first = hw.read()
+        target = spec.default_pose.copy()
+        target[3] += 0.3
+        hw.activate()
+        for _ in range(100):
+            hw.write(JointCommand.hold(spec, target))
+            threading.Event().wait(0.004)
+        moved = float(abs(hw.read().q[3] - first.q[3]))
+    finally:
+        hw.shutdown()
+        report = dds_hil.stop_robot(proc, tmp_path / "robot.json")
+    return moved, hw, report
+
+
+def test_a_robot_left_in_its_own_motion_control_ignores_low_level_commands(tmp_path):
+    moved, hw, report = _bend_knee(tmp_path, "ai", release_mode=False)
+    assert moved < 1e-6 and report["commands"] == 0 and report["ignored_commands"] >= 90
+    assert hw.released_mode is None
+
+
+def test_a_robot_booted_in_debug_mode_needs_no_release(tmp_path):
+    moved, hw, report = _bend_knee(tmp_path, "", release_mode=True)
+    assert moved > 0.1 and hw.released_mode == "" and report["mode_releases"] == 0
+
+
+class _Switcher:
+    """A motion_switcher that never answers, or never lets go."""
+
+    def __init__(self, code: int, mode: str) -> None:
+        self.code, self.mode = code, mode
+
+    def check_mode(self) -> tuple[int, str]:
+        return self.code, self.mode
+
+    def release_mode(self) -> int:
+        return self.code
+
+
+@pytest.mark.parametrize("code, mode, message", [
+    (3104, "", r"motion_switcher service gave no answer to CheckMode.*release_mode: false"),
+    (0, "ai", r"stays in motion-control mode 'ai' after 0.3 s of ReleaseMode requests")])
+def test_a_motion_control_that_is_not_released_is_a_clear_error(monkeypatch, code, mode,
+                                                                  message):
+    import velora_robot.hal.unitree as hal_unitree
+
+    monkeypatch.setattr(hal_unitree, "MotionSwitcherClient",
+                        lambda timeout_s: _Switcher(code, mode))
+    hw = UnitreeHardware(get_spec("g1"), interface="lo", domain_id=DOMAIN, connect_s=0.3)
+    with pytest.raises(HardwareError, match=message):
+        hw._release_motion_control()
 
 
 @pytest.mark.parametrize("fault", ["killed", "stalled", "corrupted"])

@@ -279,7 +279,7 @@ def cmd_dds_robot(args: argparse.Namespace) -> None:
         check_writable(args.status, "--status")
     robot = DdsRobot(get_spec(launch.robot), interface=hw.interface, domain_id=hw.domain_id,
                      variant=hw.sim.variant, physics=hw.sim.physics, seed=hw.sim.seed,
-                     corrupt_after_s=args.corrupt_after)
+                     corrupt_after_s=args.corrupt_after, motion_mode=args.motion_mode)
     robot.run(args.duration, args.status)
 
 
@@ -454,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     dds.add_argument("--corrupt-after", type=float, default=None,
                      help="fault injection: seal every state after this many seconds with "
                           "a wrong CRC")
+    dds.add_argument("--motion-mode", default="ai",
+                     help="the motion-control mode it boots in, which a controller must "
+                          "release before its commands count ('' = booted in debug mode)")
     dds.set_defaults(func=cmd_dds_robot)
     hil = sub.add_parser("hil", help="hardware-in-the-loop check of a bridge board, or of "
                          "the deploy path over DDS (--dds)")

@@ -31,12 +31,13 @@ from velora_robot.runtime.launch import deploy
 
 
 def start_robot(launch: str | Path, status: Path, *, duration_s: float | None = None,
-                corrupt_after_s: float | None = None, ready_s: float = 60.0
-                ) -> subprocess.Popen:
+                corrupt_after_s: float | None = None, motion_mode: str = "ai",
+                ready_s: float = 60.0) -> subprocess.Popen:
     """The simulated DDS robot of `launch`, in a child process, once it serves its topics
-    (stop it with SIGTERM; it then writes `status`)."""
+    (stop it with SIGTERM; it then writes `status`), booted in motion-control mode
+    `motion_mode` ("" = debug mode)."""
     cmd = [sys.executable, "-m", "velora_robot.cli", "dds-robot", str(launch),
-           "--status", str(status)]
+           "--status", str(status), "--motion-mode", motion_mode]
     if duration_s is not None:
         cmd += ["--duration", str(duration_s)]
     if corrupt_after_s is not None:

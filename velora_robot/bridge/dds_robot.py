@@ -5,7 +5,10 @@ paced to the wall clock at the physics rate. Every physics step it applies the n
 and publishes `rt/lowstate` (motor states in motor index order, the IMU's quaternion and
 gyro, a millisecond tick), sealed with its CRC.
 
-Until the first command arrives the robot is held still at its home pose (as on a gantry:
+Like a real Unitree robot it boots with its own motion control selected (`motion_mode`,
+served by its motion_switcher service): until a controller releases it, low-level commands
+are ignored (counted). Until the first command arrives the robot is held still at its home
+pose (as on a gantry:
 the simulation waits, so the controller starts from the pose a training episode starts
 from); when commands stop for `watchdog_s` its motors damp (kp 0, the spec's kd), as a
 motor board's own watchdog. `velora-robot dds-robot` runs it; `hil --dds` starts it as a
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from velora_robot.bridge import unitree as U
+from velora_robot.bridge.motion_switcher import MotionSwitcherService
 from velora_robot.robots.spec import RobotSpec
 from velora_robot.simulation.physics import Physics
 
@@ -36,7 +40,7 @@ class DdsRobot:
     def __init__(self, spec: RobotSpec, *, interface: str = "lo", domain_id: int = 0,
                  variant: str = "fast", physics: Physics | None = None,
                  watchdog_s: float = 0.1, corrupt_after_s: float | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, motion_mode: str = "ai") -> None:
         from velora_robot.simulation.robot import SimRobot
 
         self.joint_motor, self.held_motor, which = spec.unitree_motors()
@@ -49,12 +53,16 @@ class DdsRobot:
         self.kp = np.array([j.kp for j in spec.joints])
         self.kd = np.array([j.kd for j in spec.joints])
         self._latest: tuple[float, Any] | None = None
-        self.commands = self.crc_errors = self.steps = 0
+        self.commands = self.crc_errors = self.ignored = self.steps = 0
+        self.motion = MotionSwitcherService(motion_mode)
         self._stop = False
 
     def _on_cmd(self, msg: Any) -> None:
         if self.msgs.cmd_crc(msg) != msg.crc:
             self.crc_errors += 1
+            return
+        if self.motion.mode:  # its own motion control owns the motors
+            self.ignored += 1
             return
         self.commands += 1
         self._latest = (time.monotonic(), msg)
@@ -99,6 +107,7 @@ class DdsRobot:
         pub.Init()
         sub = sdk.Subscriber(U.LOWCMD, self.msgs.LowCmd)
         sub.Init(self._on_cmd, 1)
+        self.motion.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: setattr(self, "_stop", True))
         print(f"{READY} {self.spec.name} on DDS domain {self.domain_id}, interface "
@@ -134,4 +143,5 @@ class DdsRobot:
         m = self.sim.measure()
         return {"base_x": float(m.base_pos[0]), "base_y": float(m.base_pos[1]),
                 "sim_s": float(self.sim.data.time), "wall_s": wall_s, "steps": self.steps,
-                "commands": self.commands, "crc_errors": self.crc_errors}
+                "commands": self.commands, "crc_errors": self.crc_errors,
+                "ignored_commands": self.ignored, "mode_releases": self.motion.releases}

@@ -41,7 +41,7 @@ GO_POS_STOP, GO_VEL_STOP = 2.146e9, 16000.0  # a go motor slot that holds no tar
 
 @cache
 def sdk() -> types.SimpleNamespace:
-    """The SDK's channel functions (imported on first use)."""
+    """The SDK's DDS channels and RPC client and server classes (imported on first use)."""
     sys.modules.setdefault("unitree_sdk2py.b2", types.ModuleType("unitree_sdk2py.b2"))
     try:
         from unitree_sdk2py.core import channel
@@ -50,9 +50,12 @@ def sdk() -> types.SimpleNamespace:
             f"the unitree backend needs Unitree SDK2 and Cyclone DDS ({exc}); install the "
             "'unitree' extra: pip install -e '.[unitree]' with Debian's cyclonedds-dev "
             "(the Makefile does both)") from None
+    from unitree_sdk2py.rpc.client import Client
+    from unitree_sdk2py.rpc.server import Server
+
     return types.SimpleNamespace(
         init=channel.ChannelFactoryInitialize, Publisher=channel.ChannelPublisher,
-        Subscriber=channel.ChannelSubscriber)
+        Subscriber=channel.ChannelSubscriber, RpcClient=Client, RpcServer=Server)
 
 
 @cache

@@ -45,9 +45,12 @@ class HardwareSection(Settings):
     backend: str = "mujoco"
     port: str | None = None
     baud: int = Field(default=1_000_000, gt=0, le=MAX_BAUD)
-    # unitree: the network interface the robot is on, and its DDS domain
+    # unitree: the network interface the robot is on, its DDS domain, and whether to release
+    # the robot's own motion control before commanding its motors (false: it is already in
+    # debug mode and its firmware has no motion_switcher service)
     interface: str = "lo"
     domain_id: int = Field(default=0, ge=0, le=232)
+    release_mode: bool = True
     options: dict[str, Any] = Field(default_factory=dict)  # a plug-in's keyword arguments
     fallback: Literal["none", "sim"] = "none"
     sim: SimSection = SimSection()
@@ -105,7 +108,7 @@ def _device(section: HardwareSection, spec: RobotSpec) -> Hardware:
         from velora_robot.hal.unitree import UnitreeHardware
 
         return UnitreeHardware(spec, interface=section.interface,
-                               domain_id=section.domain_id)
+                               domain_id=section.domain_id, release_mode=section.release_mode)
     if ":" in section.backend:
         return plugin(section, spec)
     if section.port is None:

@@ -8,7 +8,9 @@ message failed its CRC) raises `HardwareError` after publishing one damping comm
 the spec's kd: if the robot still listens, it damps at once), which the controller turns
 into damping mode. Shutdown from an active or failed link publishes motors-off commands.
 `configure` waits up to `connect_s` for a first state and says which network interface and
-DDS domain stayed silent.
+DDS domain stayed silent; then, with `release_mode` (the default), it releases the robot's
+own motion control through its motion_switcher service so that low-level commands reach
+the motors (a G1 released while standing falls: hang it from its gantry first).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from velora_robot.bridge import unitree as U
+from velora_robot.bridge.motion_switcher import RPC_API_TIMEOUT, MotionSwitcherClient
 from velora_robot.hal.base import Hardware, HardwareError, HardwareState, JointCommand
 from velora_robot.robots.observation import to_base_frame
 from velora_robot.robots.spec import RobotSpec
 
 ENABLE, DISABLE = 1, 0  # a motor's mode in LowCmd
 YIELDS = 5  # 1 ms waits for queued states before a stale one is a fault
+RPC_CALL_S = 0.25  # one motion_switcher call's wait for its answer
 TORQUE_OFF_FRAMES = 5  # motors-off commands published at shutdown (DDS may drop one)
 
 
@@ -45,13 +49,15 @@ class UnitreeHardware(Hardware):
 
     def __init__(self, spec: RobotSpec, *, interface: str = "lo", domain_id: int = 0,
                  timeout_s: float = 0.05, connect_s: float = 3.0,
-                 damping_kd_scale: float = 1.0) -> None:
+                 damping_kd_scale: float = 1.0, release_mode: bool = True) -> None:
         super().__init__(spec)
         if spec.unitree is None:
             raise HardwareError(f"robot {spec.name!r} has no Unitree motor table (spec field "
                                 "'unitree'): the unitree backend cannot address its motors")
         self.interface, self.domain_id = interface, domain_id
         self.timeout_s, self.connect_s = timeout_s, connect_s
+        self.release_mode = release_mode
+        self.released_mode: str | None = None  # the motion-control mode configure released
         self.joint_motor, self.held_motor, which = spec.unitree_motors()
         held = [spec.held[i] for i in which]
         self.held_q = np.array([h.default_pos for h in held])
@@ -93,6 +99,40 @@ class UnitreeHardware(Hardware):
                 f"{bad}. Is the robot on and in low-level (debug) mode, and the interface "
                 "the one its cable is on?")
         self._mode_machine = int(getattr(self._latest[1], "mode_machine", 0))
+        if self.release_mode:
+            self.released_mode = self._release_motion_control()
+
+    def _release_motion_control(self) -> str:
+        """Release the robot's motion-control mode (retrying for `connect_s`); returns
+        the mode released ("" if none was selected)."""
+        where = f"unitree on {self.interface!r}, DDS domain {self.domain_id}"
+        # Short calls, retried: a request sent before DDS has matched the service's
+        # reader is lost, and its answer would be waited for in vain.
+        client = MotionSwitcherClient(min(RPC_CALL_S, self.connect_s))
+        deadline = time.monotonic() + self.connect_s
+        code, mode = client.check_mode()
+        while code != 0 and time.monotonic() < deadline:
+            code, mode = client.check_mode()
+        if code != 0:
+            why = "no answer" if code == RPC_API_TIMEOUT else f"error code {code}"
+            raise HardwareError(
+                f"{where}: the robot's motion_switcher service gave {why} to CheckMode in "
+                f"{self.connect_s:g} s. If its firmware has no such service and it is "
+                "already in debug mode (G1: L2+R2 on the remote), set hardware.release_mode: "
+                "false")
+        released = mode
+        while mode:
+            if time.monotonic() > deadline:
+                raise HardwareError(f"{where}: the robot stays in motion-control mode "
+                                    f"{mode!r} after {self.connect_s:g} s of ReleaseMode "
+                                    "requests; nothing was sent to its motors")
+            client.release_mode()
+            code, mode = client.check_mode()
+            if code != 0:  # unanswered: still selected, as far as anyone knows
+                mode = released
+            elif mode:
+                time.sleep(0.1)
+        return released
 
     def _on_shutdown(self) -> None:
         for end in (self._sub, self._pub):
@@ -114,7 +154,7 @@ class UnitreeHardware(Hardware):
     def link_report(self) -> dict[str, object]:
         """The topics' counters and how old the states read were (ms)."""
         ages = np.array(self.state_age_s or [np.nan]) * 1e3
-        return {**asdict(self.counters),
+        return {**asdict(self.counters), "released_mode": self.released_mode,
                 "state_age_ms": {"p50": float(np.percentile(ages, 50)),
                                  "p99": float(np.percentile(ages, 99)),
                                  "max": float(ages.max())}}
