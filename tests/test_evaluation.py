@@ -4,11 +4,12 @@ randomization, over seeded episodes."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from velora_robot.cli import main
 from velora_robot.errors import ConfigError
-from velora_robot.evaluation import compare, evaluate
+from velora_robot.evaluation import compare, evaluate, per_period_error
 from velora_robot.export import export
 
 from .helpers import tiny_joint_track_run
@@ -142,9 +143,23 @@ def test_spot_locomotion_metrics_are_reported(tmp_path):
     r = evaluate(path, episodes=1, randomize=False, command=[0.5, 0.0, 0.0])
     assert r["command"] == [0.5, 0.0, 0.0]
     for key in ("velocity_error_mean", "yaw_rate_error_mean", "forward_speed_mean",
-                "energy_j_mean", "falls"):
+                "energy_j_mean", "falls", "velocity_error_gait_mean"):
         assert key in r
     assert r["velocity_error_mean"] > 0 and r["energy_j_mean"] > 0
+    # Averaging over each gait period can only remove the within-step part of the error.
+    assert 0 <= r["velocity_error_gait_mean"] <= r["velocity_error_mean"] + 1e-9
+
+
+def test_the_per_gait_period_error_ignores_sway_but_not_a_slow_pace():
+    t = np.arange(200) * 0.02  # 4 s at 50 Hz; a 0.8 s gait period is 40 steps
+    sway = 0.15 * np.sin(2 * np.pi * t / 0.8)
+    command = np.tile([0.5, 0.0], (200, 1))
+    on_pace = np.stack([0.5 + sway, sway], axis=1)
+    assert np.mean(np.linalg.norm(command - on_pace, axis=1)) > 0.1  # per step
+    assert per_period_error(on_pace, command, 40) < 1e-9
+    slow = on_pace - [0.2, 0.0]
+    assert per_period_error(slow, command, 40) == pytest.approx(0.2)
+    assert per_period_error(slow[:10], command[:10], 40) > 0.1  # a short episode: one window
 
 
 def test_eval_works_for_other_gymnasium_envs_too(tmp_path):
