@@ -96,8 +96,7 @@ class UnitreeHardware(Hardware):
             raise HardwareError(
                 f"no Unitree robot answered on network interface {self.interface!r}, DDS "
                 f"domain {self.domain_id}: no valid {U.LOWSTATE} in {self.connect_s:g} s"
-                f"{bad}. Is the robot on and in low-level (debug) mode, and the interface "
-                "the one its cable is on?")
+                f"{bad}. Is the robot on, and the interface the one its cable is on?")
         self._mode_machine = int(getattr(self._latest[1], "mode_machine", 0))
         if self.release_mode:
             self.released_mode = self._release_motion_control()
