@@ -64,6 +64,7 @@ def test_explain_writes_a_report_on_the_shipped_one_joint_controller(tmp_path):
     assert report["robustness"]["trust_envelope"] == [
         name for name, r in rows.items() if r["passed"]]
     assert report["fairness"]["pairs"] == []  # the rig has no commands to mirror
+    assert report["activity"]["gait_locking"] is None  # nor a gait clock
     # the envelope it passed, in its card for `run`: latency and sensor noise out to the
     # last condition passed before one failed; no commands on the rig
     trust = load_card(tmp_path / "jt.onnx.json").trust

@@ -73,10 +73,12 @@ def _structure(net: LiquidNet, wiring: NCPWiring, joints: list[str], inputs: lis
                 "s_", lambda s: inputs[s])}
 
 
-def _gait_locking(w: Walk, gait_hz: float | None) -> np.ndarray:
+def _gait_locking(w: Walk, gait_hz: float | None) -> np.ndarray | None:
     """Per neuron, the share of its variance over the walk that the gait phase explains
-    (eta squared of the phase-binned means); zeros without a gait clock."""
-    if gait_hz is None or len(w.states) < 2 * PHASE_BINS:
+    (eta squared of the phase-binned means); None without a gait clock."""
+    if gait_hz is None:
+        return None
+    if len(w.states) < 2 * PHASE_BINS:
         return np.zeros(w.states.shape[1])
     phase = (np.arange(len(w.states)) * w.dt_s * gait_hz) % 1.0
     bins = np.minimum((phase * PHASE_BINS).astype(int), PHASE_BINS - 1)
@@ -177,8 +179,9 @@ def explain(model: str | Path, out: str | Path, seconds: float = 20.0,
                          else None},
         "neuron_share": share,
         "structure": _structure(net, wiring, joints, inputs, dt_s),
-        "activity": {"gait_locking": [float(v) for v in locking],
-                     "most_gait_locked": [int(i) for i in np.argsort(-locking)[:10]]},
+        "activity": {"gait_locking": None if locking is None else [float(v) for v in locking],
+                     "most_gait_locked": [] if locking is None
+                     else [int(i) for i in np.argsort(-locking)[:10]]},
         "ablation": {
             "neuron_effect_rms": effect_neuron.tolist(),
             "command_group_effect_rms": effect_group.tolist(),
@@ -323,17 +326,21 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     fig.colorbar(image, ax=ax, label="RMS change of the action mean")
     paths.append(_save(fig, out / "ablation_groups.png"))
 
-    # Each neuron's effect, summed over joints, against how gait-locked it is.
+    # Each neuron's effect, summed over joints, against how gait-locked it is (a task
+    # without a gait clock: against the neuron's number).
     effect = np.array(report["ablation"]["neuron_effect_rms"]).sum(1)
-    locking = np.array(report["activity"]["gait_locking"])
+    gait = report["activity"]["gait_locking"]
+    x = np.arange(len(effect)) if gait is None else np.array(gait)
     colors = {"motor": "#55a868", "command": "#dd8452", "inter": "#4c72b0"}
     fig, ax = plt.subplots(figsize=(8, 5))
     for role, color in colors.items():
         ids = wiring.neurons(role)
-        ax.scatter(locking[ids], effect[ids], s=22, color=color, label=role)
-    ax.set_xlabel("gait locking (share of variance explained by the gait phase)")
+        ax.scatter(x[ids], effect[ids], s=22, color=color, label=role)
+    ax.set_xlabel("neuron" if gait is None
+                  else "gait locking (share of variance explained by the gait phase)")
     ax.set_ylabel("ablation effect (RMS action change, summed over joints)")
-    ax.set_title("each neuron: how much it follows the gait, how much the action needs it")
+    ax.set_title("each neuron: how much the action needs it" if gait is None
+                 else "each neuron: how much it follows the gait, how much the action needs it")
     ax.legend()
     paths.append(_save(fig, out / "neurons.png"))
 
@@ -486,8 +493,9 @@ CAPTIONS = {
                            "the rest of the network as trained, on the walk's own inputs: "
                            "how much each joint's action changes (RMS). A diagonal means "
                            "each joint's own command group drives it.",
-    "neurons.png": "Each neuron: how much of its activity the gait phase explains, and how "
-                   "much the action changes when it alone is held at rest.",
+    "neurons.png": "Each neuron: how much of its activity the gait phase explains (for a "
+                   "task with a gait clock), and how much the action changes when it alone "
+                   "is held at rest.",
     "time_constants.png": "Each neuron's effective time constant, from every synapse open "
                           "(fastest) to every synapse closed (slowest); below the dashed "
                           "line a neuron settles within one control period.",
