@@ -302,8 +302,10 @@ def test_sim_plant_mode_drives_the_simulated_robot_through_the_serial_path():
     # while a demo rendered beside the suite); a broken path times out on every one.
     assert result["cycles"] == 500 and result["timeouts"] <= 5
     # Both paths hold the rig near the command; the serial path's latency (state one
-    # period old, wire time, 1 ms firmware tick, physics step) makes them differ.
-    assert 0.0 < result["rms_diff_rad"] < 0.15 and result["latency_s"] > 0.004
+    # period old, wire time, 1 ms firmware tick, physics step) makes them differ: 0.06-0.07
+    # rad on a quiet machine, 0.16 with three training runs beside the suite on 2 cores. A
+    # path that did not drive the rig would be ~0.5 rad (the whole command) away.
+    assert 0.0 < result["rms_diff_rad"] < 0.25 and result["latency_s"] > 0.004
 
 
 def test_hil_in_sim_plant_mode_drives_the_simulated_spot_through_the_serial_path(tmp_path):
