@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     dds.add_argument("--corrupt-after", type=float, default=None,
                      help="fault injection: seal every state after this many seconds with "
                           "a wrong CRC")
-    dds.add_argument("--motion-mode", default="ai",
+    dds.add_argument("--motion-mode", default="ai",  # bridge.motion_switcher.BOOT_MODE
                      help="the motion-control mode it boots in, which a controller must "
                           "release before its commands count ('' = booted in debug mode)")
     dds.set_defaults(func=cmd_dds_robot)

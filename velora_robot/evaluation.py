@@ -113,7 +113,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
         obs, _ = env.reset(seed=seed + episode)
         policy.reset()
         total, steps, energy, tracking = 0.0, 0, 0.0, 0.0
-        lin_err, yaw_err, speed, extra, vel, cmd = [], [], [], [], [], []
+        lin_err, yaw_err, extra, vel, cmd = [], [], [], [], []
         terminated = truncated = False
         while not (terminated or truncated):
             obs, reward, terminated, truncated, info = env.step(policy(obs.astype(np.float32)))
@@ -126,7 +126,6 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
                 lin, yaw = task.velocity_errors(m)
                 lin_err.append(float(lin[0]))
                 yaw_err.append(float(yaw[0]))
-                speed.append(float(m.base_lin_vel[0, 0]))
                 vel.append(m.base_lin_vel[0, :2].copy())
                 cmd.append(task.velocity_command()[0, :2].copy())
                 energy += float(np.sum(np.abs(m.tau[0] * m.state.dq[0]))) * dt
@@ -136,12 +135,13 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
         if "reward_terms" in info:
             row["tracking_reward"] = tracking
         if locomotion:
+            planar = np.array(vel)
             row.update(velocity_error=float(np.mean(lin_err)), yaw_rate_error=float(
-                np.mean(yaw_err)), forward_speed=float(np.mean(speed)), energy_j=energy)
+                np.mean(yaw_err)), forward_speed=float(np.mean(planar[:, 0])), energy_j=energy)
             gait_hz = task.interface.gait_hz
             if gait_hz:
                 row["velocity_error_gait"] = per_period_error(
-                    np.array(vel), np.array(cmd), max(1, round(1 / (gait_hz * dt))))
+                    planar, np.array(cmd), max(1, round(1 / (gait_hz * dt))))
         if extra:
             row["tracking_error"] = float(np.mean(extra))
         rows.append(row)

@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from velora_robot.bridge.dds_robot import READY
+from velora_robot.bridge.motion_switcher import BOOT_MODE
 from velora_robot.config import read_file
 from velora_robot.hal.base import HardwareError
 from velora_robot.runtime.launch import deploy
 
 
 def start_robot(launch: str | Path, status: Path, *, duration_s: float | None = None,
-                corrupt_after_s: float | None = None, motion_mode: str = "ai",
+                corrupt_after_s: float | None = None, motion_mode: str = BOOT_MODE,
                 ready_s: float = 60.0) -> subprocess.Popen:
     """The simulated DDS robot of `launch`, in a child process, once it serves its topics
     (stop it with SIGTERM; it then writes `status`), booted in motion-control mode

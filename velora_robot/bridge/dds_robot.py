@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from velora_robot.bridge import unitree as U
-from velora_robot.bridge.motion_switcher import MotionSwitcherService
+from velora_robot.bridge.motion_switcher import BOOT_MODE, MotionSwitcherService
 from velora_robot.robots.spec import RobotSpec
 from velora_robot.simulation.physics import Physics
 
@@ -40,7 +40,7 @@ class DdsRobot:
     def __init__(self, spec: RobotSpec, *, interface: str = "lo", domain_id: int = 0,
                  variant: str = "fast", physics: Physics | None = None,
                  watchdog_s: float = 0.1, corrupt_after_s: float | None = None,
-                 seed: int = 0, motion_mode: str = "ai") -> None:
+                 seed: int = 0, motion_mode: str = BOOT_MODE) -> None:
         from velora_robot.simulation.robot import SimRobot
 
         self.joint_motor, self.held_motor, which = spec.unitree_motors()

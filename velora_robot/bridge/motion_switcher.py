@@ -18,6 +18,7 @@ from velora_robot.bridge import unitree as U
 
 SERVICE, API_VERSION = "motion_switcher", "1.0.0.1"
 CHECK_MODE, SELECT_MODE, RELEASE_MODE = 1001, 1002, 1003
+BOOT_MODE = "ai"  # the mode our simulated robot boots in unless told otherwise
 RPC_API_TIMEOUT = 3104  # the SDK's code for "no response within the timeout"
 SERVER_PARAMETER_ERROR = 7001  # the service's "request parameter error"
 
@@ -29,7 +30,7 @@ class MotionSwitcherClient:
     def __init__(self, timeout_s: float) -> None:
         self._client = U.sdk().RpcClient(SERVICE, False)
         self._client._SetApiVerson(API_VERSION)  # (the SDK's spelling)
-        for api in (CHECK_MODE, SELECT_MODE, RELEASE_MODE):
+        for api in (CHECK_MODE, RELEASE_MODE):
             self._client._RegistApi(api, 0)
         self._client.SetTimeout(timeout_s)
 
@@ -53,7 +54,7 @@ class MotionSwitcherService:
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.releases = 0
-        self._server: Any = None
+        self._server: Any = None  # held: the SDK closes a collected server's channels
 
     def start(self) -> None:
         """Serve on the domain the process has joined (`unitree.open_domain`)."""

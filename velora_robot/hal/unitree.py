@@ -109,29 +109,30 @@ class UnitreeHardware(Hardware):
         # reader is lost, and its answer would be waited for in vain.
         client = MotionSwitcherClient(min(RPC_CALL_S, self.connect_s))
         deadline = time.monotonic() + self.connect_s
-        code, mode = client.check_mode()
-        while code != 0 and time.monotonic() < deadline:
+        released: str | None = None  # the mode the first answer named
+        asked = False
+        while True:
             code, mode = client.check_mode()
-        if code != 0:
+            if code == 0:
+                released = mode if released is None else released
+                if not mode:
+                    return released
+                if asked:  # it has not let go yet
+                    time.sleep(0.1)
+                client.release_mode()
+                asked = True
+            if time.monotonic() > deadline:
+                break
+        if released is None:
             why = "no answer" if code == RPC_API_TIMEOUT else f"error code {code}"
             raise HardwareError(
                 f"{where}: the robot's motion_switcher service gave {why} to CheckMode in "
                 f"{self.connect_s:g} s. If its firmware has no such service and it is "
                 "already in debug mode (G1: L2+R2 on the remote), set hardware.release_mode: "
                 "false")
-        released = mode
-        while mode:
-            if time.monotonic() > deadline:
-                raise HardwareError(f"{where}: the robot stays in motion-control mode "
-                                    f"{mode!r} after {self.connect_s:g} s of ReleaseMode "
-                                    "requests; nothing was sent to its motors")
-            client.release_mode()
-            code, mode = client.check_mode()
-            if code != 0:  # unanswered: still selected, as far as anyone knows
-                mode = released
-            elif mode:
-                time.sleep(0.1)
-        return released
+        raise HardwareError(f"{where}: the robot stays in motion-control mode {released!r} "
+                            f"after {self.connect_s:g} s of ReleaseMode requests; nothing was "
+                            "sent to its motors")
 
     def _on_shutdown(self) -> None:
         for end in (self._sub, self._pub):
