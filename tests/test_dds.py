@@ -212,8 +212,12 @@ def test_hil_dds_runs_the_launch_over_dds_and_directly_and_compares(tmp_path):
     assert report["dds"]["final_mode"] == "policy"
     assert report["direct"]["final_mode"] == "policy"
     assert report["dds"]["robot"]["commands"] > 400 and report["dds"]["link"]["sent"] > 400
-    # Same start, same policy: the joints agree early (0.04-0.07 rad over 0.2 s on an idle
-    # machine, 0.2 with the whole suite beside it); DDS's delays part them later.
-    assert report["q_max_diff_rad"]["0.2s"] < 0.35
+    # Same start, same policy: the joints agree early. Measured over 0.2 s, root mean square
+    # over joints: 0.010-0.017 rad idle or with three busy processes beside (whose worst
+    # single joint reached 0.08; CI once saw 0.42), against the 0.195 that the joints move
+    # from their start, which a robot ignoring the commands would score.
+    rms, moved = report["q_rms_diff_rad"]["0.2s"], report["q_rms_moved_rad"]["0.2s"]
+    assert moved > 0.1
+    assert rms < 0.5 * moved, (rms, moved, report["dds"]["robot"])
     assert report["direct_delayed"]["latency_s"] == pytest.approx(0.004)
     assert "distance ratio" in dds_hil.table(report)

@@ -54,6 +54,9 @@ class DdsRobot:
         self.kd = np.array([j.kd for j in spec.joints])
         self._latest: tuple[float, Any] | None = None
         self.commands = self.crc_errors = self.ignored = self.steps = 0
+        # Steps begun more than a physics step behind real time (a loaded machine), and the
+        # worst lag: what parts the simulated robot from the direct path, not DDS.
+        self.late_steps, self.max_lag_s = 0, 0.0
         self.motion = MotionSwitcherService(motion_mode)
         self._stop = False
 
@@ -132,6 +135,9 @@ class DdsRobot:
                 wait = start + self.steps * dt - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
+                elif wait < -dt:  # behind real time: the next steps run back to back
+                    self.late_steps += 1
+                    self.max_lag_s = max(self.max_lag_s, -wait)
         finally:
             sub.Close()
             pub.Close()
@@ -144,4 +150,5 @@ class DdsRobot:
         return {"base_x": float(m.base_pos[0]), "base_y": float(m.base_pos[1]),
                 "sim_s": float(self.sim.data.time), "wall_s": wall_s, "steps": self.steps,
                 "commands": self.commands, "crc_errors": self.crc_errors,
-                "ignored_commands": self.ignored, "mode_releases": self.motion.releases}
+                "ignored_commands": self.ignored, "mode_releases": self.motion.releases,
+                "late_steps": self.late_steps, "max_lag_s": self.max_lag_s}
