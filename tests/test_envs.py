@@ -267,15 +267,23 @@ def test_batched_env_matches_single_envs_and_resets_in_the_same_step():
         actions = np.random.default_rng(0).choice([-1.0, 1.0], (12, 3, 12))
         actions = np.repeat(actions, 25, axis=0).astype(np.float32)
         ended = []
+        sums = np.zeros((3, 3))  # per env: return, length, velocity error summed
         for a in actions:
             result = batch.step(a)
+            expected = []
             for i, env in enumerate(single):
-                o, r, te, tr, _ = env.step(a[i])
+                o, r, te, tr, info = env.step(a[i])
+                sums[i] += r, 1, info["tracking_error"]
                 if te or tr:
                     np.testing.assert_array_equal(result.final_obs[i], o)
                     o, _ = env.reset()
+                    expected.append((sums[i, 0], sums[i, 1], sums[i, 2] / sums[i, 1]))
+                    sums[i] = 0
                 np.testing.assert_array_equal(result.obs[i], o)
                 assert result.reward[i] == pytest.approx(r, rel=1e-5, abs=1e-6)
+            # each ended episode: its return, length and mean planar velocity error
+            np.testing.assert_allclose(np.array(result.episodes).reshape(-1, 3),
+                                       np.array(expected).reshape(-1, 3), rtol=1e-5)
             ended += result.episodes
     assert ended  # random actions make some Spots fall
 

@@ -617,6 +617,34 @@ def test_the_randomization_curriculum_starts_nominal_and_widens_as_episodes_succ
         assert torch.equal(value, resumed["agent"][key]), key
 
 
+def test_a_curriculum_gated_on_tracking_error_widens_only_for_episodes_that_track(
+        tmp_path, monkeypatch):
+    def level(name, max_error):
+        r = recipe(tmp_path / name, "run",
+                   env={"kwargs": {"randomization": {"enabled": True}, "episode_s": 0.2}},
+                   curriculum={"start": 0.0, "step": 0.5, "window": 4,
+                               "max_tracking_error": max_error},
+                   budget={"env_steps": 4 * 4 * 32})
+        train(r, progress=False)
+        rows = [json.loads(line) for line in (r.run_dir / "metrics.jsonl").read_text()
+                .splitlines()]
+        errors = [row["tracking_error_mean"] for row in rows]
+        return load_checkpoint(r.run_dir / CHECKPOINT)["curriculum"], errors
+
+    loose, errors = level("loose", 10.0)  # every episode tracks within 10 rad
+    assert loose["level"] == 1.0
+    assert all(0 < e < 1.0 for e in errors)  # the mean |q - target| of the last episodes, rad
+    strict, _ = level("strict", 1e-4)  # none within 0.1 mrad: the ranges stay nominal
+    assert strict["level"] == 0.0
+    assert len(strict["outcomes"]) == 4 and all(len(o) == 3 for o in strict["outcomes"])
+    from velora_robot.envs.joint_track import JointTrackTask
+
+    monkeypatch.setattr(JointTrackTask, "TRACKING_ERROR", None)
+    with pytest.raises(ValidationError, match=r"max_tracking_error: .* reports no tracking"):
+        recipe(tmp_path, "run", env={"kwargs": {"randomization": {"enabled": True}}},
+               curriculum={"start": 0.0, "max_tracking_error": 0.1})
+
+
 def test_a_curriculum_on_an_env_without_randomization_is_refused(tmp_path):
     with pytest.raises(ValidationError, match="randomization is off"):
         recipe(tmp_path, "run", curriculum={"start": 0.0})

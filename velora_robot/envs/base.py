@@ -87,6 +87,8 @@ class VecTask:
     # Whether the commands are drawn from `command_ranges` (a task that makes its own, such
     # as a reference trajectory, refuses the setting instead of ignoring it).
     RANGED_COMMANDS: ClassVar[bool] = True
+    # What the task's `tracking_error` info measures, with its unit (None: it has none).
+    TRACKING_ERROR: ClassVar[str | None] = None
 
     def __init__(self, n: int, config: EnvConfig | dict[str, Any] | None = None, *,
                  sim: Simulator | None = None, **settings: Any) -> None:
@@ -233,7 +235,9 @@ class VecTask:
         return self._measured
 
     def info(self) -> dict[str, np.ndarray]:
-        """Task-specific per-robot values for `info` (none by default)."""
+        """Task-specific per-robot values for `info` (none by default). A task's
+        `tracking_error` (this period's, in the task's units) is averaged over each episode
+        by the batched env: a curriculum may require it (`curriculum.max_tracking_error`)."""
         return {}
 
     def get_state(self) -> dict[str, Any]:

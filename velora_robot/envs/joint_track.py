@@ -19,6 +19,8 @@ FREQUENCY_HZ = (0.1, 1.0)
 class JointTrackTask(VecTask):
     """`info()["tracking_error"]`: |q - target| in rad after each step."""
 
+    TRACKING_ERROR: ClassVar[str | None] = "|q - target|, rad"
+
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "robot": "one_joint", "episode_s": 10.0,
         "interface": {"observation": [{"name": "joint_pos"}, {"name": "joint_vel", "scale": 0.1},

@@ -35,6 +35,7 @@ class LocomotionTask(VecTask):
     # rewarded, and the pose term keeps them off the action limits. Without these PPO
     # settled on standing still (Spot) or on a stance at the action limits that tips over
     # after 2 s (the humanoid). Torque and energy costs are small, since stepping needs both.
+    TRACKING_ERROR: ClassVar[str | None] = "|commanded - actual| planar velocity, m/s"
     REWARDS: ClassVar[dict[str, float]] = {
         "tracking_lin_vel": 2.0, "tracking_ang_vel": 0.5, "orientation": -5.0,
         "lin_vel_z": -0.5, "ang_vel_xy": -0.05, "torques": -2e-5, "action_rate": -0.01,
@@ -62,6 +63,7 @@ class LocomotionTask(VecTask):
         # The heading the robot should have: where it started, turned by the yaw-rate
         # commands since (NaN until its episode's first step).
         self._heading = np.full(n, np.nan)
+        self.tracking_error = np.zeros(n)
         columns = {"vx": 0, "vy": 1, "yaw_rate": 2}
         self._command_columns = [columns[name] for name in self.interface.commands]
 
@@ -107,6 +109,7 @@ class LocomotionTask(VecTask):
         cmd = self.velocity_command()
         v, s = m.base_lin_vel, m.state
         lin_err, yaw_err = self.velocity_errors(m)
+        self.tracking_error = lin_err
         return {
             "tracking_lin_vel": np.exp(-lin_err**2 / self.config.tracking_sigma),
             "tracking_ang_vel": np.exp(-yaw_err**2 / self.config.tracking_sigma),
@@ -127,6 +130,9 @@ class LocomotionTask(VecTask):
             "alive": np.ones(self.n),
             "base_height": (m.base_pos[:, 2] - self.spec.base_height) ** 2,
         }
+
+    def info(self) -> dict[str, np.ndarray]:
+        return {"tracking_error": self.tracking_error}
 
     def _heading_kept(self, yaw: np.ndarray, yaw_rate_cmd: np.ndarray) -> np.ndarray:
         """exp(-e^2 / sigma) of the heading error e: the yaw-rate term alone lets a robot

@@ -27,7 +27,8 @@ _CTX = mp.get_context("spawn")  # forking a process that holds torch or MuJoCo s
 
 @dataclass
 class StepResult:
-    """One step of all envs; `episodes` lists (return, length) of episodes that ended."""
+    """One step of all envs; `episodes` lists (return, length, mean tracking error or NaN)
+    of episodes that ended."""
 
     obs: np.ndarray
     reward: np.ndarray
@@ -36,7 +37,7 @@ class StepResult:
     final_obs: np.ndarray
     privileged: np.ndarray
     final_privileged: np.ndarray
-    episodes: list[tuple[float, int]] = field(default_factory=list)
+    episodes: list[tuple[float, int, float]] = field(default_factory=list)
 
 
 class _Buffers:
@@ -74,6 +75,7 @@ class _Slice:
         self.lo, self.hi, self.b = lo, hi, buffers
         self.returns = np.zeros(hi - lo)
         self.lengths = np.zeros(hi - lo, dtype=int)
+        self.errors = np.zeros(hi - lo)  # the task's tracking error summed over the episode
 
     def reset(self, seed: int) -> None:
         for i in range(self.hi - self.lo):
@@ -81,26 +83,29 @@ class _Slice:
         self._write_obs()
         self.returns[:] = 0
         self.lengths[:] = 0
+        self.errors[:] = 0
 
     def _write_obs(self) -> None:
         self.b.obs[self.lo:self.hi] = self.task.observe()
         self.b.privileged[self.lo:self.hi] = self.task.privileged()
 
-    def step(self) -> list[tuple[float, int]]:
+    def step(self) -> list[tuple[float, int, float]]:
         b, lo, hi = self.b, self.lo, self.hi
         reward, terminated, truncated, _ = self.task.step(b.action[lo:hi].astype(float))
         b.reward[lo:hi], b.terminated[lo:hi], b.truncated[lo:hi] = reward, terminated, truncated
         self.returns += reward
         self.lengths += 1
+        self.errors += self.task.info().get("tracking_error", np.nan)
         done = np.nonzero(terminated | truncated)[0]
         ended = []
         if len(done):
             b.final_obs[lo + done] = self.task.observe()[done]
             b.final_privileged[lo + done] = self.task.privileged()[done]
             for i in done:
-                ended.append((float(self.returns[i]), int(self.lengths[i])))
+                ended.append((float(self.returns[i]), int(self.lengths[i]),
+                              float(self.errors[i] / self.lengths[i])))
                 self.task.reset(int(i))
-            self.returns[done], self.lengths[done] = 0.0, 0
+            self.returns[done], self.lengths[done], self.errors[done] = 0.0, 0, 0.0
         self._write_obs()
         return ended
 
@@ -108,12 +113,15 @@ class _Slice:
         # The current observations are saved, not re-observed: observing draws sensor noise.
         rows = slice(self.lo, self.hi)
         return {"task": self.task.get_state(), "returns": self.returns.copy(),
-                "lengths": self.lengths.copy(), "obs": self.b.obs[rows].copy(),
+                "lengths": self.lengths.copy(), "errors": self.errors.copy(),
+                "obs": self.b.obs[rows].copy(),
                 "privileged": self.b.privileged[rows].copy()}
 
     def set_state(self, saved: dict[str, Any]) -> None:
         self.task.set_state(saved["task"])
         self.returns, self.lengths = saved["returns"].copy(), saved["lengths"].copy()
+        # (a checkpoint from before episodes carried the error: those in flight report none)
+        self.errors = saved.get("errors", np.full_like(self.returns, np.nan)).copy()
         self.b.obs[self.lo:self.hi] = saved["obs"]
         self.b.privileged[self.lo:self.hi] = saved["privileged"]
 

@@ -242,10 +242,13 @@ class CurriculumSection(_Section):
     with randomization on): the ranges start at `start` (0: the nominal robot, 1: the env's
     full ranges; `Randomization.narrowed`) and widen by `step` each time at least `success`
     of the last `window` episodes that ended ran to their time limit, instead of falling,
-    with a return of at least `min_return` (standing still survives too)."""
+    with a return of at least `min_return` and a mean tracking error of at most
+    `max_tracking_error` (the task's units: m/s of planar velocity for the walkers) where
+    set (standing still survives too)."""
 
     start: float = Field(default=0.0, ge=0, le=1)
     min_return: float | None = None
+    max_tracking_error: float | None = Field(default=None, gt=0)
     step: float = Field(default=0.1, gt=0, le=1)
     success: float = Field(default=0.8, gt=0, le=1)
     window: int = Field(default=50, ge=1)
@@ -324,6 +327,10 @@ class Recipe(_Section):
         if not config.randomization.enabled:
             raise ValueError("curriculum: the env's randomization is off (set "
                              "env.kwargs.randomization.enabled: true)")
+        if self.curriculum.max_tracking_error is not None and \
+                ENV_IDS[self.env.id].TASK.TRACKING_ERROR is None:
+            raise ValueError(f"curriculum.max_tracking_error: {self.env.id}'s task reports no "
+                             "tracking error; gate on min_return instead")
         return self
 
     @property

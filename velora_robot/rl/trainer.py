@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +186,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
         carry["h_mirror"] = torch.zeros(n, agent.actor.state_size)
     if teacher is not None:
         carry["h_teacher"] = teacher.initial_state(n)
-    recent: deque[tuple[float, int]] = deque(maxlen=100)  # (return, length) of episodes
+    # (return, length, mean tracking error or NaN) of the last episodes that ended
+    recent: deque[tuple[float, int, float]] = deque(maxlen=100)
     update, env_steps, wall = 0, 0, 0.0
     wandb_id = init = None
     if ckpt is not None:
@@ -196,7 +197,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
         algo.load_state_dict(ckpt["algo"])
         generator.set_state(ckpt["generator"])
         update, env_steps, wall = ckpt["update"], ckpt["env_steps"], ckpt["wall_s"]
-        recent.extend(ckpt["recent_episodes"])
+        recent.extend(_episode(e) for e in ckpt["recent_episodes"])
         wandb_id = ckpt.get("wandb_id")
         if replay is not None:
             replay.load_state_dict(ckpt["replay"])
@@ -270,7 +271,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                 metrics = {**metrics, "imitating": int(algo.imitating)}
             elapsed = time.perf_counter() - start
             wall += elapsed
-            ret, length = episode_means(recent)
+            ret, length, error = episode_means(recent)
             timing = {} if split is None else {"collect_s": round(split[0], 4),
                                                "learn_s": round(split[1], 4)}
             every = recipe.eval.every
@@ -280,7 +281,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                 metrics = {**metrics, **_video(agent, recipe, update, log)}
             log.log({"update": update, "env_steps": env_steps, "wall_s": round(wall, 3),
                      "steps_per_s": n * t_steps / elapsed, "return_mean": ret,
-                     "length_mean": length, **timing, **metrics})
+                     "length_mean": length, **timing, **metrics,
+                     **({} if error is None else {"tracking_error_mean": error})})
             bar.show(update, env_steps, elapsed, split, ret)
             if on_update is not None and on_update(update, env_steps, agent):
                 break
@@ -412,13 +414,23 @@ def _but_budget(recipe: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in recipe.items() if k not in ("budget", "name", "logging")}
 
 
-def episode_means(episodes: Iterable[tuple[float, int]]) -> tuple[float | None, float | None]:
-    """Mean return and length of the recent episodes (None before the first ends)."""
-    pairs = list(episodes)
-    if not pairs:
-        return None, None
-    returns, lengths = zip(*pairs, strict=True)
-    return float(np.mean(returns)), float(np.mean(lengths))
+def _episode(saved: Sequence[float]) -> tuple[float, int, float]:
+    """An episode record from a checkpoint; those from before episodes carried their mean
+    tracking error have none (NaN)."""
+    return float(saved[0]), int(saved[1]), float(saved[2]) if len(saved) > 2 else math.nan
+
+
+def episode_means(episodes: Iterable[Sequence[float]]
+                  ) -> tuple[float | None, float | None, float | None]:
+    """Mean return, length and tracking error of the recent episodes (None before the
+    first ends; the error None where no episode reported one)."""
+    records = [_episode(e) for e in episodes]
+    if not records:
+        return None, None, None
+    returns, lengths, errors = zip(*records, strict=True)
+    known = [e for e in errors if not math.isnan(e)]
+    return (float(np.mean(returns)), float(np.mean(lengths)),
+            float(np.mean(known)) if known else None)
 
 
 def make_algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
@@ -487,10 +499,10 @@ def collect_rollout(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
             storage.values[t] = agent.critic(critic_in)
             storage.rewards[t], storage.dones[t] = reward, done.float()
             recent.extend(result.episodes)
-            if outcomes is not None:  # (ran to the time limit, return) per ended episode
+            if outcomes is not None:  # (ran to the time limit, return, error) per ended one
                 ended = result.truncated[result.terminated | result.truncated]
-                outcomes.extend(zip(ended.tolist(), (r for r, _ in result.episodes),
-                                    strict=True))
+                outcomes.extend((bool(full), ret, err) for full, (ret, _, err)
+                                in zip(ended.tolist(), result.episodes, strict=True))
             obs_np, priv_np, starts = result.obs, result.privileged, done
         last_in = agent.critic_input(agent.obs_norm(torch.from_numpy(obs_np).float()),
                                      torch.from_numpy(priv_np).float())
@@ -505,18 +517,24 @@ def collect_rollout(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
 
 class _Curriculum:
     """A recipe's randomization curriculum: the level, and each episode that ended since the
-    level last changed (whether it ran to its time limit, its return)."""
+    level last changed (whether it ran to its time limit, its return, its mean tracking
+    error)."""
 
     def __init__(self, cfg: CurriculumSection) -> None:
         self.cfg, self.level = cfg, cfg.start
-        self.outcomes: deque[tuple[bool, float]] = deque(maxlen=cfg.window)
+        self.outcomes: deque[tuple[bool, float, float]] = deque(maxlen=cfg.window)
+
+    def succeeded(self, full: bool, ret: float, error: float) -> bool:
+        """Ran to its time limit with at least `min_return` and, where the gate asks, a
+        mean tracking error of at most `max_tracking_error` (none reported: not met)."""
+        c = self.cfg
+        return full and (c.min_return is None or ret >= c.min_return) and (
+            c.max_tracking_error is None or error <= c.max_tracking_error)
 
     def after_update(self, env: Any) -> None:
-        """Widen the randomization when enough of the recent episodes succeeded: ran to
-        their time limit with at least `min_return`."""
+        """Widen the randomization when enough of the recent episodes succeeded."""
         c = self.cfg
-        floor = -math.inf if c.min_return is None else c.min_return
-        wins = sum(full and ret >= floor for full, ret in self.outcomes)
+        wins = sum(self.succeeded(*outcome) for outcome in self.outcomes)
         if self.level < 1.0 and len(self.outcomes) == c.window and wins >= c.success * c.window:
             self.level = min(1.0, round(self.level + c.step, 9))
             env.set_randomization_level(self.level)
@@ -524,14 +542,16 @@ class _Curriculum:
 
     def state_dict(self) -> dict[str, Any]:
         """The level and the outcomes seen at it."""
-        return {"level": self.level,
-                "outcomes": [[bool(full), float(ret)] for full, ret in self.outcomes]}
+        return {"level": self.level, "outcomes": [[bool(full), float(ret), float(err)]
+                                                  for full, ret, err in self.outcomes]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a `state_dict()` result."""
+        """Restore a `state_dict()` result (one saved before outcomes carried the error:
+        NaN)."""
         self.level = state["level"]
         self.outcomes.clear()
-        self.outcomes.extend((full, ret) for full, ret in state["outcomes"])
+        self.outcomes.extend((bool(o[0]), float(o[1]), float(o[2]) if len(o) > 2 else math.nan)
+                             for o in state["outcomes"])
 
 
 class _Overlapped:

@@ -68,7 +68,7 @@ class GymVecEnv:
             self._lengths[i] += 1
             if terminated[i] or truncated[i]:
                 final[i] = o
-                episodes.append((float(self._returns[i]), int(self._lengths[i])))
+                episodes.append((float(self._returns[i]), int(self._lengths[i]), np.nan))
                 self._returns[i], self._lengths[i] = 0.0, 0
                 o, _ = env.reset()
             obs.append(o)
