@@ -15,13 +15,13 @@ pytest.importorskip("cyclonedds")
 if importlib.util.find_spec("unitree_sdk2py") is None:
     pytest.skip("Unitree SDK2 is not installed (the 'unitree' extra)", allow_module_level=True)
 
-from velora_robot.bridge import dds_hil
 from velora_robot.bridge import unitree as U
 from velora_robot.hal.base import HardwareError, JointCommand
 from velora_robot.hal.unitree import UnitreeHardware
+from velora_robot.hil import dds as dds_hil
 from velora_robot.robots import get_spec
 from velora_robot.runtime import telemetry
-from velora_robot.runtime.launch import deploy
+from velora_robot.runtime.deploy import deploy
 
 DOMAIN = 7  # one per test process (the SDK joins a single domain); not the launch files'
 ROOT = Path(__file__).resolve().parents[1]

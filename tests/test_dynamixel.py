@@ -206,7 +206,7 @@ def test_a_run_on_servos_without_an_imu_has_its_fall_check_visibly_off(tmp_path)
     from pathlib import Path
 
     from velora_robot.errors import ConfigError
-    from velora_robot.runtime.launch import deploy
+    from velora_robot.runtime.deploy import deploy
 
     root = Path(__file__).resolve().parents[1]
     out = []

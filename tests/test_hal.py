@@ -4,6 +4,7 @@ the runtime controller on the simulated hardware."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,9 +84,23 @@ def test_the_same_policy_gives_the_same_joint_trajectories_in_env_and_runtime(en
 
 
 def test_the_hal_and_runtime_import_neither_torch_nor_gymnasium_nor_mujoco_eagerly():
-    code = ("import sys, velora_robot.hal, velora_robot.runtime, velora_robot.runtime.launch\n"
-            "import velora_robot.bridge.hil, velora_robot.bridge.dynamixel_bus\n"
+    code = ("import sys, velora_robot.hal, velora_robot.runtime, velora_robot.runtime.deploy\n"
+            "import velora_robot.hil.firmware, velora_robot.hil.dds\n"
+            "import velora_robot.bridge.dynamixel_bus\n"
             "bad = [m for m in ('torch', 'gymnasium', 'wandb', 'mujoco') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_the_wire_formats_import_nothing_from_the_layers_that_use_them():
+    bridge = Path(__file__).resolve().parents[1] / "velora_robot/bridge"
+    modules = sorted(p.stem for p in bridge.glob("*.py"))
+    code = ("import sys, importlib\n"
+            f"for name in {modules!r}:\n"
+            "    importlib.import_module('velora_robot.bridge.' + name)\n"
+            "bad = [m for m in sys.modules if m.startswith(('velora_robot.hal',\n"
+            "       'velora_robot.runtime', 'velora_robot.hil'))]\n"
             "assert not bad, bad\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

@@ -19,7 +19,8 @@ from velora_robot.hal import MockHardware
 from velora_robot.hal.base import HardwareError
 from velora_robot.robots import get_spec
 from velora_robot.runtime import Controller, ControlLoop, EStop, Fault, Mode, Safety
-from velora_robot.runtime.launch import deploy, load_launch
+from velora_robot.runtime.deploy import deploy
+from velora_robot.runtime.launch import load_launch
 from velora_robot.runtime.safety import SafetyConfig
 from velora_robot.runtime.telemetry import read
 

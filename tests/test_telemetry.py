@@ -98,7 +98,7 @@ def test_a_simulated_run_records_its_base_velocity_against_the_command_and_plots
     import yaml
 
     from velora_robot.errors import ConfigError
-    from velora_robot.runtime.launch import deploy
+    from velora_robot.runtime.deploy import deploy
 
     root = Path(__file__).resolve().parents[1]
     data = yaml.safe_load((root / "launch" / "spot_sim.yaml").read_text())

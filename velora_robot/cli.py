@@ -70,7 +70,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """The main job: a shipped walking controller (its neurons by role, then 20 s in the
     real-time loop on the simulated robot with a live status line, telemetry, a plot, a
     short video and a summary)."""
-    from velora_robot.runtime.launch import deploy
+    from velora_robot.runtime.deploy import deploy
 
     out = Path(args.out)
     check_writable(out, "--out", folder=True)
@@ -219,7 +219,7 @@ def cmd_convert_checkpoint(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     """Run a deploy launch file: policy, hardware (or the simulated fallback), loop."""
-    from velora_robot.runtime.launch import deploy
+    from velora_robot.runtime.deploy import deploy
 
     check_writable(args.json, "--json")
     summary = deploy(args.launch, duration_s=args.duration,
@@ -231,11 +231,11 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_hil(args: argparse.Namespace) -> None:
     """The scripted hardware-in-the-loop check, on a board or on the emulator."""
-    from velora_robot.bridge import hil
+    from velora_robot.hil import firmware as hil
     from velora_robot.robots import get_spec
 
     if args.dds is not None:
-        from velora_robot.bridge import dds_hil
+        from velora_robot.hil import dds as dds_hil
 
         check_writable(args.report, "--report")
         report = dds_hil.run(args.dds, duration_s=args.duration)

@@ -19,7 +19,7 @@ LAUNCH = Path(__file__).resolve().parents[2] / "launch" / "g1_dds.yaml"
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from velora_robot.bridge import dds_hil
+    from velora_robot.hil import dds as dds_hil
 
     seconds = 10.0 if quick else 60.0
     data = dds_hil.absolute(LAUNCH)

@@ -56,7 +56,7 @@ class Emulator:
             to_emu_r, to_emu_w = os.pipe()
             to_plant_r, to_plant_w = os.pipe()
             self.plant = subprocess.Popen(
-                [sys.executable, "-m", "velora_robot.bridge.plant", "--robot", plant],
+                [sys.executable, "-m", "velora_robot.hil.plant", "--robot", plant],
                 stdin=to_plant_r, stdout=to_emu_w)
             os.close(to_plant_r)
             os.close(to_emu_w)

@@ -28,7 +28,7 @@ from velora_robot.bridge.dds_robot import READY
 from velora_robot.bridge.motion_switcher import BOOT_MODE
 from velora_robot.config import read_file
 from velora_robot.hal.base import HardwareError
-from velora_robot.runtime.launch import deploy
+from velora_robot.runtime.deploy import deploy
 
 
 def start_robot(launch: str | Path, status: Path, *, duration_s: float | None = None,
