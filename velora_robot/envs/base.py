@@ -43,19 +43,11 @@ class EnvConfig(Settings):
     command_ranges: dict[str, Range] = Field(default_factory=dict)
     command_resample_s: float = Field(default=4.0, gt=0)
     reward_weights: dict[str, float] = Field(default_factory=dict)
-    # Width of the velocity-tracking terms exp(-e^2 / sigma), in (m/s)^2 (legged_gym: 0.25).
-    # A narrower width pays more for the last few cm/s (a fine-tuning stage).
-    tracking_sigma: float = Field(default=0.25, gt=0)
     # legged_gym's and MuJoCo Playground's guard: a step's reward is clipped at zero, so
     # ending an episode early never pays (without it, penalties teach the robot to fall).
     only_positive_rewards: bool = False
     min_base_height: float | None = None
     min_upright: float = Field(default=-1.0, ge=-1, le=1)
-    # Per foot (the source's foot order), where in the gait cycle its swing starts
-    # (fraction of a cycle); used by the `gait` reward with the interface's gait_hz.
-    gait_offsets: list[float] = Field(default_factory=list)
-    # Peak height of a swinging foot on the gait clock, m (the `feet_phase` reward).
-    swing_height_m: float = Field(default=0.08, gt=0)
     randomization: Randomization = Randomization()
     # Contact and solver settings over the MJCF's own (all unset: the MJCF's).
     physics: Physics = Physics()
@@ -82,6 +74,7 @@ class VecTask:
     Subclasses set DEFAULTS (config) and REWARDS (term -> weight), implement
     `_reward_terms`, and may override the command hooks."""
 
+    CONFIG: ClassVar[type[EnvConfig]] = EnvConfig  # a task family may add its own fields
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     REWARDS: ClassVar[dict[str, float]] = {}
     # Whether the commands are drawn from `command_ranges` (a task that makes its own, such
@@ -122,7 +115,7 @@ class VecTask:
     def settings(cls, given: dict[str, Any], where: str) -> EnvConfig:
         """This task's config: its defaults updated by `given`, validated (errors start
         with `where` and name the field)."""
-        config = parse(EnvConfig, merge(cls.DEFAULTS, given), where)
+        config = parse(cls.CONFIG, merge(cls.DEFAULTS, given), where)
         unknown = sorted(set(config.reward_weights) - set(cls.REWARDS))
         if unknown:
             raise ConfigError(f"{where}: field 'reward_weights': unknown term(s) {unknown}; "

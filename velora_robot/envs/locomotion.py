@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from velora_robot.envs.base import EnvConfig, VecTask
 from velora_robot.errors import ConfigError
@@ -28,6 +29,19 @@ def walking_interface(commands: tuple[str, ...], gait_hz: float) -> dict[str, An
             "commands": commands, "gait_hz": gait_hz}
 
 
+class LocomotionConfig(EnvConfig):
+    """A walker's settings beyond every task's."""
+
+    # Width of the velocity-tracking terms exp(-e^2 / sigma), in (m/s)^2 (legged_gym: 0.25).
+    # A narrower width pays more for the last few cm/s (a fine-tuning stage).
+    tracking_sigma: float = Field(default=0.25, gt=0)
+    # Per foot (the source's foot order), where in the gait cycle its swing starts
+    # (fraction of a cycle); used by the `gait` reward with the interface's gait_hz.
+    gait_offsets: list[float] = Field(default_factory=list)
+    # Peak height of a swinging foot on the gait clock, m (the `feet_phase` reward).
+    swing_height_m: float = Field(default=0.08, gt=0)
+
+
 class LocomotionTask(VecTask):
     """Track (vx, vy, yaw rate) in the base frame; commands a task lacks count as zero."""
 
@@ -35,6 +49,8 @@ class LocomotionTask(VecTask):
     # rewarded, and the pose term keeps them off the action limits. Without these PPO
     # settled on standing still (Spot) or on a stance at the action limits that tips over
     # after 2 s (the humanoid). Torque and energy costs are small, since stepping needs both.
+    CONFIG: ClassVar[type[EnvConfig]] = LocomotionConfig
+    config: LocomotionConfig
     TRACKING_ERROR: ClassVar[str | None] = "|commanded - actual| planar velocity, m/s"
     REWARDS: ClassVar[dict[str, float]] = {
         "tracking_lin_vel": 2.0, "tracking_ang_vel": 0.5, "orientation": -5.0,
