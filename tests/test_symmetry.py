@@ -116,9 +116,9 @@ def test_the_mirrored_stream_is_the_actor_run_on_the_mirror_image():
     from velora_robot.rl.agent import Agent
     from velora_robot.rl.ppo import PPO
     from velora_robot.rl.recipe import PolicySection
+    from velora_robot.rl.rollout import collect_rollout
     from velora_robot.rl.storage import RolloutStorage
     from velora_robot.rl.symmetry import Mirror
-    from velora_robot.rl.trainer import collect_rollout
     from velora_robot.rl.vec_env import make_vec_env
 
     mirror = Mirror.of_env("velora_robot/SpotWalk-v0", {}, "test")

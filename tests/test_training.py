@@ -551,21 +551,21 @@ def test_action_std_holds_from_its_env_step_on(tmp_path):
 
     r = recipe(tmp_path, "noise", algorithm={"action_std": 0.1, "action_std_from": 2 * 4 * 32,
                                              "epochs": 1})
-    from velora_robot.rl import trainer
+    from velora_robot.rl import loops
 
     logps = []
-    original = trainer.collect_rollout
+    original = loops.collect_rollout
 
     def collect(env, agent, algo, storage, *args):
         carry = original(env, agent, algo, storage, *args)
         logps.append((algo.noise_log_std().mean().item(), algo.hold_noise))
         return carry
 
-    trainer.collect_rollout = collect
+    loops.collect_rollout = collect
     try:
         train(r, progress=False)
     finally:
-        trainer.collect_rollout = original
+        loops.collect_rollout = original
     assert [held for _, held in logps] == [False, False, True]
     assert logps[0][0] != pytest.approx(math.log(0.1))
     assert logps[2][0] == pytest.approx(math.log(0.1))

@@ -71,7 +71,7 @@ class RolloutWorker:
         """One rollout with the learner's `weights`: the storage's tensors, the normalizers'
         statistics after it, and the episodes that ended (return, length) with whether each
         ran to its time limit."""
-        from velora_robot.rl.trainer import collect_rollout
+        from velora_robot.rl.rollout import collect_rollout
 
         self.agent.load_state_dict(weights)
         self.algo.hold_noise = hold_noise

@@ -1,22 +1,21 @@
-"""`train(recipe)`: the loop that turns a recipe into a trained agent — rollouts, PPO
-updates, a progress line, metrics, atomic checkpoints and an exact `--resume`.
+"""`train(recipe)`: the loop that turns a recipe into a trained agent — the algorithm
+family's iterations (`rl/loops.py`), the randomization curriculum, a progress line,
+metrics, atomic checkpoints and an exact `--resume`.
 
 A checkpoint holds everything the next update depends on: networks, normalizers, optimizer
 and learning rate, the sampling generator, the rollout's carried state (observations, actor
 state, episode flags), the randomization curriculum's level, the rollout collected but not
 yet learned from (physics and learning overlapped) and, for velora_robot envs, the envs'
-full physics and task state. So
-a run killed after a checkpoint and resumed makes the same updates as one never stopped.
+full physics and task state. So a run killed after a checkpoint and resumed makes the same
+updates as one never stopped.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import shutil
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -31,15 +30,13 @@ from velora_robot.errors import ConfigError
 from velora_robot.liquid import fused
 from velora_robot.rl import checkpoint
 from velora_robot.rl.agent import Agent
+from velora_robot.rl.loops import OffPolicyLoop, OnPolicyLoop
 from velora_robot.rl.ppo import PPO
 from velora_robot.rl.recipe import CurriculumSection, PPOSection, Recipe
-from velora_robot.rl.replay import SequenceReplay
 from velora_robot.rl.run_log import RunLog
 from velora_robot.rl.sac import SAC
-from velora_robot.rl.storage import RolloutStorage
 from velora_robot.rl.symmetry import Mirror
 from velora_robot.rl.td3 import TD3
-from velora_robot.rl.teacher import Teacher
 from velora_robot.rl.vec_env import make_vec_env
 
 CHECKPOINT = "checkpoint.pt"
@@ -163,7 +160,6 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
         env = make_vec_env(env_cfg.id, env_cfg.n_envs, env_cfg.n_workers,
                            env_cfg.simulator(recipe.device), **env_cfg.kwargs)
     n = env.n_envs
-    t_steps = algo_cfg.steps_per_env if on_policy else algo_cfg.steps_per_iteration
     obs_dim = env.single_observation_space.shape[0]
     act_dim = env.single_action_space.shape[0]
     torch.manual_seed(recipe.seed)
@@ -173,19 +169,15 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     agent = Agent(recipe.policy, obs_dim, act_dim, priv_dim if on_policy else 0,
                   squash=not on_policy, critic=on_policy)
     algo = make_algorithm(recipe, agent, obs_dim, act_dim, mirror)
-    teacher = Teacher(algo_cfg.teacher, obs_dim, act_dim, env_cfg.id,
-                      f"recipe {recipe.name!r}: field 'algorithm.teacher'"
-                      ) if on_policy and algo_cfg.teacher is not None else None
-    replay = None if on_policy else SequenceReplay(
-        n, max(algo_cfg.burn_in + algo_cfg.seq_len, algo_cfg.buffer_size // n), obs_dim,
-        act_dim, agent.actor.state_size)
+    curriculum = None if recipe.curriculum is None else _Curriculum(recipe.curriculum)
+    outcomes = None if curriculum is None else curriculum.outcomes
+    loop = OnPolicyLoop(recipe, agent, algo, n, obs_dim, act_dim, mirror, outcomes) \
+        if isinstance(algo, PPO) else OffPolicyLoop(recipe, agent, algo, n, obs_dim, act_dim)
+    t_steps = loop.steps
     generator = torch.Generator().manual_seed(recipe.seed)
-    carry = {"obs": obs_np, "priv": priv_np, "h": torch.zeros(n, agent.actor.state_size),
-             "starts": torch.ones(n, dtype=torch.bool)}
-    if mirror is not None:  # the mirrored stream's actor state
-        carry["h_mirror"] = torch.zeros(n, agent.actor.state_size)
-    if teacher is not None:
-        carry["h_teacher"] = teacher.initial_state(n)
+    carry = loop.start({"obs": obs_np, "priv": priv_np,
+                        "h": torch.zeros(n, agent.actor.state_size),
+                        "starts": torch.ones(n, dtype=torch.bool)})
     # (return, length, mean tracking error or NaN) of the last episodes that ended
     recent: deque[tuple[float, int, float]] = deque(maxlen=100)
     update, env_steps, wall = 0, 0, 0.0
@@ -199,8 +191,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
         update, env_steps, wall = ckpt["update"], ckpt["env_steps"], ckpt["wall_s"]
         recent.extend(_episode(e) for e in ckpt["recent_episodes"])
         wandb_id = ckpt.get("wandb_id")
-        if replay is not None:
-            replay.load_state_dict(ckpt["replay"])
+        loop.load_state_dict(ckpt)
         if ckpt["env_state"] is not None:
             env.set_state(ckpt["env_state"])
             carry = ckpt["carry"]
@@ -218,57 +209,22 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     bar = _Progress(total_updates, progress,
                     compiling=recipe.policy.kind == "liquid" and not fused.built())
     bar.start()
-    storage = RolloutStorage(t_steps, n, obs_dim, obs_dim + agent.priv_dim, act_dim,
-                             agent.actor.state_size, mirrored=mirror is not None,
-                             taught=teacher is not None) if on_policy else None
     last = stop_after if stop_after is not None else total_updates
-    curriculum = outcomes = None
-    if recipe.curriculum is not None:
-        curriculum = _Curriculum(recipe.curriculum)
+    if curriculum is not None:
         if ckpt is not None:
             curriculum.load_state_dict(ckpt["curriculum"])
-        outcomes = curriculum.outcomes
         env.set_randomization_level(curriculum.level)
-    overlapped = None
-    if on_policy and algo_cfg.overlap:
-        overlapped = _Overlapped(storage, algo_cfg.action_std_from, n * t_steps, mirror,
-                                 recipe.seed, outcomes)
-        if ckpt is not None:
-            overlapped.load_state_dict(ckpt["overlap"])
     try:
         while update < min(total_updates, last):
             start = time.perf_counter()
-            split = None
-            if overlapped is not None:
-                algo.hold_noise = env_steps >= algo_cfg.action_std_from
-                carry, metrics, split = overlapped.iteration(
-                    env, agent, algo, carry, recent, generator, env_steps,
-                    last=update + 1 >= total_updates)  # a planned stop is as if killed
-            elif on_policy:
-                algo.hold_noise = env_steps >= algo_cfg.action_std_from
-                algo.imitating = teacher is not None and env_steps < algo_cfg.teacher_until
-                torch.set_num_threads(1)
-                if recipe.cluster is not None:  # the workers carry the rollout's state
-                    env.collect(agent, algo, storage, recent, outcomes)
-                else:
-                    carry = collect_rollout(env, agent, algo, storage, generator, carry,
-                                            recent, mirror, outcomes,
-                                            teacher if algo.imitating else None)
-                collected = time.perf_counter()
-                torch.set_num_threads(recipe.threads)
-                metrics = algo.update(storage, generator)
-                split = (collected - start, time.perf_counter() - collected)
-            else:
-                carry, metrics = _off_policy_iteration(
-                    env, agent, algo, replay, generator, carry, t_steps, env_steps,
-                    algo_cfg, recent)
+            carry, metrics, split = loop.iteration(
+                env, agent, carry, recent, generator, env_steps,
+                last=update + 1 >= total_updates)  # a planned stop is as if killed
             update += 1
             env_steps += n * t_steps
             if curriculum is not None:
                 curriculum.after_update(env)
                 metrics = {**metrics, "randomization_level": curriculum.level}
-            if teacher is not None:
-                metrics = {**metrics, "imitating": int(algo.imitating)}
             elapsed = time.perf_counter() - start
             wall += elapsed
             ret, length, error = episode_means(recent)
@@ -291,12 +247,10 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                     "recipe": recipe.model_dump(), "update": update, "env_steps": env_steps,
                     "wall_s": wall, "agent": agent.state_dict(), "algo": algo.state_dict(),
                     "generator": generator.get_state(), "env_state": env.get_state(),
-                    "carry": carry, "replay": None if replay is None else replay.state_dict(),
+                    "carry": carry, **loop.state_dict(),
                     "recent_episodes": list(recent),
                     "wandb_id": log.wandb_id, "obs_dim": obs_dim, "act_dim": act_dim,
                     "priv_dim": priv_dim, "init": init,
-                    "teacher": None if teacher is None else teacher.record,
-                    "overlap": None if overlapped is None else overlapped.state_dict(),
                     "curriculum": None if curriculum is None else curriculum.state_dict(),
                 }, run_dir / CHECKPOINT)
     finally:
@@ -452,69 +406,6 @@ def make_algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
                exploration_noise=cfg.exploration_noise, **shared)
 
 
-def collect_rollout(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
-                    generator: torch.Generator, carry: dict[str, Any], recent: deque,
-                    mirror: Mirror | None = None, outcomes: deque | None = None,
-                    teacher: Teacher | None = None) -> dict[str, Any]:
-    """One rollout of `storage.steps` steps into `storage` (GAE included); with a mirror,
-    each step's mirror image too (its observation, and the state of the actor run on the
-    mirrored observations); with a teacher, its action at each step. `outcomes` gets, per
-    episode that ended, whether it ran to its time limit and its return."""
-    gamma = algo.gamma
-    storage.log_std.copy_(algo.noise_log_std().detach())
-    obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
-    h_mirror, h_teacher = carry.get("h_mirror"), carry.get("h_teacher")
-    with torch.no_grad():
-        for t in range(storage.steps):
-            obs = torch.from_numpy(obs_np).float()
-            priv = torch.from_numpy(priv_np).float()
-            agent.obs_norm.update(obs)
-            if mirror is not None:  # the normalization sees both images: it stays symmetric
-                agent.obs_norm.update(mirror.obs(obs))
-            if agent.priv_dim:
-                agent.priv_norm.update(priv[:, :agent.priv_dim])
-            obs_n = agent.obs_norm(obs)
-            critic_in = agent.critic_input(obs_n, priv)
-            h = h * (~starts).unsqueeze(1)
-            storage.hidden[t], storage.starts[t] = h, starts
-            action, logp, mean, h = algo.act(obs_n, h, starts, generator)
-            if mirror is not None:
-                h_mirror = h_mirror * (~starts).unsqueeze(1)
-                storage.hidden_mirror[t] = h_mirror
-                storage.obs_mirror[t] = obs_image = agent.obs_norm(mirror.obs(obs))
-                _, h_mirror = agent.actor(obs_image.unsqueeze(1), h_mirror,
-                                          resets=starts.unsqueeze(1))
-            if teacher is not None:
-                storage.teacher[t], h_teacher = teacher.act(obs_np, h_teacher, starts)
-            result = env.step(action.numpy())
-            reward = torch.from_numpy(result.reward).float()
-            truncated = torch.from_numpy(result.truncated)
-            if truncated.any():  # a time limit is not a failure: bootstrap from V(s_T)
-                final = agent.critic_input(agent.obs_norm(torch.from_numpy(result.final_obs)),
-                                           torch.from_numpy(result.final_privileged))
-                reward += gamma * agent.critic(final) * truncated
-            done = torch.from_numpy(result.terminated | result.truncated)
-            storage.obs[t], storage.critic_obs[t] = obs_n, critic_in
-            storage.actions[t], storage.logp[t], storage.mean[t] = action, logp, mean
-            storage.values[t] = agent.critic(critic_in)
-            storage.rewards[t], storage.dones[t] = reward, done.float()
-            recent.extend(result.episodes)
-            if outcomes is not None:  # (ran to the time limit, return, error) per ended one
-                ended = result.truncated[result.terminated | result.truncated]
-                outcomes.extend((bool(full), ret, err) for full, (ret, _, err)
-                                in zip(ended.tolist(), result.episodes, strict=True))
-            obs_np, priv_np, starts = result.obs, result.privileged, done
-        last_in = agent.critic_input(agent.obs_norm(torch.from_numpy(obs_np).float()),
-                                     torch.from_numpy(priv_np).float())
-        storage.compute_returns(agent.critic(last_in), gamma, algo.lam)
-    carry = {"obs": obs_np, "priv": priv_np, "h": h, "starts": starts}
-    if mirror is not None:
-        carry["h_mirror"] = h_mirror
-    if h_teacher is not None:  # (after the teacher's part of the run, its state rests)
-        carry["h_teacher"] = h_teacher
-    return carry
-
-
 class _Curriculum:
     """A recipe's randomization curriculum: the level, and each episode that ended since the
     level last changed (whether it ran to its time limit, its return, its mean tracking
@@ -552,137 +443,3 @@ class _Curriculum:
         self.outcomes.clear()
         self.outcomes.extend((bool(o[0]), float(o[1]), float(o[2]) if len(o) > 2 else math.nan)
                              for o in state["outcomes"])
-
-
-class _Overlapped:
-    """PPO with physics and learning overlapped: while the learner updates on one rollout,
-    a thread collects the next (MuJoCo steps the robots with the GIL released) with a
-    frozen copy of the actor and critic, one update behind. The update stays correct: PPO's
-    ratio and KL are taken against the acting policy's probabilities, which the rollout
-    records. The collecting thread draws from its own generator; a rollout collected but
-    not yet learned from is saved with the checkpoint, so resume stays exact."""
-
-    def __init__(self, storage: RolloutStorage, action_std_from: int, steps: int,
-                 mirror: Mirror | None, seed: int, outcomes: deque | None) -> None:
-        self.outcomes = outcomes
-        self.current = storage
-        self.spare = RolloutStorage(storage.steps, storage.rewards.shape[1],
-                                    storage.obs.shape[2], storage.critic_obs.shape[2],
-                                    storage.actions.shape[2], storage.hidden.shape[2],
-                                    mirrored=storage.mirrored)
-        self.filled = False  # `current` holds a rollout not yet learned from
-        self.generator = torch.Generator().manual_seed(seed + 1)
-        self.action_std_from, self.steps, self.mirror = action_std_from, steps, mirror
-
-    def iteration(self, env: Any, agent: Agent, algo: PPO, carry: dict[str, Any],
-                  recent: deque, generator: torch.Generator, env_steps: int, last: bool
-                  ) -> tuple[dict[str, Any], dict[str, float], tuple[float, float]]:
-        """Learn from the current rollout while the next one is collected (none after the
-        last update); returns the carry, the update's metrics and (collect_s, learn_s) of
-        the time each side ran."""
-        torch.set_num_threads(1)  # two sides, each on its own core
-        collect_s = 0.0
-        if not self.filled:  # the first rollout of the run has nobody to overlap with
-            start = time.perf_counter()
-            carry = collect_rollout(env, agent, algo, self.current, self.generator, carry,
-                                    recent, self.mirror, self.outcomes)
-            collect_s = time.perf_counter() - start
-        job = None
-        if not last:
-            acting_agent, acting = _frozen(agent, algo)
-            acting.hold_noise = env_steps + self.steps >= self.action_std_from
-            self.spare.lagged = True
-            job = _Job(collect_rollout, env, acting_agent, acting, self.spare, self.generator,
-                       carry, recent, self.mirror, self.outcomes)
-        start = time.perf_counter()
-        metrics = algo.update(self.current, generator)
-        learn_s = time.perf_counter() - start
-        self.filled = job is not None
-        if job is not None:
-            carry, seconds = job.result()
-            collect_s += seconds
-            self.current, self.spare = self.spare, self.current
-        return carry, metrics, (collect_s, learn_s)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The collecting side's generator and the rollout waiting to be learned from."""
-        return {"generator": self.generator.get_state(),
-                "rollout": self.current.state_dict() if self.filled else None}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a `state_dict()` result."""
-        self.generator.set_state(state["generator"])
-        self.filled = self.current.lagged = state["rollout"] is not None
-        if self.filled:
-            self.current.load_state_dict(state["rollout"])
-
-
-def _frozen(agent: Agent, algo: PPO) -> tuple[Agent, PPO]:
-    """Copies of the agent and PPO acting with the networks' present weights (the
-    normalizers stay shared: only collection updates them)."""
-    # a deep copy (a shallow one of a Module would share its submodule dict), but for the
-    # normalizers
-    shared = {id(norm): norm for norm in (agent.obs_norm, agent.priv_norm)}
-    acting_agent = copy.deepcopy(agent, memo=shared)
-    acting = copy.copy(algo)
-    acting.actor, acting.critic = acting_agent.actor, acting_agent.critic
-    return acting_agent, acting
-
-
-class _Job:
-    """`fn(*args)` on a thread of its own; `result()` waits for it and returns its value and
-    the seconds it ran (re-raising its exception)."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._seconds = 0.0
-
-        def run() -> None:
-            start = time.perf_counter()
-            try:
-                self._value = fn(*args)
-            except BaseException as exc:  # handed to the waiting thread
-                self._error = exc
-            self._seconds = time.perf_counter() - start
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-
-    def result(self) -> tuple[Any, float]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value, self._seconds
-
-
-def _off_policy_iteration(env: Any, agent: Agent, algo: SAC | TD3, replay: SequenceReplay,
-                          generator: torch.Generator, carry: dict[str, Any], steps: int,
-                          env_steps: int, cfg: Any, recent: deque
-                          ) -> tuple[dict[str, Any], dict[str, float]]:
-    """`steps` vector steps into the replay, each followed by gradient updates once the
-    replay holds `learning_starts` env steps (random actions until then)."""
-    obs_np, h, starts = carry["obs"], carry["h"], carry["starts"]
-    n = obs_np.shape[0]
-    totals: dict[str, list[float]] = {}
-    for k in range(steps):
-        obs = torch.from_numpy(obs_np).float()
-        agent.obs_norm.update(obs)
-        h = h * (~starts).unsqueeze(1)
-        action, h_next = algo.act(agent.obs_norm(obs), h, starts, generator)
-        if env_steps + k * n < cfg.learning_starts:
-            action = torch.rand(action.shape, generator=generator) * 2 - 1
-        result = env.step(action.numpy())
-        done = result.terminated | result.truncated
-        next_obs = np.where(done[:, None], result.final_obs, result.obs)
-        replay.add(obs=obs_np, next_obs=next_obs, action=action.numpy(), reward=result.reward,
-                   terminated=result.terminated, start=starts.numpy(), hidden=h.numpy())
-        recent.extend(result.episodes)
-        obs_np, h, starts = result.obs, h_next, torch.from_numpy(done)
-        ready = replay.size >= cfg.burn_in + cfg.seq_len
-        if env_steps + (k + 1) * n >= cfg.learning_starts and ready:
-            for _ in range(cfg.updates_per_step):
-                for name, value in algo.update(replay, generator).items():
-                    totals.setdefault(name, []).append(value)
-    return ({"obs": obs_np, "priv": carry["priv"], "h": h, "starts": starts},
-            {name: float(np.mean(values)) for name, values in totals.items()})
