@@ -10,6 +10,7 @@ from pydantic import Field
 
 from velora_robot.envs.base import EnvConfig, VecTask
 from velora_robot.errors import ConfigError
+from velora_robot.robots.interface import velocity_errors
 from velora_robot.robots.observation import mirror_maps
 from velora_robot.robots.sources import get_spec
 from velora_robot.simulation.robot import Measurement
@@ -117,9 +118,8 @@ class LocomotionTask(VecTask):
     def velocity_errors(self, m: Measurement) -> tuple[np.ndarray, np.ndarray]:
         """Per robot: |commanded - actual| planar velocity (m/s) and yaw rate (rad/s), the
         tracking errors rewards and evaluations share."""
-        cmd = self.velocity_command()
-        return (np.linalg.norm(cmd[:, :2] - m.base_lin_vel[:, :2], axis=1),
-                np.abs(cmd[:, 2] - m.state.gyro[:, 2]))
+        return velocity_errors(self.velocity_command(), m.base_lin_vel[:, :2],
+                               m.state.gyro[:, 2])
 
     def _reward_terms(self, m: Measurement, action: np.ndarray) -> dict[str, np.ndarray]:
         cmd = self.velocity_command()

@@ -4,6 +4,7 @@ tasks), the model card carries it, and the runtime builds the observation from t
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from velora_robot.config import Settings
@@ -24,6 +25,16 @@ def check_command(values: dict[str, float], commands: tuple[str, ...], where: st
             raise ValueError(f"{where}.{name}: {value} is outside -{MAX_COMMAND:g}.."
                              f"{MAX_COMMAND:g}")
 
+
+
+def velocity_errors(command: np.ndarray, lin_vel_xy: np.ndarray, yaw_rate: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Tracking errors of a velocity command (..., 3: vx, vy, yaw rate) against the base's
+    planar velocity (..., 2) and yaw rate (...): |(vx, vy) - v| in m/s and |yaw rate
+    command - yaw rate| in rad/s. Rewards, evaluations, curricula and the runtime's summary
+    all take these."""
+    return (np.linalg.norm(command[..., :2] - lin_vel_xy, axis=-1),
+            np.abs(command[..., 2] - yaw_rate))
 
 
 class ObsTerm(Settings):

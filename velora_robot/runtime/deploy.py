@@ -15,7 +15,7 @@ import numpy as np
 from velora_robot.config import check_writable
 from velora_robot.errors import ConfigError
 from velora_robot.hal.factory import open_hardware
-from velora_robot.robots.interface import check_command
+from velora_robot.robots.interface import check_command, velocity_errors
 from velora_robot.robots.sources import get_spec
 from velora_robot.robots.spec import RobotSpec
 from velora_robot.runtime.card import check_card, trust_warnings
@@ -121,8 +121,10 @@ class VelocityTracker:
             return
         s = self.hw.status()
         if "base_vx" in s:
-            self.lin.append(float(np.hypot(self.cmd[0] - s["base_vx"], self.cmd[1] - s["base_vy"])))
-            self.yaw.append(abs(self.cmd[2] - s["yaw_rate"]))
+            lin, yaw = velocity_errors(self.cmd, np.array([s["base_vx"], s["base_vy"]]),
+                                       np.array(s["yaw_rate"]))
+            self.lin.append(float(lin))
+            self.yaw.append(float(yaw))
 
     def summary(self) -> dict[str, float]:
         if not self.lin:
