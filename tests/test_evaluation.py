@@ -9,7 +9,7 @@ import pytest
 
 from velora_robot.cli import main
 from velora_robot.errors import ConfigError
-from velora_robot.evaluation import compare, evaluate, per_period_error
+from velora_robot.evaluation import compare, evaluate, per_period_error, table
 from velora_robot.export import export
 
 from .helpers import tiny_joint_track_run
@@ -146,6 +146,8 @@ def test_spot_locomotion_metrics_are_reported(tmp_path):
                 "energy_j_mean", "falls", "velocity_error_gait_mean"):
         assert key in r
     assert r["velocity_error_mean"] > 0 and r["energy_j_mean"] > 0
+    assert "tracking_error_mean" not in r  # a walker's tracking error is its velocity error
+    assert "tracking error" not in table([r])
     # Averaging over each gait period can only remove the within-step part of the error.
     assert 0 <= r["velocity_error_gait_mean"] <= r["velocity_error_mean"] + 1e-9
 

@@ -129,7 +129,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
                 vel.append(m.base_lin_vel[0, :2].copy())
                 cmd.append(task.velocity_command()[0, :2].copy())
                 energy += float(np.sum(np.abs(m.tau[0] * m.state.dq[0]))) * dt
-            if "tracking_error" in info:
+            elif "tracking_error" in info:  # (a walker's is the velocity error above)
                 extra.append(info["tracking_error"])
         row = {"return": total, "length_s": steps * dt, "fell": float(terminated)}
         if "reward_terms" in info:
