@@ -131,6 +131,28 @@ def test_a_fixed_command_must_fit_the_robot(policy, capsys):
     assert err.startswith("velora-robot eval: error: --command 'fast': comma-separated")
 
 
+def test_the_walking_criteria_pass_or_fail_each_condition_and_the_command_says_which(
+        tmp_path, capsys, policy):
+    out = tmp_path / "criteria.json"  # the shipped Spot: 0.08-0.09 m/s over 2 episodes
+    spot = Path(__file__).resolve().parents[1] / "models/spot_walk.onnx"
+    args = ["eval", str(spot), "--criteria", "--episodes", "1", "--json",
+            str(out)]
+    assert main([*args, "--max-velocity-error", "1"]) == 0
+    rows = json.loads(out.read_text())["criteria"]
+    assert [r["result"]["command"] for r in rows] == [[0.5, 0, 0], [0, 0.3, 0], [0, 0, 0.5],
+                                                      None]
+    assert [r["result"]["ranges"] for r in rows] == ["core"] * 3 + ["standard"]
+    assert all(r["passed"] for r in rows)
+    # the same walk held to 1 mm/s: every fixed command fails, the random ones still pass
+    assert main([*args, "--max-velocity-error", "0.001"]) == 2
+    rows = json.loads(out.read_text())["criteria"]
+    assert [r["passed"] for r in rows] == [False, False, False, True]
+    err = capsys.readouterr().err
+    assert "the walking criteria are not met (forward 0.5 m/s, sideways 0.3 m/s, yaw 0.5" in err
+    assert main(["eval", str(policy), "--criteria"]) == 2  # JointTrack takes no velocity
+    assert "the walking criteria command vx, vy and yaw_rate" in capsys.readouterr().err
+
+
 def test_zero_episodes_is_a_clear_error(policy, capsys):
     assert main(["eval", str(policy), "--episodes", "0"]) == 2
     assert "velora-robot eval: error: --episodes 0: at least 1" in capsys.readouterr().err

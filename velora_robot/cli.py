@@ -318,6 +318,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if envs[0] != envs[1]:
             raise UserError(f"--baseline {args.baseline}: trained on {envs[1]!r}, {args.model} "
                             f"on {envs[0]!r}; compare policies of the same env")
+    if args.criteria:
+        _eval_criteria(args)
+        return
     command = None if args.command is None else _numbers(args.command, "--command")
     settings = {"on": [True], "off": [False], "both": [True, False], "core": [True],
                 "trained": [True]}[args.randomization]
@@ -339,6 +342,35 @@ def cmd_eval(args: argparse.Namespace) -> None:
                              for r, b in zip(results, baselines, strict=True)]
         print(evaluation.comparison_table(out["comparison"]))
     _write_json(out, args.json)
+
+
+def _eval_criteria(args: argparse.Namespace) -> None:
+    """`eval --criteria`: the walking criteria (evaluation.WALK_CONDITIONS), and with a
+    baseline its figures too and the tracking reward ratio under the random commands."""
+    from velora_robot import evaluation
+
+    if args.max_velocity_error <= 0 or args.max_random_falls < 0:
+        raise UserError("--max-velocity-error must be above 0 and --max-random-falls at "
+                        "least 0")
+    if args.command is not None or args.randomization != "both":
+        raise UserError("--criteria sets its own commands and randomization; drop --command "
+                        "and --randomization")
+    options = {"episodes": args.episodes, "seed": args.seed, "physics": args.physics,
+               "max_velocity_error": args.max_velocity_error,
+               "max_random_falls": args.max_random_falls}
+    rows = evaluation.walk_criteria(args.model, **options)
+    print(evaluation.criteria_table(rows))
+    out: dict = {"criteria": rows}
+    if args.baseline is not None:
+        base = evaluation.walk_criteria(args.baseline, **options)
+        print(evaluation.criteria_table(base))
+        out["baseline"] = base
+        out["comparison"] = evaluation.compare(rows[-1]["result"], base[-1]["result"])
+        print(evaluation.comparison_table([out["comparison"]]))
+    _write_json(out, args.json)
+    failed = [row["condition"] for row in rows if not row["passed"]]
+    if failed:
+        raise UserError(f"{args.model}: the walking criteria are not met ({', '.join(failed)})")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -422,6 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--baseline", type=Path, default=None,
                     help="a second policy (e.g. the MLP) on the same seeds: reports the "
                          "tracking reward ratio and the parameter ratio")
+    ev.add_argument("--criteria", action="store_true",
+                    help="the walking criteria: 0.5 m/s forward, 0.3 m/s sideways and 0.5 "
+                         "rad/s yaw under the core randomization (no falls, velocity error "
+                         "within --max-velocity-error), random commands under the standard "
+                         "one (at most --max-random-falls falls); fails unless all pass")
+    ev.add_argument("--max-velocity-error", type=float, default=0.15, help="m/s (--criteria)")
+    ev.add_argument("--max-random-falls", type=int, default=2, help="(--criteria)")
     ev.add_argument("--json", type=Path, default=None, help="write the results here")
     ev.set_defaults(func=cmd_eval)
     ex = sub.add_parser("explain", help="measure an exported liquid controller: structure, "

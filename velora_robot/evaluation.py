@@ -161,6 +161,61 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
             "env_steps": policy.card.trained()[0], **summary}
 
 
+# The walking criteria (issue 22's, for the G1): three fixed commands under the core
+# randomization with no falls and a mean velocity error within the bound, and the env's
+# random commands under the standard randomization with few falls.
+WALK_CONDITIONS = (("forward 0.5 m/s", [0.5, 0.0, 0.0], "core"),
+                   ("sideways 0.3 m/s", [0.0, 0.3, 0.0], "core"),
+                   ("yaw 0.5 rad/s", [0.0, 0.0, 0.5], "core"),
+                   ("random commands", None, "standard"))
+
+
+def walk_criteria(path: str | Path, *, episodes: int = 50, seed: int = 0,
+                  max_velocity_error: float = 0.15, max_random_falls: int = 2,
+                  physics: str = "trained") -> list[dict[str, Any]]:
+    """Each of `WALK_CONDITIONS` evaluated, with whether it meets its criterion: no falls
+    and a mean velocity error of at most `max_velocity_error` (m/s) for a fixed command, at
+    most `max_random_falls` falls for the random commands. The command's axes are the
+    robot's (vx, vy, yaw rate): a walker without one of them is refused."""
+    from velora_robot.runtime import load_policy
+
+    card = load_policy(path).card
+    if card.interface.commands != ("vx", "vy", "yaw_rate"):
+        raise ConfigError(f"{path}: trained on {card.training.env}, whose commands are "
+                          f"{list(card.interface.commands)}: the walking criteria command "
+                          "vx, vy and yaw_rate")
+    rows = []
+    for name, command, ranges in WALK_CONDITIONS:
+        result = evaluate(path, episodes=episodes, seed=seed, randomize=True, command=command,
+                          ranges=ranges, physics=physics)
+        if command is None:
+            passed = result["falls"] <= max_random_falls
+            criterion = f"falls <= {max_random_falls}"
+        else:
+            passed = result["falls"] == 0 and result["velocity_error_mean"] <= max_velocity_error
+            criterion = f"no falls, velocity error <= {max_velocity_error:g} m/s"
+        rows.append({"condition": name, "criterion": criterion, "passed": passed,
+                     "result": result})
+    return rows
+
+
+def criteria_table(rows: list[dict[str, Any]]) -> str:
+    """One line per walking condition: its figures, its criterion, pass or fail."""
+    first = rows[0]["result"]
+    lines = [f"{Path(first['model']).name} on {first['env']}, {first['episodes']} episodes "
+             f"per condition (seeds {first['seed']}-{first['seed'] + first['episodes'] - 1})"]
+    for row in rows:
+        r = row["result"]
+        gait = (f" (per gait period {r['velocity_error_gait_mean']:.3f})"
+                if "velocity_error_gait_mean" in r else "")
+        lines.append(f"  {'PASS' if row['passed'] else 'FAIL'}  {row['condition']:<17} "
+                     f"randomization {r['ranges']}: falls {r['falls']}, velocity error "
+                     f"{r['velocity_error_mean']:.3f} m/s{gait}, yaw rate error "
+                     f"{r['yaw_rate_error_mean']:.3f} rad/s, forward speed "
+                     f"{r['forward_speed_mean']:.3f} m/s  [{row['criterion']}]")
+    return "\n".join(lines)
+
+
 def per_period_error(velocity: np.ndarray, command: np.ndarray, period: int) -> float:
     """Mean over the whole periods of `period` steps of |mean command - mean velocity|
     (planar, m/s; an episode shorter than one period is one window)."""
