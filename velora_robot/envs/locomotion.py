@@ -46,13 +46,13 @@ class LocomotionConfig(EnvConfig):
 class LocomotionTask(VecTask):
     """Track (vx, vy, yaw rate) in the base frame; commands a task lacks count as zero."""
 
+    CONFIG: ClassVar[type[EnvConfig]] = LocomotionConfig
+    config: LocomotionConfig
+    TRACKING_ERROR: ClassVar[str | None] = "|commanded - actual| planar velocity, m/s"
     # Walkers step to their interface's gait clock: swings and the clock's contact schedule are
     # rewarded, and the pose term keeps them off the action limits. Without these PPO
     # settled on standing still (Spot) or on a stance at the action limits that tips over
     # after 2 s (the humanoid). Torque and energy costs are small, since stepping needs both.
-    CONFIG: ClassVar[type[EnvConfig]] = LocomotionConfig
-    config: LocomotionConfig
-    TRACKING_ERROR: ClassVar[str | None] = "|commanded - actual| planar velocity, m/s"
     REWARDS: ClassVar[dict[str, float]] = {
         "tracking_lin_vel": 2.0, "tracking_ang_vel": 0.5, "orientation": -5.0,
         "lin_vel_z": -0.5, "ang_vel_xy": -0.05, "torques": -2e-5, "action_rate": -0.01,
