@@ -517,6 +517,8 @@ def test_progress_says_when_it_compiles_and_takes_the_eta_from_after_the_warm_up
     assert lines[1].endswith("ETA after warm-up")
     # 90 updates left at 0.5 s each: 45 s (the 40-s first update does not count)
     assert lines[-1].endswith("ETA 00:00:45") and "collect  60% learn  40%" in lines[-1]
+    bar.show(20, 512 * 20, 0.5, (0.3, 0.2), 1.0, 0.25)  # a task that reports its error
+    assert "return     1.00  error 0.250  collect" in capsys.readouterr().err
     rows = [json.loads(line) for line in (train(recipe(tmp_path, "run"), progress=False)
                                            and (tmp_path / "run" / "metrics.jsonl")
                                            .read_text().splitlines())]

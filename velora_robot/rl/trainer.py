@@ -80,7 +80,7 @@ class _Progress:
                   "few seconds)...", file=sys.stderr, flush=True)
 
     def show(self, update: int, steps: int, seconds: float, split: tuple[float, float] | None,
-             ret: float | None) -> None:
+             ret: float | None, error: float | None = None) -> None:
         self._seen += 1
         if self._seen > 1:
             self._timed.append(seconds)
@@ -94,6 +94,8 @@ class _Progress:
         else:
             eta = "after warm-up"
         ret_txt = "   n/a" if ret is None else f"{ret:8.2f}"
+        if error is not None:  # the task's tracking error: whether a walker walks
+            ret_txt += f"  error {error:.3f}"
         where = ""
         if split is not None:
             collect, learn = split
@@ -239,7 +241,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                      "steps_per_s": n * t_steps / elapsed, "return_mean": ret,
                      "length_mean": length, **timing, **metrics,
                      **({} if error is None else {"tracking_error_mean": error})})
-            bar.show(update, env_steps, elapsed, split, ret)
+            bar.show(update, env_steps, elapsed, split, ret, error)
             if on_update is not None and on_update(update, env_steps, agent):
                 break
             if update % recipe.logging.checkpoint_every == 0 or update == total_updates:
