@@ -56,13 +56,15 @@ def test_crc_is_the_sdks_own_for_commands_and_states(name):
                 layout)
     rng = np.random.default_rng(0)
     cmd, state = msgs.new_cmd(), msgs.new_state()
-    state.tick = 123456
-    for m, s in zip(cmd.motor_cmd, state.motor_state, strict=False):
-        m.mode, m.q, m.kp, m.kd = 1, *rng.uniform(-2, 2, 3).tolist()
-        s.q, s.dq, s.tau_est = rng.uniform(-2, 2, 3).tolist()
-    state.imu_state.quaternion = [0.9, 0.1, -0.2, 0.1]
-    assert msgs.cmd_crc(cmd) == reference.Crc(cmd)
-    assert msgs.state_crc(state) == reference.Crc(state)
+    for tick in range(5):  # every byte position takes part: random values in every motor
+        state.tick = 123456 + tick
+        for m, s in zip(cmd.motor_cmd, state.motor_state, strict=False):
+            m.mode, m.q, m.kp, m.kd = 1, *rng.uniform(-2, 2, 3).tolist()
+            m.dq, m.tau = rng.uniform(-20, 20, 2).tolist()
+            s.q, s.dq, s.tau_est = rng.uniform(-2, 2, 3).tolist()
+        state.imu_state.quaternion = rng.uniform(-1, 1, 4).tolist()
+        assert msgs.cmd_crc(cmd) == reference.Crc(cmd)
+        assert msgs.state_crc(state) == reference.Crc(state)
     before = msgs.cmd_crc(cmd)
     cmd.motor_cmd[3].q += 1e-3
     assert msgs.cmd_crc(cmd) != before

@@ -109,7 +109,7 @@ class DdsRobot:
         pub = sdk.Publisher(U.LOWSTATE, self.msgs.LowState)
         pub.Init()
         sub = sdk.Subscriber(U.LOWCMD, self.msgs.LowCmd)
-        sub.Init(self._on_cmd, 1)
+        sub.Init(self._on_cmd, U.QUEUE)
         self.motion.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: setattr(self, "_stop", True))

@@ -22,10 +22,18 @@ import types
 from functools import cache
 from typing import Any
 
+import numpy as np
+
 from velora_robot.bridge.crc import msb_first_table
 from velora_robot.errors import ConfigError
 
 LOWCMD, LOWSTATE = "rt/lowcmd", "rt/lowstate"
+# Samples a subscriber's handler thread may fall behind by. The SDK's queue drops the NEWEST
+# sample when full: with 1 (as here before) a G1 over DDS received 91 % of its commands
+# and the controller kept an older state in place of a newer one. Unitree's examples use
+# 10. Without a queue the handler runs in DDS's listener thread, and closing a writer then
+# deadlocked in tests (the listener waiting for the GIL that the deletion held).
+QUEUE = 10
 # Packed C layouts of the messages (4-byte aligned, little-endian), per message family:
 # `hg` (G1, H1-2: 35 motor slots) and `go` (Go2, B2: 20 motor slots).
 _LAYOUT = {
@@ -110,17 +118,36 @@ def open_domain(domain_id: int, interface: str) -> None:
     _joined.append((domain_id, interface))
 
 
-_TABLE = msb_first_table(0x04C11DB7, 32)
+_TABLE = np.array(msb_first_table(0x04C11DB7, 32), dtype=np.uint32)
+
+
+@cache
+def _position_tables(n: int) -> tuple[np.ndarray, int]:
+    """For messages of `n` CRC'd bytes: what each byte value at each position contributes
+    to the CRC (n x 256), and the CRC of n zero bytes from the initial 0xFFFFFFFF. The CRC
+    is linear in the message, so it is the XOR of the two: one gather and one reduction
+    instead of a Python loop over every byte (15 us instead of 290 us for a G1 LowState,
+    which arrives 500 times a second). Built once per message size (~11 ms, 2 MB for it)."""
+    tables = np.empty((n, 256), np.uint32)
+    x = _TABLE.copy()  # a byte's contribution with n - 1 - i zero bytes after it
+    tables[n - 1] = x
+    for i in range(n - 2, -1, -1):
+        x = (x << np.uint32(8)) ^ _TABLE[x >> np.uint32(24)]
+        tables[i] = x
+    zeros = 0xFFFFFFFF
+    for _ in range(n):
+        zeros = ((zeros << 8) & 0xFFFFFFFF) ^ int(_TABLE[zeros >> 24])
+    return tables, zeros
 
 
 def crc32_words(packed: bytes) -> int:
     """The SDK's CRC of a packed message: MSB-first CRC-32 (poly 0x04C11DB7, initial
     0xFFFFFFFF) of its little-endian 32-bit words, the last word excluded."""
-    crc, table = 0xFFFFFFFF, _TABLE
-    for w in range(0, len(packed) - 4, 4):
-        for b in (packed[w + 3], packed[w + 2], packed[w + 1], packed[w]):
-            crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ b]
-    return crc
+    n = len(packed) - 4
+    tables, zeros = _position_tables(n)
+    # each word's bytes most significant first: the order the CRC takes them in
+    order = np.frombuffer(packed, np.uint8, n).reshape(-1, 4)[:, ::-1].ravel()
+    return zeros ^ int(np.bitwise_xor.reduce(tables[np.arange(n), order]))
 
 
 def _pack_crc(layout: struct.Struct, fields: list[Any]) -> int:

@@ -86,7 +86,7 @@ class UnitreeHardware(Hardware):
         self._pub = sdk.Publisher(U.LOWCMD, self.msgs.LowCmd)
         self._pub.Init()
         self._sub = sdk.Subscriber(U.LOWSTATE, self.msgs.LowState)
-        self._sub.Init(self._on_state, 1)
+        self._sub.Init(self._on_state, U.QUEUE)
         deadline = time.monotonic() + self.connect_s
         while self._latest is None and time.monotonic() < deadline:
             time.sleep(0.005)
