@@ -149,6 +149,12 @@ def test_the_walking_criteria_pass_or_fail_each_condition_and_the_command_says_w
     assert [r["passed"] for r in rows] == [False, False, False, True]
     err = capsys.readouterr().err
     assert "the walking criteria are not met (forward 0.5 m/s, sideways 0.3 m/s, yaw 0.5" in err
+    # against itself as the baseline: 100 % of its tracking reward passes 0.9, not 1.1
+    assert main([*args, "--max-velocity-error", "1", "--baseline", str(spot)]) == 0
+    assert json.loads(out.read_text())["comparison"]["tracking_reward_ratio"] == 1.0
+    assert main([*args, "--max-velocity-error", "1", "--baseline", str(spot),
+                 "--min-reward-ratio", "1.1"]) == 2
+    assert "tracking reward below 110% of the baseline's" in capsys.readouterr().err
     assert main(["eval", str(policy), "--criteria"]) == 2  # JointTrack takes no velocity
     assert "the walking criteria command vx, vy and yaw_rate" in capsys.readouterr().err
 

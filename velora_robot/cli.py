@@ -349,9 +349,9 @@ def _eval_criteria(args: argparse.Namespace) -> None:
     baseline its figures too and the tracking reward ratio under the random commands."""
     from velora_robot import evaluation
 
-    if args.max_velocity_error <= 0 or args.max_random_falls < 0:
-        raise UserError("--max-velocity-error must be above 0 and --max-random-falls at "
-                        "least 0")
+    if args.max_velocity_error <= 0 or args.max_random_falls < 0 or args.min_reward_ratio <= 0:
+        raise UserError("--max-velocity-error and --min-reward-ratio must be above 0, "
+                        "--max-random-falls at least 0")
     if args.command is not None or args.randomization != "both":
         raise UserError("--criteria sets its own commands and randomization; drop --command "
                         "and --randomization")
@@ -361,14 +361,21 @@ def _eval_criteria(args: argparse.Namespace) -> None:
     rows = evaluation.walk_criteria(args.model, **options)
     print(evaluation.criteria_table(rows))
     out: dict = {"criteria": rows}
+    failed = [row["condition"] for row in rows if not row["passed"]]
     if args.baseline is not None:
         base = evaluation.walk_criteria(args.baseline, **options)
         print(evaluation.criteria_table(base))
         out["baseline"] = base
-        out["comparison"] = evaluation.compare(rows[-1]["result"], base[-1]["result"])
-        print(evaluation.comparison_table([out["comparison"]]))
+        comparison = evaluation.compare(rows[-1]["result"], base[-1]["result"])
+        comparison["passed"] = comparison["tracking_reward_ratio"] >= args.min_reward_ratio
+        out["comparison"] = comparison
+        print(evaluation.comparison_table([comparison])
+              + f"  [{'PASS' if comparison['passed'] else 'FAIL'}: at least "
+                f"{args.min_reward_ratio:.0%}]")
+        if not comparison["passed"]:
+            failed.append(f"tracking reward below {args.min_reward_ratio:.0%} of the "
+                          "baseline's")
     _write_json(out, args.json)
-    failed = [row["condition"] for row in rows if not row["passed"]]
     if failed:
         raise UserError(f"{args.model}: the walking criteria are not met ({', '.join(failed)})")
 
@@ -461,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "one (at most --max-random-falls falls); fails unless all pass")
     ev.add_argument("--max-velocity-error", type=float, default=0.15, help="m/s (--criteria)")
     ev.add_argument("--max-random-falls", type=int, default=2, help="(--criteria)")
+    ev.add_argument("--min-reward-ratio", type=float, default=0.9,
+                    help="(--criteria with --baseline) the tracking reward under the random "
+                         "commands as a fraction of the baseline's")
     ev.add_argument("--json", type=Path, default=None, help="write the results here")
     ev.set_defaults(func=cmd_eval)
     ex = sub.add_parser("explain", help="measure an exported liquid controller: structure, "
