@@ -647,6 +647,30 @@ def test_a_curriculum_gated_on_tracking_error_widens_only_for_episodes_that_trac
                curriculum={"start": 0.0, "max_tracking_error": 0.1})
 
 
+def test_a_checkpoint_from_before_episodes_carried_their_error_resumes(tmp_path):
+    from velora_robot.rl import checkpoint
+
+    r = recipe(tmp_path, "run",
+               env={"kwargs": {"randomization": {"enabled": True}, "episode_s": 0.2}},
+               curriculum={"start": 0.0, "step": 0.5, "window": 50},
+               budget={"env_steps": 5 * 4 * 32})  # 12 episodes an update
+    train(r, progress=False, stop_after=2)
+    path = r.run_dir / CHECKPOINT
+    old = load_checkpoint(path)  # as written before: (return, length) pairs, no error sums
+    old["recent_episodes"] = [e[:2] for e in old["recent_episodes"]]
+    old["curriculum"]["outcomes"] = [o[:2] for o in old["curriculum"]["outcomes"]]
+    for part in old["env_state"]:
+        del part["errors"]
+    assert old["recent_episodes"] and old["curriculum"]["outcomes"]
+    checkpoint.save(old, path)
+    summary = train(r, resume=True, progress=False)
+    assert summary["updates"] == 5
+    saved = load_checkpoint(path)
+    assert all(len(e) == 3 for e in saved["recent_episodes"])
+    # the window of 50 filled at the fifth update, outcomes of the old format among them
+    assert saved["curriculum"]["level"] == 0.5
+
+
 def test_a_curriculum_on_an_env_without_randomization_is_refused(tmp_path):
     with pytest.raises(ValidationError, match="randomization is off"):
         recipe(tmp_path, "run", curriculum={"start": 0.0})
