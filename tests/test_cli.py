@@ -55,6 +55,9 @@ def test_the_demo_runs_a_shipped_controller_in_the_real_time_loop(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["final_mode"] in ("ramp", "policy") and summary["cycles"] >= 45
     assert summary["fault"] is None and "final mode" in run.stdout
+    # the controller whose motor neurons drive the joints, and it says so
+    assert summary["policy"].endswith("spot_walk_neurons_2n.onnx")
+    assert "every action is its motor neurons' read-out (no linear bypass)" in run.stdout
 
 
 def test_a_killed_training_run_stops_like_ctrl_c_and_keeps_its_checkpoint(tmp_path):

@@ -202,6 +202,14 @@ def test_velora_robot_run_prints_a_status_line_and_a_summary(policy, tmp_path):
     assert "final mode policy" in run.stdout and (tmp_path / "summary.json").exists()
 
 
+def test_run_takes_another_policy_than_the_launch_files(policy, tmp_path):
+    path = write_launch(tmp_path, tmp_path / "missing.onnx", loop={"duration_s": 0.2})
+    with pytest.raises(ConfigError, match="no policy file at"):
+        deploy(path)
+    summary = deploy(path, policy=policy)  # `velora-robot run LAUNCH --policy FILE`
+    assert summary["policy"] == str(policy) and summary["final_mode"] == "policy"
+
+
 def test_run_warns_when_asked_beyond_the_envelope_the_card_was_verified_in(policy, tmp_path,
                                                                             capsys):
     from velora_robot.runtime.card import Trust, card_path, load_card

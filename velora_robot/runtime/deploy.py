@@ -134,12 +134,15 @@ class VelocityTracker:
 
 
 def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | None = None,
-           out: Any = None) -> dict[str, Any]:
-    """Run a launch file to its duration, a quit key or a signal; returns the summary."""
+           out: Any = None, policy: str | Path | None = None) -> dict[str, Any]:
+    """Run a launch file to its duration, a quit key or a signal (`policy`: another
+    policy file than the launch file's); returns the summary."""
     out = out or sys.stdout
     if duration_s is not None and not 0 < duration_s < float("inf"):
         raise ConfigError(f"duration {duration_s} s: a finite number of seconds above 0")
     launch = load_launch(path)
+    if policy is not None:
+        launch.policy = str(policy)
     where = str(path)
     spec = get_spec(launch.robot)
     command_hz, policy_every = _rates(launch, spec, where)
