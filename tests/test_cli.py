@@ -58,6 +58,7 @@ def test_the_demo_runs_a_shipped_controller_in_the_real_time_loop(tmp_path):
     # the controller whose motor neurons drive the joints, and it says so
     assert summary["policy"].endswith("spot_walk_neurons_2n.onnx")
     assert "every action is its motor neurons' read-out (no linear bypass)" in run.stdout
+    assert "fl_hip          0+ 1-" in run.stdout  # its neurons by the robot's joint names
 
 
 def test_a_killed_training_run_stops_like_ctrl_c_and_keeps_its_checkpoint(tmp_path):

@@ -98,8 +98,11 @@ def _describe_controller(path: Path) -> None:
 
     card = load_card(card_path(path))
     net = card.network
-    if net.wiring is not None:
-        print(NCPWiring.from_dict(net.wiring).describe())
+    if net.wiring is not None:  # by the robot's joint names (the wiring knows no robot)
+        names = card.robot.joint_names if card.robot else None
+        named = {**net.wiring, "joint_names": names} \
+            if names and len(names) == net.wiring["n_dof"] else net.wiring
+        print(NCPWiring.from_dict(named).describe())
     steps, wall = card.trained()
     stages = " (with the stages before it)" if card.training.init_from else ""
     print(f"{card.name}: {net.neurons} neurons, {net.synapses} + {net.sensory_synapses} "
