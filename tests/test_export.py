@@ -68,6 +68,7 @@ def test_the_model_card_describes_policy_robot_and_source(trained):
     assert load_card(trained["ts"]["card"]).policy_format == "torchscript"
     assert card.robot.joints[0].name == "joint"
     assert card.network.neurons == 8 and card.network.neurons_per_dof == 2
+    assert card.network.wiring["joint_names"] == ["joint"]  # the robot's, not "joint0"
     assert card.io.shapes()[0] == {"obs": [1, 5], "state": [1, 8]}
     import hashlib
 

@@ -183,6 +183,7 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
     from velora_robot.rl.policies import LiquidActor
 
     actor = agent.actor
+    robot = robot_and_interface(recipe.env.id, recipe.env.kwargs)
     network: dict[str, Any] = {"kind": recipe.policy.kind,
                                "trainable_parameters": agent.actor_parameters,
                                "state_size": policy.state_size, "squashed": agent.squash}
@@ -192,6 +193,9 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
                        neurons_per_dof=wiring.neurons_per_dof, synapses=wiring.n_synapses,
                        sensory_synapses=wiring.n_sensory_synapses,
                        ode_unfolds=actor.cell.ode_unfolds, wiring=wiring.to_dict())
+        names = [j["name"] for j in robot["robot"]["joints"]] if robot.get("robot") else []
+        if len(names) == wiring.n_dof:  # the card's wiring by the robot's joint names
+            network["wiring"]["joint_names"] = names
     summary = {"env": recipe.env.id, "env_kwargs": recipe.env.kwargs,
                "algorithm": recipe.algorithm.name, "updates": ckpt["update"],
                "env_steps": ckpt["env_steps"], "wall_s": ckpt["wall_s"],
@@ -211,7 +215,7 @@ def model_card(recipe: Recipe, ckpt: dict[str, Any], agent: Agent, policy: Deplo
         "io": {"inputs": {"obs": [1, ckpt["obs_dim"]], "state": [1, policy.state_size]},
                "outputs": {"action": [1, ckpt["act_dim"]],
                            "next_state": [1, policy.state_size]}},
-        **robot_and_interface(recipe.env.id, recipe.env.kwargs),
+        **robot,
         "network": network,
         "training": summary,
         "source_checkpoint": {"file": str(checkpoint),
