@@ -287,7 +287,8 @@ def cmd_dds_robot(args: argparse.Namespace) -> None:
         check_writable(args.status, "--status")
     robot = DdsRobot(get_spec(launch.robot), interface=hw.interface, domain_id=hw.domain_id,
                      variant=hw.sim.variant, physics=hw.sim.physics, seed=hw.sim.seed,
-                     corrupt_after_s=args.corrupt_after, motion_mode=args.motion_mode)
+                     fault=args.fault, fault_after_s=args.fault_after,
+                     motion_mode=args.motion_mode)
     robot.run(args.duration, args.status)
 
 
@@ -510,9 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "Ctrl-C or SIGTERM)")
     dds.add_argument("--status", type=Path, default=None,
                      help="write where the base went and the counters here at the end")
-    dds.add_argument("--corrupt-after", type=float, default=None,
-                     help="fault injection: seal every state after this many seconds with "
-                          "a wrong CRC")
+    dds.add_argument("--fault", choices=("corrupt", "stall", "die"), default=None,
+                     help="fault injection, --fault-after seconds after the first command: "
+                          "seal every state with a wrong CRC, stop stepping and publishing, "
+                          "or die (SIGKILL)")
+    dds.add_argument("--fault-after", type=float, default=1.0, help="seconds (--fault)")
     dds.add_argument("--motion-mode", default="ai",  # bridge.motion_switcher.BOOT_MODE
                      help="the motion-control mode it boots in, which a controller must "
                           "release before its commands count ('' = booted in debug mode)")

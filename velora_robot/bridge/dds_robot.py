@@ -13,12 +13,16 @@ the simulation waits, so the controller starts from the pose a training episode 
 from); when commands stop for `watchdog_s` its motors damp (kp 0, the spec's kd), as a
 motor board's own watchdog. `velora-robot dds-robot` runs it; `hil --dds` starts it as a
 child process.
-Fault injection for tests: `corrupt_after_s` seals every later state with a wrong CRC.
+Fault injection for tests (`fault`, `fault_after_s` counted from the first command, so a
+loaded machine's slow start does not move it into the controller's configuration):
+"corrupt" seals every later state with a wrong CRC, "stall" stops stepping and publishing
+(the process and its DDS threads live on), "die" kills the process (SIGKILL).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -28,10 +32,14 @@ import numpy as np
 
 from velora_robot.bridge import unitree as U
 from velora_robot.bridge.motion_switcher import BOOT_MODE, MotionSwitcherService
+from velora_robot.errors import ConfigError
 from velora_robot.robots.spec import RobotSpec
 from velora_robot.simulation.physics import Physics
 
 READY = "serving simulated"  # the line a parent process waits for
+
+
+FAULTS = (None, "corrupt", "stall", "die")
 
 
 class DdsRobot:
@@ -39,13 +47,17 @@ class DdsRobot:
 
     def __init__(self, spec: RobotSpec, *, interface: str = "lo", domain_id: int = 0,
                  variant: str = "fast", physics: Physics | None = None,
-                 watchdog_s: float = 0.1, corrupt_after_s: float | None = None,
+                 watchdog_s: float = 0.1, fault: str | None = None,
+                 fault_after_s: float = 1.0,
                  seed: int = 0, motion_mode: str = BOOT_MODE) -> None:
         from velora_robot.simulation.robot import SimRobot
 
         self.joint_motor, self.held_motor, which = spec.unitree_motors()
         self.spec, self.interface, self.domain_id = spec, interface, domain_id
-        self.watchdog_s, self.corrupt_after_s = watchdog_s, corrupt_after_s
+        if fault not in FAULTS:
+            raise ConfigError(f"fault {fault!r}: one of {', '.join(map(str, FAULTS))}")
+        self.watchdog_s, self.fault, self.fault_after_s = watchdog_s, fault, fault_after_s
+        self._first_command: float | None = None
         self.sim = SimRobot(spec, variant=variant, physics=physics)  # type: ignore[arg-type]
         self.sim.reset(np.random.default_rng(seed))
         self.held_qpos = self.sim.index.held_qpos[which]
@@ -69,6 +81,8 @@ class DdsRobot:
             return
         self.commands += 1
         self._latest = (time.monotonic(), msg)
+        if self._first_command is None:
+            self._first_command = self._latest[0]
 
     def _servo(self, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """This step's targets and gains: the newest command's, damping once commands
@@ -123,14 +137,19 @@ class DdsRobot:
                 now = time.monotonic()
                 if duration_s is not None and now - start > duration_s:
                     break
+                faulty = self._first_command is not None and self.fault is not None and \
+                    now - self._first_command > self.fault_after_s
+                if faulty and self.fault == "die":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if faulty and self.fault == "stall":
+                    time.sleep(0.01)  # silent until stopped
+                    continue
                 if self._latest is not None:  # held still until the first command
                     q, kp, kd = self._servo(now)
                     self.sim.set_gains(kp, kd)
                     self.sim.step(q, 1)
                 self.steps += 1
-                corrupt = self.corrupt_after_s is not None and \
-                    now - start > self.corrupt_after_s
-                self._state(msg, round(self.sim.data.time * 1e3), corrupt)
+                self._state(msg, round(self.sim.data.time * 1e3), faulty)
                 pub.Write(msg)
                 wait = start + self.steps * dt - time.monotonic()
                 if wait > 0:

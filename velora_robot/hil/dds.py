@@ -32,17 +32,18 @@ from velora_robot.runtime.deploy import deploy
 
 
 def start_robot(launch: str | Path, status: Path, *, duration_s: float | None = None,
-                corrupt_after_s: float | None = None, motion_mode: str = BOOT_MODE,
-                ready_s: float = 60.0) -> subprocess.Popen:
+                fault: str | None = None, fault_after_s: float = 1.0,
+                motion_mode: str = BOOT_MODE, ready_s: float = 60.0) -> subprocess.Popen:
     """The simulated DDS robot of `launch`, in a child process, once it serves its topics
     (stop it with SIGTERM; it then writes `status`), booted in motion-control mode
-    `motion_mode` ("" = debug mode)."""
+    `motion_mode` ("" = debug mode); `fault` ("corrupt", "stall", "die") `fault_after_s`
+    after its first command (`DdsRobot`)."""
     cmd = [sys.executable, "-m", "velora_robot.cli", "dds-robot", str(launch),
            "--status", str(status), "--motion-mode", motion_mode]
     if duration_s is not None:
         cmd += ["--duration", str(duration_s)]
-    if corrupt_after_s is not None:
-        cmd += ["--corrupt-after", str(corrupt_after_s)]
+    if fault is not None:
+        cmd += ["--fault", fault, "--fault-after", str(fault_after_s)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready = threading.Event()
 
