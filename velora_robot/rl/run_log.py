@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,20 @@ def plot_curve(rows: list[dict[str, Any]], path: Path, title: str, *,
     switch = next((r["env_steps"] for r in rows if r.get("imitating") == 0), None)
     if switch is not None and any(r.get("imitating") for r in rows):
         marks.append((switch, "imitating the teacher | PPO", 0.02, "bottom"))
+    levels = [r for r in rows if "randomization_level" in r]
+    marks += [(now["env_steps"], f"randomization {now['randomization_level']:g}", 0.02,
+               "bottom") for before, now in pairwise(levels)
+              if now["randomization_level"] != before["randomization_level"]]
+    tracked = [r for r in rows if r.get("tracking_error_mean") is not None]
+    if tracked:  # what the task asks (a walker's velocity error), beside the return
+        right = ax.twinx()
+        right.plot([r["env_steps"] for r in tracked],
+                   [r["tracking_error_mean"] for r in tracked], color="tab:red",
+                   linewidth=0.8, label="tracking error (right axis)")
+        right.set_ylabel("tracking error (mean of the last 100 episodes)", color="tab:red",
+                         fontsize=8)
+        right.tick_params(axis="y", labelcolor="tab:red")
+        right.set_ylim(bottom=0)
     for start, name, y, va in marks:
         ax.axvline(start, color="grey", linestyle="--", linewidth=0.8)
         ax.annotate(name, (start, y), xycoords=("data", "axes fraction"), rotation=90,
