@@ -37,9 +37,7 @@ from velora_robot.robots.spec import RobotSpec
 from velora_robot.simulation.physics import Physics
 
 READY = "serving simulated"  # the line a parent process waits for
-
-
-FAULTS = (None, "corrupt", "stall", "die")
+FAULTS = (None, "corrupt", "stall", "die")  # what a test may inject (module docstring)
 
 
 class DdsRobot:
@@ -149,7 +147,7 @@ class DdsRobot:
                     self.sim.set_gains(kp, kd)
                     self.sim.step(q, 1)
                 self.steps += 1
-                self._state(msg, round(self.sim.data.time * 1e3), faulty)
+                self._state(msg, round(self.sim.data.time * 1e3), faulty)  # "corrupt" only
                 pub.Write(msg)
                 wait = start + self.steps * dt - time.monotonic()
                 if wait > 0:
