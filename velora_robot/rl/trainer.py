@@ -174,7 +174,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
     curriculum = None if recipe.curriculum is None else _Curriculum(recipe.curriculum)
     outcomes = None if curriculum is None else curriculum.outcomes
     loop = OnPolicyLoop(recipe, agent, algo, n, obs_dim, act_dim, mirror, outcomes) \
-        if isinstance(algo, PPO) else OffPolicyLoop(recipe, agent, algo, n, obs_dim, act_dim)
+        if on_policy else OffPolicyLoop(recipe, agent, algo, n, obs_dim, act_dim)
     t_steps = loop.steps
     generator = torch.Generator().manual_seed(recipe.seed)
     carry = loop.start({"obs": obs_np, "priv": priv_np,
