@@ -70,7 +70,7 @@ def test_every_file_in_launch_is_a_valid_recipe_or_deploy_launch_file():
             launch = load_launch(path)
             assert Path(launch.policy).parent == ROOT / "models"
             deploys.add(path.stem)
-    assert {"spot_sim", "humanoid_sim", "one_joint_sim", "spot_serial"} <= deploys
+    assert {"spot_sim", "g1_sim", "one_joint_sim", "spot_serial"} <= deploys
 
 
 def test_a_launch_file_runs_policy_hardware_loop_and_telemetry(policy, tmp_path, capsys):

@@ -223,7 +223,7 @@ def test_a_menagerie_checkout_without_the_robot_names_the_file(tmp_path, monkeyp
 
 
 def test_unknown_robot_and_source_are_clear_errors():
-    with pytest.raises(ConfigError, match="unknown robot 'atlas'; known robots: g1, go2, humanoid"):
+    with pytest.raises(ConfigError, match="unknown robot 'atlas'; known robots: g1, go2, one"):
         get_spec("atlas")
     with pytest.raises(ConfigError, match="has no model source 'urdf'"):
         mjcf_path(SPOT, "urdf")

@@ -17,7 +17,7 @@ SHIPPED = sorted(MODELS.glob("*.onnx"))
 
 
 def test_the_three_controllers_are_shipped():
-    assert {p.stem for p in SHIPPED} >= {"spot_walk", "humanoid_walk", "joint_track", "g1_walk",
+    assert {p.stem for p in SHIPPED} >= {"spot_walk", "joint_track", "g1_walk",
                                          "spot_walk_mlp", "g1_walk_mlp"}  # MLP baselines
 
 

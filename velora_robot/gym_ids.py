@@ -15,7 +15,6 @@ ENTRY_POINTS = {
     "velora_robot/SpotWalk-v0": "velora_robot.envs.spot_walk:SpotWalkEnv",
     "velora_robot/G1Walk-v0": "velora_robot.envs.g1_walk:G1WalkEnv",
     "velora_robot/Go2Walk-v0": "velora_robot.envs.go2_walk:Go2WalkEnv",
-    "velora_robot/HumanoidWalk-v0": "velora_robot.envs.humanoid_walk:HumanoidWalkEnv",
     "velora_robot/JointTrack-v0": "velora_robot.envs.joint_track:JointTrackEnv",
 }
 _REGISTRATION = "gymnasium.envs.registration"

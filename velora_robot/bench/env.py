@@ -24,7 +24,7 @@ import numpy as np
 
 from velora_robot.simulation.physics import CHEAP, FAST
 
-ENVS = {"velora_robot/SpotWalk-v0": "spot", "velora_robot/HumanoidWalk-v0": "humanoid",
+ENVS = {"velora_robot/SpotWalk-v0": "spot", "velora_robot/G1Walk-v0": "g1",
         "velora_robot/JointTrack-v0": "one_joint"}
 ENVS_PER_WORKER = 32
 

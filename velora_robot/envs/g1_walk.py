@@ -27,8 +27,8 @@ class G1WalkTask(LocomotionTask):
         "only_positive_rewards": True,
         # A biped is never statically safe: staying up is paid (unitree_rl_gym's `alive`),
         # but not crouching (its `base_height`, -10), and turning is tracked at Spot's weight.
-        # Heading kept as the humanoid's: with the yaw-rate term alone the 25M-step G1 walked
-        # a curve (0.8 rad/s of yaw when asked for none).
+        # Heading paid (as the retired Gymnasium humanoid was): with the yaw-rate term alone
+        # the 25M-step G1 walked a curve (0.8 rad/s of yaw when asked for none).
         "reward_weights": {"alive": 0.25, "tracking_ang_vel": 1.0, "base_height": -10.0,
                            "feet_phase": 5.0, "gait": 2.0, "feet_air_time": 0.0,
                            "heading": 1.0},

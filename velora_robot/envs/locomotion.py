@@ -1,5 +1,5 @@
-"""Walking on flat ground at a commanded velocity: the reward terms shared by SpotWalk and
-HumanoidWalk (in the spirit of legged_gym and MuJoCo Playground's joystick tasks)."""
+"""Walking on flat ground at a commanded velocity: the reward terms shared by SpotWalk, G1Walk
+and Go2Walk (in the spirit of legged_gym and MuJoCo Playground's joystick tasks)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ class LocomotionTask(VecTask):
     # Walkers step to their interface's gait clock: swings and the clock's contact schedule are
     # rewarded, and the pose term keeps them off the action limits. Without these PPO
     # settled on standing still (Spot) or on a stance at the action limits that tips over
-    # after 2 s (the humanoid). Torque and energy costs are small, since stepping needs both.
+    # after 2 s (Gymnasium's humanoid, since retired). Torque and energy costs are small,
+    # since stepping needs both.
     REWARDS: ClassVar[dict[str, float]] = {
         "tracking_lin_vel": 2.0, "tracking_ang_vel": 0.5, "orientation": -5.0,
         "lin_vel_z": -0.5, "ang_vel_xy": -0.05, "torques": -2e-5, "action_rate": -0.01,
