@@ -638,13 +638,41 @@ def test_a_curriculum_gated_on_tracking_error_widens_only_for_episodes_that_trac
     assert all(0 < e < 1.0 for e in errors)  # the mean |q - target| of the last episodes, rad
     strict, _ = level("strict", 1e-4)  # none within 0.1 mrad: the ranges stay nominal
     assert strict["level"] == 0.0
-    assert len(strict["outcomes"]) == 4 and all(len(o) == 3 for o in strict["outcomes"])
+    assert len(strict["outcomes"]) == 4 and all(len(o) == 4 for o in strict["outcomes"])
     from velora_robot.envs.joint_track import JointTrackTask
 
     monkeypatch.setattr(JointTrackTask, "TRACKING_ERROR", None)
     with pytest.raises(ValidationError, match=r"max_tracking_error: .* reports no tracking"):
         recipe(tmp_path, "run", env={"kwargs": {"randomization": {"enabled": True}}},
                curriculum={"start": 0.0, "max_tracking_error": 0.1})
+
+
+def test_a_widening_waits_for_episodes_that_began_at_the_new_level():
+    from velora_robot.rl.recipe import CurriculumSection
+    from velora_robot.rl.trainer import _Curriculum
+
+    class Env:
+        levels: list[float] = []
+
+        def set_randomization_level(self, level):
+            self.levels.append(level)
+
+    env, limit, steps = Env(), 100, 25  # a 100-step time limit, rollouts of 25 steps
+    curriculum = _Curriculum(CurriculumSection(start=0.0, step=0.1, success=0.6, window=4))
+    widened_at = []
+    for update in range(1, 31):  # every episode runs its time limit: every one succeeds
+        curriculum.inbox.extend((True, 1.0, 0.0, limit) for _ in range(4))
+        curriculum.after_update(env, steps)
+        if env.levels and len(widened_at) < len(env.levels):
+            widened_at.append(update)
+    # the first widening on the start level's evidence; each next one only after a whole
+    # time limit (4 rollouts) at the new level plus the rollout that shows it
+    assert widened_at[:3] == [1, 6, 11]
+    saved = curriculum.state_dict()
+    again = _Curriculum(CurriculumSection(start=0.0, step=0.1, success=0.6, window=4))
+    again.load_state_dict(saved)
+    assert (again.level, again.level_steps, again.episode_steps) == (
+        curriculum.level, curriculum.level_steps, limit)
 
 
 def test_a_checkpoint_from_before_episodes_carried_their_error_resumes(tmp_path):

@@ -28,7 +28,8 @@ def collect_rollout(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
     """One rollout of `storage.steps` steps into `storage` (GAE included); with a mirror,
     each step's mirror image too (its observation, and the state of the actor run on the
     mirrored observations); with a teacher, its action at each step. `outcomes` gets, per
-    episode that ended, whether it ran to its time limit and its return."""
+    episode that ended, whether it ran to its time limit, its return, its mean tracking
+    error and its length in steps."""
     gamma = algo.gamma
     storage.log_std.copy_(algo.noise_log_std().detach())
     obs_np, priv_np, h, starts = carry["obs"], carry["priv"], carry["h"], carry["starts"]
@@ -68,9 +69,9 @@ def collect_rollout(env: Any, agent: Agent, algo: PPO, storage: RolloutStorage,
             storage.values[t] = agent.critic(critic_in)
             storage.rewards[t], storage.dones[t] = reward, done.float()
             recent.extend(result.episodes)
-            if outcomes is not None:  # (ran to the time limit, return, error) per ended one
+            if outcomes is not None:  # (ran to the time limit, return, error, length)
                 ended = result.truncated[result.terminated | result.truncated]
-                outcomes.extend((bool(full), ret, err) for full, (ret, _, err)
+                outcomes.extend((bool(full), ret, err, length) for full, (ret, length, err)
                                 in zip(ended.tolist(), result.episodes, strict=True))
             obs_np, priv_np, starts = result.obs, result.privileged, done
         last_in = agent.critic_input(agent.obs_norm(torch.from_numpy(obs_np).float()),

@@ -172,7 +172,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                   squash=not on_policy, critic=on_policy)
     algo = make_algorithm(recipe, agent, obs_dim, act_dim, mirror)
     curriculum = None if recipe.curriculum is None else _Curriculum(recipe.curriculum)
-    outcomes = None if curriculum is None else curriculum.outcomes
+    outcomes = None if curriculum is None else curriculum.inbox
     loop = OnPolicyLoop(recipe, agent, algo, n, obs_dim, act_dim, mirror, outcomes) \
         if on_policy else OffPolicyLoop(recipe, agent, algo, n, obs_dim, act_dim)
     t_steps = loop.steps
@@ -225,7 +225,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
             update += 1
             env_steps += n * t_steps
             if curriculum is not None:
-                curriculum.after_update(env)
+                curriculum.after_update(env, t_steps)
                 metrics = {**metrics, "randomization_level": curriculum.level}
             elapsed = time.perf_counter() - start
             wall += elapsed
@@ -409,39 +409,62 @@ def make_algorithm(recipe: Recipe, agent: Agent, obs_dim: int, act_dim: int,
 
 
 class _Curriculum:
-    """A recipe's randomization curriculum: the level, and each episode that ended since the
-    level last changed (whether it ran to its time limit, its return, its mean tracking
-    error)."""
+    """A recipe's randomization curriculum: the level, and the evidence at it: each episode
+    that ended (whether it ran to its time limit, its return, its mean tracking error, its
+    length) and began at this level.
+
+    The collectors put ended episodes into `inbox`; `after_update` takes them as evidence
+    only once the robots have run a whole time limit at the level, since an episode draws
+    its physics when it begins. Counting the episodes that began before a widening let one
+    level's success widen the ranges again and again (the G1 went from 0.2 to 0.5 of the
+    ranges in 53 updates, the last step 7 updates after the one before)."""
 
     def __init__(self, cfg: CurriculumSection) -> None:
         self.cfg, self.level = cfg, cfg.start
-        self.outcomes: deque[tuple[bool, float, float]] = deque(maxlen=cfg.window)
+        self.inbox: deque[tuple[bool, float, float, int]] = deque()
+        self.outcomes: deque[tuple[bool, float, float, int]] = deque(maxlen=cfg.window)
+        self.level_steps = math.inf  # steps each robot has run at this level (all, at start)
+        self.episode_steps = 0  # the time limit in steps, as the full episodes show it
 
-    def succeeded(self, full: bool, ret: float, error: float) -> bool:
+    def succeeded(self, full: bool, ret: float, error: float, length: int = 0) -> bool:
         """Ran to its time limit with at least `min_return` and, where the gate asks, a
         mean tracking error of at most `max_tracking_error` (none reported: not met)."""
         c = self.cfg
         return full and (c.min_return is None or ret >= c.min_return) and (
             c.max_tracking_error is None or error <= c.max_tracking_error)
 
-    def after_update(self, env: Any) -> None:
-        """Widen the randomization when enough of the recent episodes succeeded."""
+    def after_update(self, env: Any, steps: int) -> None:
+        """Take the rollout's ended episodes as evidence (see the class), then widen the
+        randomization when enough of the recent ones succeeded; `steps`: the rollout's
+        steps per robot."""
+        ended = list(self.inbox)
+        self.inbox.clear()
+        self.episode_steps = max([self.episode_steps,
+                                  *(length for full, *_, length in ended if full)])
+        if self.level_steps >= self.episode_steps:  # this rollout's episodes began at it
+            self.outcomes.extend(ended)
+        self.level_steps += steps
         c = self.cfg
         wins = sum(self.succeeded(*outcome) for outcome in self.outcomes)
         if self.level < 1.0 and len(self.outcomes) == c.window and wins >= c.success * c.window:
             self.level = min(1.0, round(self.level + c.step, 9))
             env.set_randomization_level(self.level)
             self.outcomes.clear()  # the next step needs evidence at this level
+            self.level_steps = 0
 
     def state_dict(self) -> dict[str, Any]:
-        """The level and the outcomes seen at it."""
-        return {"level": self.level, "outcomes": [[bool(full), float(ret), float(err)]
-                                                  for full, ret, err in self.outcomes]}
+        """The level, the outcomes seen at it and how long it has been held."""
+        return {"level": self.level, "level_steps": self.level_steps,
+                "episode_steps": self.episode_steps,
+                "outcomes": [[bool(full), float(ret), float(err), int(length)]
+                             for full, ret, err, length in self.outcomes]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict()` result (one saved before outcomes carried the error:
-        NaN)."""
+        NaN; before they carried their length and the level its age: held long enough)."""
         self.level = state["level"]
+        self.level_steps = state.get("level_steps", math.inf)
+        self.episode_steps = state.get("episode_steps", 0)
         self.outcomes.clear()
-        self.outcomes.extend((bool(o[0]), float(o[1]), float(o[2]) if len(o) > 2 else math.nan)
-                             for o in state["outcomes"])
+        self.outcomes.extend((bool(o[0]), float(o[1]), float(o[2]) if len(o) > 2 else math.nan,
+                              int(o[3]) if len(o) > 3 else 0) for o in state["outcomes"])
