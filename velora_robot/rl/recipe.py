@@ -244,7 +244,8 @@ class CurriculumSection(_Section):
     of the last `window` episodes that ended ran to their time limit, instead of falling,
     with a return of at least `min_return` and a mean tracking error of at most
     `max_tracking_error` (the task's units: m/s of planar velocity for the walkers) where
-    set (standing still survives too)."""
+    set (standing still survives too). Only episodes that began at the present level
+    count."""
 
     start: float = Field(default=0.0, ge=0, le=1)
     min_return: float | None = None
