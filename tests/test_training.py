@@ -519,6 +519,8 @@ def test_progress_says_when_it_compiles_and_takes_the_eta_from_after_the_warm_up
     assert lines[-1].endswith("ETA 00:00:45") and "collect  60% learn  40%" in lines[-1]
     bar.show(20, 512 * 20, 0.5, (0.3, 0.2), 1.0, 0.25)  # a task that reports its error
     assert "return     1.00  error 0.250  collect" in capsys.readouterr().err
+    bar.show(30, 512 * 30, 0.5, (0.3, 0.2), 1.0, 0.25, 0.4)  # a randomization curriculum
+    assert "error 0.250  ranges 0.4  collect" in capsys.readouterr().err
     rows = [json.loads(line) for line in (train(recipe(tmp_path, "run"), progress=False)
                                            and (tmp_path / "run" / "metrics.jsonl")
                                            .read_text().splitlines())]
@@ -652,7 +654,8 @@ def test_a_widening_waits_for_episodes_that_began_at_the_new_level():
     from velora_robot.rl.trainer import _Curriculum
 
     class Env:
-        levels: list[float] = []
+        def __init__(self):
+            self.levels = []
 
         def set_randomization_level(self, level):
             self.levels.append(level)

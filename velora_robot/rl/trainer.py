@@ -80,7 +80,8 @@ class _Progress:
                   "few seconds)...", file=sys.stderr, flush=True)
 
     def show(self, update: int, steps: int, seconds: float, split: tuple[float, float] | None,
-             ret: float | None, error: float | None = None) -> None:
+             ret: float | None, error: float | None = None, level: float | None = None
+             ) -> None:
         self._seen += 1
         if self._seen > 1:
             self._timed.append(seconds)
@@ -96,6 +97,8 @@ class _Progress:
         ret_txt = "   n/a" if ret is None else f"{ret:8.2f}"
         if error is not None:  # the task's tracking error: whether a walker walks
             ret_txt += f"  error {error:.3f}"
+        if level is not None:  # the curriculum's randomization: 0 nominal, 1 the full ranges
+            ret_txt += f"  ranges {level:.1f}"
         where = ""
         if split is not None:
             collect, learn = split
@@ -241,7 +244,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                      "steps_per_s": n * t_steps / elapsed, "return_mean": ret,
                      "length_mean": length, **timing, **metrics,
                      **({} if error is None else {"tracking_error_mean": error})})
-            bar.show(update, env_steps, elapsed, split, ret, error)
+            bar.show(update, env_steps, elapsed, split, ret, error,
+                     None if curriculum is None else curriculum.level)
             if on_update is not None and on_update(update, env_steps, agent):
                 break
             if update % recipe.logging.checkpoint_every == 0 or update == total_updates:
