@@ -209,12 +209,16 @@ def test_hil_dds_runs_the_launch_over_dds_and_directly_and_compares(tmp_path):
     assert report["dds"]["final_mode"] == "policy"
     assert report["direct"]["final_mode"] == "policy"
     assert report["dds"]["robot"]["commands"] > 400 and report["dds"]["link"]["sent"] > 400
-    # Same start, same policy: the joints agree early. Measured over 0.2 s, root mean square
-    # over joints: 0.010-0.017 rad idle or with three busy processes beside (whose worst
-    # single joint reached 0.08; CI once saw 0.42), against the 0.195 that the joints move
-    # from their start, which a robot ignoring the commands would score.
+    # Same start, same policy: the joints move the same way early. Measured over 0.2 s
+    # (cosine between the two paths' joint displacements; root mean square of their
+    # difference against the 0.195 rad the joints move, which a robot ignoring the commands
+    # would score): idle 0.99 and 0.029-0.034 rad; with three busy loops on the 2 cores,
+    # where the simulated robot fell behind real time by up to 0.26 s, 0.94-0.98 and
+    # 0.037-0.071. A CI machine once reached 0.107 rad: the timing shifts under load, the
+    # direction does not.
     rms, moved = report["q_rms_diff_rad"]["0.2s"], report["q_rms_moved_rad"]["0.2s"]
+    cosine = report["q_motion_cosine"]["0.2s"]
     assert moved > 0.1
-    assert rms < 0.5 * moved, (rms, moved, report["dds"]["robot"])
+    assert cosine > 0.8 and rms < 0.75 * moved, (cosine, rms, moved, report["dds"]["robot"])
     assert report["direct_delayed"]["latency_s"] == pytest.approx(0.004)
     assert "distance ratio" in dds_hil.table(report)

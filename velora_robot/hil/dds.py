@@ -176,6 +176,15 @@ def run(launch: str | Path, duration_s: float = 10.0) -> dict[str, Any]:
 
     moved = q_dir - q_dir[0]  # how far the direct path's joints went from where both began
 
+    def agreement(seconds: float) -> float:
+        """Cosine between the two paths' joint displacements from the start: 1 when the
+        robot over DDS moves its joints the way the direct one does, about 0 when it ignores
+        the commands. A late robot (a loaded machine) shifts the timing, not the direction."""
+        rows = span & (t_dir <= seconds)
+        a, b = (diff + moved)[rows].ravel(), moved[rows].ravel()
+        norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+        return float(a @ b) / norm if norm > 0 else float("nan")
+
     distance_dds = float(np.hypot(robot["base_x"], robot["base_y"]))
     distance_direct = direct.get("distance_m", float("nan"))
     return {
@@ -197,6 +206,7 @@ def run(launch: str | Path, duration_s: float = 10.0) -> dict[str, Any]:
         # the direct one against its start (what a robot that ignored the commands scores).
         "q_rms_diff_rad": {f"{w:g}s": within(w, diff, "rms") for w in (0.2, 1.0, 5.0)},
         "q_rms_moved_rad": {f"{w:g}s": within(w, moved, "rms") for w in (0.2, 1.0, 5.0)},
+        "q_motion_cosine": {f"{w:g}s": agreement(w) for w in (0.2, 1.0, 5.0)},
     }
 
 
@@ -217,7 +227,8 @@ def table(report: dict[str, Any]) -> str:
              f"{q['1s']:.4f} in 1 s, {q['5s']:.4f} in 5 s"]
     rms, moved = report["q_rms_diff_rad"], report["q_rms_moved_rad"]
     lines.append(f"  root mean square over joints: {rms['1s']:.4f} rad in 1 s, against "
-                 f"{moved['1s']:.4f} that the direct path's joints moved from their start")
+                 f"{moved['1s']:.4f} that the direct path's joints moved from their start "
+                 f"(cosine of the two motions {report['q_motion_cosine']['1s']:.3f})")
     if d["robot"].get("late_steps"):
         lines.append(f"  the simulated robot fell behind real time in {d['robot']['late_steps']}"
                      f" physics steps (worst {d['robot']['max_lag_s'] * 1e3:.1f} ms), then "
