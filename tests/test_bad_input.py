@@ -169,9 +169,12 @@ CASES = {
     "train: a teacher of another robot": (lambda f: ["train", str(_recipe(
         f, {"algorithm.teacher": str(ROOT / "models" / "spot_walk.onnx"),
             "algorithm.teacher_until": 32}))], "maps 47 observations to 12 actions"),
-    "train: a teacher that is an MLP": (lambda f: ["train", str(_recipe(
+    "train: an MLP teacher of another robot": (lambda f: ["train", str(_recipe(
         f, {"algorithm.teacher": str(ROOT / "models" / "spot_walk_mlp.onnx"),
-            "algorithm.teacher_until": 32}))], "not a liquid policy graph"),
+            "algorithm.teacher_until": 32}))], "maps 47 observations to 12 actions"),
+    "train: a checkpoint as the teacher": (lambda f: ["train", str(_recipe(
+        f, {"algorithm.teacher": str(f["crafted"]),
+            "algorithm.teacher_until": 32}))], "a TorchScript file is code"),
     "train: a teacher without teacher_until": (lambda f: ["train", str(_recipe(
         f, {"algorithm.teacher": str(JOINT_TRACK)}))], "a teacher needs teacher_until"),
     "train: run folder under a file": (lambda f: ["train", str(_recipe(

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -789,3 +790,23 @@ def test_evaluation_videos_are_written_at_the_chosen_updates(tmp_path):
     assert gif.n_frames >= 5 and gif.size == (480, 360)
     rows = [json.loads(line) for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [("video" in row) for row in rows] == [False, True, False, True]
+
+
+@pytest.mark.parametrize("name", ["g1_walk_mlp", "spot_walk_mlp"])
+def test_an_mlp_teacher_labels_a_batch_as_its_runner_acts_on_each_robot(name):
+    # g1_walk_mlp.onnx has a symbolic batch (one onnxruntime call for all robots);
+    # spot_walk_mlp.onnx was exported with a batch of 1 (row by row)
+    from velora_robot.rl.teacher import Teacher
+    from velora_robot.runtime import OnnxPolicy
+
+    path = Path("models") / f"{name}.onnx"
+    teacher = Teacher(path, 47, 12, OnnxPolicy(path).card.training.env, "test")
+    obs = np.random.default_rng(0).normal(size=(5, 47))
+    starts = torch.tensor([True] * 5)
+    action, state = teacher.act(obs, teacher.initial_state(5), starts)
+    assert action.shape == (5, 12) and state.shape == (5, teacher.state_size)
+    for i in range(5):
+        runner = OnnxPolicy(path)
+        np.testing.assert_allclose(action[i].numpy(), runner(obs[i].astype(np.float32)),
+                                   atol=1e-6)
+    assert teacher.record["env_steps"] > 0

@@ -1,10 +1,13 @@
-"""A teacher for distillation: a frozen exported liquid policy that labels every state the
+"""A teacher for distillation: a frozen exported policy that labels every state the
 student visits with the action it would take there (DAgger, Ross et al. 2011: the student
 acts, so it learns on the states its own mistakes lead to). A controller that acts through
-a linear bypass can so be distilled into one whose motor neurons carry the whole action.
+a linear bypass can so be distilled into one whose motor neurons carry the whole action, and
+an MLP's skill into a liquid network.
 
-The teacher runs as numpy arrays read from its exported file (`explain.network.LiquidNet`,
-the same reader the explain tools use), batched over the envs, with its own state per env.
+A liquid teacher runs as numpy arrays read from its exported file (`explain.network.
+LiquidNet`, the same reader the explain tools use); any other exported ONNX policy (an MLP,
+a linear one) runs in onnxruntime. Either is batched over the envs, with its own state per
+env.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import Tensor
 
 from velora_robot.errors import ConfigError
 from velora_robot.explain.network import LiquidNet
+from velora_robot.runtime.card import OUTPUTS
 
 
 class Teacher:
@@ -29,8 +33,13 @@ class Teacher:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{where}: no policy file at {path}")
+        if path.suffix not in (".onnx", ".npz"):
+            raise ConfigError(f"{where}: {path}: a teacher is an exported policy file, .onnx "
+                              "(liquid, MLP or linear) or a liquid kernel .npz; a TorchScript "
+                              "file is code and is not loaded")
         try:
-            self.net = LiquidNet.load(path)
+            self.net: LiquidNet | _OnnxBatch = _OnnxBatch(path) if _kind(path) != "liquid" \
+                else LiquidNet.load(path)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         sizes = (self.net.n_inputs, self.net.n_joints)
@@ -69,3 +78,53 @@ class Teacher:
         readout, bypass, v = self.net.step(self.net.normalize(obs), v)
         action = self.net.action(readout + bypass)
         return torch.from_numpy(action).float(), torch.from_numpy(v)
+
+
+def _kind(path: Path) -> str:
+    """The exported policy's kind from its card (beside it or inside it); "liquid" when no
+    card says (a kernel .npz, or an ONNX file without one: the liquid reader then checks
+    the graph itself)."""
+    from velora_robot.runtime.card import card_path, load_card
+
+    if card_path(path).is_file():
+        return load_card(card_path(path)).network.kind
+    if path.suffix == ".onnx":
+        from velora_robot.runtime.policy import OnnxPolicy
+
+        try:
+            return OnnxPolicy(path).card.network.kind
+        except ConfigError:
+            return "liquid"
+    return "liquid"
+
+
+class _OnnxBatch:
+    """Any exported ONNX policy run on a batch in onnxruntime, with the `LiquidNet` calls the
+    teacher makes: the graph normalizes its own input and bounds its own action. A file
+    exported with a fixed batch of 1 (before the batch became symbolic) runs row by row."""
+
+    def __init__(self, path: Path) -> None:
+        from velora_robot.runtime.policy import OnnxPolicy
+
+        self.policy = OnnxPolicy(path)
+        self.session = self.policy.session
+        self.n_inputs, self.n_joints = self.policy.obs_dim, self.policy.act_dim
+        self.n_neurons = self.policy.state_size
+        self.batched = isinstance(self.session.get_inputs()[0].shape[0], str)
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        return obs
+
+    def step(self, x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, v = x.astype(np.float32), v.astype(np.float32)
+        if self.batched:
+            action, state = self.session.run(OUTPUTS, {"obs": x, "state": v})
+        else:
+            rows = [self.session.run(OUTPUTS, {"obs": x[i:i + 1], "state": v[i:i + 1]})
+                    for i in range(len(x))]
+            action, state = (np.concatenate(parts) for parts in zip(*rows, strict=True))
+        return action.astype(np.float64), np.zeros_like(action, np.float64), \
+            state.astype(np.float64)
+
+    def action(self, mean: np.ndarray) -> np.ndarray:
+        return mean  # the graph's output is already the action
