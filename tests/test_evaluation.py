@@ -136,7 +136,7 @@ def test_the_walking_criteria_pass_or_fail_each_condition_and_the_command_says_w
     out = tmp_path / "criteria.json"  # the shipped Spot: 0.08-0.09 m/s over 2 episodes
     spot = Path(__file__).resolve().parents[1] / "models/spot_walk.onnx"
     args = ["eval", str(spot), "--criteria", "--episodes", "1", "--json",
-            str(out)]
+            str(out), "--max-yaw-rate-error", "1"]
     assert main([*args, "--max-velocity-error", "1"]) == 0
     rows = json.loads(out.read_text())["criteria"]
     assert [r["result"]["command"] for r in rows] == [[0.5, 0, 0], [0, 0.3, 0], [0, 0, 0.5],
@@ -149,6 +149,13 @@ def test_the_walking_criteria_pass_or_fail_each_condition_and_the_command_says_w
     assert [r["passed"] for r in rows] == [False, False, False, True]
     err = capsys.readouterr().err
     assert "the walking criteria are not met (forward 0.5 m/s, sideways 0.3 m/s, yaw 0.5" in err
+    # and with the yaw rate held to 1 mrad/s per gait period (a later option wins)
+    assert main([*args, "--max-velocity-error", "1", "--max-yaw-rate-error", "0.001"]) == 2
+    rows = json.loads(out.read_text())["criteria"]
+    assert [r["passed"] for r in rows] == [False, False, False, True]
+    assert all(r["result"]["yaw_rate_error_gait_mean"] > 0.001 for r in rows)
+    assert "yaw rate error <= 0.001 rad/s" in rows[2]["criterion"]
+    capsys.readouterr()
     # against itself as the baseline: 100 % of its tracking reward passes 0.9, not 1.1
     assert main([*args, "--max-velocity-error", "1", "--baseline", str(spot)]) == 0
     assert json.loads(out.read_text())["comparison"]["tracking_reward_ratio"] == 1.0
@@ -190,6 +197,10 @@ def test_the_per_gait_period_error_ignores_sway_but_not_a_slow_pace():
     slow = on_pace - [0.2, 0.0]
     assert per_period_error(slow, command, 40) == pytest.approx(0.2)
     assert per_period_error(slow[:10], command[:10], 40) > 0.1  # a short episode: one window
+    # a yaw rate (one axis): a twist with every step is no error, a slow turn is
+    yaw_command = np.full(200, 0.5)
+    assert per_period_error(0.5 + 3 * sway, yaw_command, 40) < 1e-9
+    assert per_period_error(0.3 + 3 * sway, yaw_command, 40) == pytest.approx(0.2)
 
 
 def test_eval_works_for_other_gymnasium_envs_too(tmp_path):

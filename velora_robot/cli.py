@@ -358,14 +358,16 @@ def _eval_criteria(args: argparse.Namespace) -> None:
     baseline its figures too and the tracking reward ratio under the random commands."""
     from velora_robot import evaluation
 
-    if args.max_velocity_error <= 0 or args.max_random_falls < 0 or args.min_reward_ratio <= 0:
-        raise UserError("--max-velocity-error and --min-reward-ratio must be above 0, "
-                        "--max-random-falls at least 0")
+    if min(args.max_velocity_error, args.max_yaw_rate_error, args.min_reward_ratio) <= 0 \
+            or args.max_random_falls < 0:
+        raise UserError("--max-velocity-error, --max-yaw-rate-error and --min-reward-ratio "
+                        "must be above 0, --max-random-falls at least 0")
     if args.command is not None or args.randomization != "both":
         raise UserError("--criteria sets its own commands and randomization; drop --command "
                         "and --randomization")
     options = {"episodes": args.episodes, "seed": args.seed, "physics": args.physics,
                "max_velocity_error": args.max_velocity_error,
+               "max_yaw_rate_error": args.max_yaw_rate_error,
                "max_random_falls": args.max_random_falls}
     rows = evaluation.walk_criteria(args.model, **options)
     print(evaluation.criteria_table(rows))
@@ -473,9 +475,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--criteria", action="store_true",
                     help="the walking criteria: 0.5 m/s forward, 0.3 m/s sideways and 0.5 "
                          "rad/s yaw under the core randomization (no falls, velocity error "
-                         "within --max-velocity-error), random commands under the standard "
+                         "within --max-velocity-error, yaw rate within --max-yaw-rate-error "
+                         "per gait period), random commands under the standard "
                          "one (at most --max-random-falls falls); fails unless all pass")
     ev.add_argument("--max-velocity-error", type=float, default=0.15, help="m/s (--criteria)")
+    ev.add_argument("--max-yaw-rate-error", type=float, default=0.15,
+                    help="rad/s, per gait period where the walker has a gait clock "
+                         "(--criteria)")
     ev.add_argument("--max-random-falls", type=int, default=2, help="(--criteria)")
     ev.add_argument("--min-reward-ratio", type=float, default=0.9,
                     help="(--criteria with --baseline) the tracking reward under the random "
