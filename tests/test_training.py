@@ -158,6 +158,32 @@ def test_a_stage_starts_from_an_earlier_runs_networks_and_counts_its_training(tm
     assert load_checkpoint(third.run_dir / CHECKPOINT)["init"]["env_steps"] == 4 * 4 * 32
 
 
+def test_a_stage_starts_at_the_earlier_runs_adapted_learning_rate(tmp_path, monkeypatch):
+    from velora_robot.rl import ppo
+
+    first = recipe(tmp_path, "stage1")
+    train(first, progress=False)
+    done = load_checkpoint(first.run_dir / CHECKPOINT)
+    done["algo"]["lr"] = 2e-5  # as a long run's KL-adapted rate ends up
+    path = tmp_path / "adapted.pt"
+    checkpoint.save(done, path)
+    seen = []
+    update = ppo.PPO.update
+
+    def record(self, *args, **kwargs):
+        seen.append(self.lr)
+        return update(self, *args, **kwargs)
+
+    monkeypatch.setattr(ppo.PPO, "update", record)
+    train(recipe(tmp_path, "stage2", init_from=str(path), budget={"env_steps": 4 * 32}),
+          progress=False)
+    assert seen == [2e-5]  # not the recipe's 1e-3 with fresh optimizer moments
+    seen.clear()  # a recipe asking for less than the earlier run ended with keeps its own
+    train(recipe(tmp_path, "stage3", init_from=str(path), budget={"env_steps": 4 * 32},
+                 algorithm={"lr": 1e-5}), progress=False)
+    assert seen == [1e-5]
+
+
 def test_a_stages_learning_curve_continues_the_earlier_stages(tmp_path):
     from velora_robot.export.exporter import export, history
     from velora_robot.runtime import load_card

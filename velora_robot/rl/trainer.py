@@ -203,7 +203,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
         else:  # an env without snapshots: continue from fresh episodes
             carry["obs"] = env.reset(seed=recipe.seed + 1000 * update)
     elif recipe.init_from is not None:
-        init = _init_from(Path(recipe.init_from), recipe, agent, (obs_dim, act_dim, priv_dim))
+        init = _init_from(Path(recipe.init_from), recipe, agent, algo,
+                          (obs_dim, act_dim, priv_dim))
 
     total_updates = math.ceil(recipe.budget.env_steps / (n * t_steps))
     use_wandb = recipe.logging.wandb if wandb is None else wandb
@@ -320,11 +321,12 @@ def _claim_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
                 (run_dir / name).unlink()
 
 
-def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, int]
-               ) -> dict[str, Any]:
-    """Load an earlier run's networks into `agent` (recipe field `init_from`); returns
-    where they came from and that run's training so far (earlier stages included), for
-    the model card."""
+def _init_from(path: Path, recipe: Recipe, agent: Agent, algo: Any,
+               dims: tuple[int, int, int]) -> dict[str, Any]:
+    """Load an earlier run's networks into `agent` (recipe field `init_from`), and into
+    `algo` its adapted learning rate where the algorithm adapts one (PPO's `carry_lr`; the
+    optimizer's moments start fresh); returns where they came from and that run's training
+    so far (earlier stages included), for the model card."""
     where = f"recipe {recipe.name!r}: field 'init_from'"
     start = load_checkpoint(path, where)
     _check_sizes(start, dims, path, where)
@@ -334,6 +336,8 @@ def _init_from(path: Path, recipe: Recipe, agent: Agent, dims: tuple[int, int, i
                           f"{trained_policy}, this recipe asks for "
                           f"{recipe.policy.model_dump()}")
     agent.load_state_dict(start["agent"])
+    if hasattr(algo, "carry_lr") and isinstance(start.get("algo"), dict):
+        algo.carry_lr(start["algo"])
     steps, wall = trained_so_far(start)
     return {"checkpoint": str(path), "recipe": start["recipe"]["name"], "env_steps": steps,
             "wall_s": wall}
