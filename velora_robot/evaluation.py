@@ -128,10 +128,11 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
                 lin, yaw = task.velocity_errors(m)
                 lin_err.append(float(lin[0]))
                 yaw_err.append(float(yaw[0]))
+                asked = task.velocity_command()[0]
                 vel.append(m.base_lin_vel[0, :2].copy())
-                cmd.append(task.velocity_command()[0, :2].copy())
+                cmd.append(asked[:2])
                 turn.append(float(m.state.gyro[0, 2]))
-                turn_cmd.append(float(task.velocity_command()[0, 2]))
+                turn_cmd.append(float(asked[2]))
                 energy += float(np.sum(np.abs(m.tau[0] * m.state.dq[0]))) * dt
             elif "tracking_error" in info:  # (a walker's is the velocity error above)
                 extra.append(info["tracking_error"])

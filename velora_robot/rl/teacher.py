@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from torch import Tensor
 from velora_robot.errors import ConfigError
 from velora_robot.explain.network import LiquidNet
 from velora_robot.runtime.card import OUTPUTS
+
+if TYPE_CHECKING:
+    from velora_robot.runtime.policy import OnnxPolicy
 
 
 class Teacher:
@@ -38,8 +41,7 @@ class Teacher:
                               "(liquid, MLP or linear) or a liquid kernel .npz; a TorchScript "
                               "file is code and is not loaded")
         try:
-            self.net: LiquidNet | _OnnxBatch = _OnnxBatch(path) if _kind(path) != "liquid" \
-                else LiquidNet.load(path)
+            self.net: LiquidNet | _OnnxBatch = _load(path)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         sizes = (self.net.n_inputs, self.net.n_joints)
@@ -80,22 +82,20 @@ class Teacher:
         return torch.from_numpy(action).float(), torch.from_numpy(v)
 
 
-def _kind(path: Path) -> str:
-    """The exported policy's kind from its card (beside it or inside it); "liquid" when no
-    card says (a kernel .npz, or an ONNX file without one: the liquid reader then checks
-    the graph itself)."""
-    from velora_robot.runtime.card import card_path, load_card
-
-    if card_path(path).is_file():
-        return load_card(card_path(path)).network.kind
+def _load(path: Path) -> LiquidNet | _OnnxBatch:
+    """The teacher's network: the liquid reader for a liquid policy (and for a kernel .npz
+    or an ONNX file without a card, whose graph that reader checks itself), onnxruntime for
+    any other kind its card names. The ONNX file is opened once."""
     if path.suffix == ".onnx":
         from velora_robot.runtime.policy import OnnxPolicy
 
         try:
-            return OnnxPolicy(path).card.network.kind
+            policy = OnnxPolicy(path)
         except ConfigError:
-            return "liquid"
-    return "liquid"
+            policy = None
+        if policy is not None and policy.card.network.kind != "liquid":
+            return _OnnxBatch(policy)
+    return LiquidNet.load(path)
 
 
 class _OnnxBatch:
@@ -103,13 +103,10 @@ class _OnnxBatch:
     teacher makes: the graph normalizes its own input and bounds its own action. A file
     exported with a fixed batch of 1 (before the batch became symbolic) runs row by row."""
 
-    def __init__(self, path: Path) -> None:
-        from velora_robot.runtime.policy import OnnxPolicy
-
-        self.policy = OnnxPolicy(path)
-        self.session = self.policy.session
-        self.n_inputs, self.n_joints = self.policy.obs_dim, self.policy.act_dim
-        self.n_neurons = self.policy.state_size
+    def __init__(self, policy: OnnxPolicy) -> None:
+        self.session = policy.session
+        self.n_inputs, self.n_joints = policy.obs_dim, policy.act_dim
+        self.n_neurons = policy.state_size
         self.batched = isinstance(self.session.get_inputs()[0].shape[0], str)
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
