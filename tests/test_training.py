@@ -184,6 +184,42 @@ def test_a_stage_starts_at_the_earlier_runs_adapted_learning_rate(tmp_path, monk
     assert seen == [1e-5]
 
 
+def test_a_run_stalled_at_the_learning_rates_floor_is_told_to_use_more_samples(
+        tmp_path, monkeypatch, capsys):
+    from velora_robot.rl import loops, ppo
+
+    monkeypatch.setattr(loops, "STALL_WINDOW", 3)
+    update = ppo.PPO.update
+
+    def stalled(self, *args, **kwargs):  # as the G1's updates at 6,144 samples went
+        return {**update(self, *args, **kwargs), "lr": 1e-5, "kl": 0.012}
+
+    monkeypatch.setattr(ppo.PPO, "update", stalled)
+    train(recipe(tmp_path, "stalled", budget={"env_steps": 5 * 4 * 32}), progress=False)
+    err = capsys.readouterr().err
+    assert err.count("learning rate has sat near its floor") == 1  # said once, not per update
+    assert "env.n_envs x algorithm.steps_per_env is 128" in err
+    monkeypatch.setattr(ppo.PPO, "update", update)  # a rate that adapts freely says nothing
+    train(recipe(tmp_path, "free", budget={"env_steps": 5 * 4 * 32}), progress=False)
+    assert "floor" not in capsys.readouterr().err
+
+
+def test_the_stall_warning_needs_both_a_floored_rate_and_a_kl_at_its_target():
+    from velora_robot.rl.loops import StepSizeWatch
+
+    def warned(lr, kl):
+        watch = StepSizeWatch(1e-5, 0.01, 6144, window=4)
+        return [watch.see({"lr": lr, "kl": kl}) for _ in range(4)]
+
+    stalled = warned(1e-5, 0.012)
+    assert stalled[:3] == [None] * 3 and "6,144" in stalled[3]
+    assert warned(3e-4, 0.012) == [None] * 4  # the rate moves: learning
+    assert warned(1e-5, 0.001) == [None] * 4  # at the floor but barely moving: converged
+    watch = StepSizeWatch(1e-5, 0.01, 6144, window=2)
+    imitating = {"lr": 1e-5, "kl": 0.5, "imitating": 1}  # the rate holds while a teacher teaches
+    assert [watch.see(imitating) for _ in range(3)] == [None] * 3
+
+
 def test_a_stages_learning_curve_continues_the_earlier_stages(tmp_path):
     from velora_robot.export.exporter import export, history
     from velora_robot.runtime import load_card

@@ -6,6 +6,7 @@ by SAC's or TD3's updates. The trainer itself knows no algorithm."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from typing import Any
@@ -27,6 +28,7 @@ from velora_robot.rl.teacher import Teacher
 # What `iteration` returns: the carried rollout state, the update's metrics, and the
 # seconds spent collecting and learning (None where the two interleave step by step).
 Iteration = tuple[dict[str, Any], dict[str, float], tuple[float, float] | None]
+STALL_WINDOW = 100  # updates of PPO at its learning rate's floor before the run is told
 
 
 class OnPolicyLoop:
@@ -49,6 +51,8 @@ class OnPolicyLoop:
                                       taught=self.teacher is not None)
         self.overlapped = Overlapped(self.storage, cfg.action_std_from, n * self.steps, mirror,
                                      recipe.seed, outcomes) if cfg.overlap else None
+        self.step_size = StepSizeWatch(algo.lr_bounds[0], cfg.desired_kl, n * self.steps,
+                                       STALL_WINDOW)
 
     def start(self, carry: dict[str, Any]) -> dict[str, Any]:
         """The first carry of a run: the mirrored stream's and the teacher's states too."""
@@ -62,6 +66,14 @@ class OnPolicyLoop:
     def iteration(self, env: Any, agent: Agent, carry: dict[str, Any], recent: deque,
                   generator: torch.Generator, env_steps: int, last: bool) -> Iteration:
         """One rollout and one update."""
+        carry, metrics, split = self._iteration(env, agent, carry, recent, generator,
+                                                env_steps, last)
+        if (warning := self.step_size.see(metrics)) is not None:
+            print(f"\nvelora-robot train: {warning}", file=sys.stderr, flush=True)
+        return carry, metrics, split
+
+    def _iteration(self, env: Any, agent: Agent, carry: dict[str, Any], recent: deque,
+                   generator: torch.Generator, env_steps: int, last: bool) -> Iteration:
         algo, cfg = self.algo, self.cfg
         algo.hold_noise = env_steps >= cfg.action_std_from
         if self.overlapped is not None:
@@ -93,6 +105,38 @@ class OnPolicyLoop:
         """Restore a `state_dict()` result (the checkpoint itself may be given)."""
         if self.overlapped is not None:
             self.overlapped.load_state_dict(state["overlap"])
+
+
+class StepSizeWatch:
+    """Says once when PPO's KL-adapted learning rate has sat near its floor for `window`
+    updates while the KL between updates stays at its target: the rate cannot shrink the
+    steps further, so each update's gradient is mostly noise (Adam's steps are as long
+    whatever the signal) and the run stalls. More samples per update is the remedy."""
+
+    def __init__(self, lr_floor: float, desired_kl: float | None, samples: int,
+                 window: int) -> None:
+        self.lr_floor, self.desired_kl, self.samples = lr_floor, desired_kl, samples
+        self.recent: deque[tuple[float, float]] = deque(maxlen=window)
+        self.said = False
+
+    def see(self, metrics: dict[str, float]) -> str | None:
+        """Take one update's metrics; the warning, the first time the run stalls."""
+        if self.said or self.desired_kl is None or "kl" not in metrics or \
+                metrics.get("imitating"):  # the rate holds while a teacher teaches
+            return None
+        self.recent.append((metrics["lr"], metrics["kl"]))
+        if len(self.recent) < (self.recent.maxlen or 0):
+            return None
+        lrs, kls = (np.array(column) for column in zip(*self.recent, strict=True))
+        if np.median(lrs) > 2.0 * self.lr_floor or np.median(kls) < 0.5 * self.desired_kl:
+            return None
+        self.said = True
+        return (f"PPO's learning rate has sat near its floor ({self.lr_floor:g}; median "
+                f"{np.median(lrs):.2g} over the last {len(lrs)} updates) while the KL between "
+                f"updates stays at {np.median(kls):.3f} (target {self.desired_kl:g}): each "
+                f"update's gradient is mostly noise and the run learns little. Give an update "
+                f"more samples: env.n_envs x algorithm.steps_per_env is {self.samples:,} "
+                "(docs/training.md)")
 
 
 class OffPolicyLoop:
