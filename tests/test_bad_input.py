@@ -196,6 +196,8 @@ CASES = {
                            "--episodes 0: at least 1"),
     "eval: --episodes -3": (lambda f: ["eval", str(JOINT_TRACK), "--episodes", "-3"],
                             "--episodes -3: at least 1"),
+    "eval: --workers 0": (lambda f: ["eval", str(JOINT_TRACK), "--workers", "0"],
+                          "--workers 0: at least 1"),
     "eval: --command nan": (lambda f: ["eval", str(JOINT_TRACK), "--command", "nan,0"],
                             "--command 'nan,0': every value must be a finite number"),
     "eval: --command inf": (lambda f: ["eval", str(JOINT_TRACK), "--command", "inf,0"],

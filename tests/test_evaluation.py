@@ -119,6 +119,16 @@ def test_eval_is_deterministic_for_a_seed(policy):
     assert a == b
 
 
+def test_episodes_shared_among_worker_processes_give_the_same_figures(policy):
+    spot = Path(__file__).resolve().parents[1] / "models/spot_walk.onnx"
+    for path, episodes, command in ((policy, 3, None), (spot, 2, [0.0, 0.3, 0.0])):
+        alone = evaluate(path, episodes=episodes, seed=5, command=command)
+        shared = evaluate(path, episodes=episodes, seed=5, command=command, workers=2)
+        assert shared == alone
+    with pytest.raises(ConfigError, match="workers 0: at least 1"):
+        evaluate(policy, episodes=2, workers=0)
+
+
 def test_a_fixed_command_must_fit_the_robot(policy, capsys):
     # JointTrack follows its own reference trajectory: a fixed command is refused, not
     # silently ignored

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -318,8 +319,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if model is not None and not model.is_file():
             raise UserError(f"no policy file at {model}")
     check_writable(args.json, "--json")
-    if args.episodes < 1:
-        raise UserError(f"--episodes {args.episodes}: at least 1")
+    for flag, value in (("--episodes", args.episodes), ("--workers", args.workers)):
+        if value < 1:
+            raise UserError(f"{flag} {value}: at least 1")
     if args.baseline is not None:  # before any episode runs, not after them all
         from velora_robot.runtime.card import card_path, load_card
 
@@ -340,7 +342,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
             if model is not None:
                 into.append(evaluation.evaluate(model, episodes=args.episodes, seed=args.seed,
                                                 randomize=randomize, command=command,
-                                                ranges=ranges, physics=args.physics))
+                                                ranges=ranges, physics=args.physics,
+                                                workers=args.workers))
         if results[-1]["randomization"] is None:  # an env without randomization
             break
     print(evaluation.table(results + baselines))
@@ -366,7 +369,7 @@ def _eval_criteria(args: argparse.Namespace) -> None:
         raise UserError("--criteria sets its own commands and randomization; drop --command "
                         "and --randomization")
     options = {"episodes": args.episodes, "seed": args.seed, "physics": args.physics,
-               "max_velocity_error": args.max_velocity_error,
+               "workers": args.workers, "max_velocity_error": args.max_velocity_error,
                "max_yaw_rate_error": args.max_yaw_rate_error,
                "max_random_falls": args.max_random_falls}
     rows = evaluation.walk_criteria(args.model, **options)
@@ -458,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("model", type=Path, help="policy file (.onnx, .pt or .npz) with its card")
     ev.add_argument("--episodes", type=int, default=50)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="processes that share the episodes (default: one per core); the "
+                         "figures do not depend on it")
     ev.add_argument("--command", default=None,
                     help="fixed command, e.g. 0.5,0,0 (default: the env's random commands)")
     ev.add_argument("--randomization", choices=("on", "off", "both", "core", "trained"),

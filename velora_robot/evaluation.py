@@ -27,6 +27,8 @@ ratio of trainable parameters.
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +94,15 @@ def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = 
 
 def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: bool = True,
              command: list[float] | None = None, ranges: str = "standard",
-             physics: str = "trained") -> dict[str, Any]:
+             physics: str = "trained", workers: int = 1) -> dict[str, Any]:
     """Metrics of the policy at `path` over `episodes` seeded episodes; `ranges`: the
     randomization's, one of `RANGES`; `physics`: one of `PHYSICS` (see the module
-    docstring)."""
+    docstring). `workers` processes share the episodes (each episode is its seed's, so the
+    figures are the same for any number)."""
     if episodes < 1:
         raise ConfigError(f"episodes {episodes}: at least 1")
+    if workers < 1:
+        raise ConfigError(f"workers {workers}: at least 1")
     if ranges not in RANGES:
         *first, last = RANGES
         raise ConfigError(f"ranges {ranges!r}: {', '.join(map(repr, first))} or {last!r}")
@@ -105,14 +110,46 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
         raise ConfigError(f"physics {physics!r}: one of {', '.join(PHYSICS)}")
     from velora_robot.runtime import load_policy
 
+    card = load_policy(path).card  # a worker's error (a card that does not fit) is raised here
+    seeds = list(range(seed, seed + episodes))
+    blocks = [part.tolist() for part in np.array_split(seeds, min(workers, episodes))]
+    jobs = [(str(path), block, randomize, command, ranges, physics) for block in blocks]
+    if len(jobs) == 1:
+        done = [_episodes(*jobs[0])]
+    else:  # spawned: a forked child would inherit the parent's threads mid-state
+        with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
+            done = list(pool.map(_episodes, *zip(*jobs, strict=True)))
+    rows = [row for block_rows, _ in done for row in block_rows]
+    simulated = done[0][1]  # a velora_robot task (randomization applies), not another env
+    locomotion = "velocity_error" in rows[0]
+    keys = rows[0].keys()
+    summary = {f"{k}_mean": float(np.mean([r[k] for r in rows])) for k in keys}
+    summary["falls"] = int(sum(r["fell"] for r in rows))
+    summary.pop("fell_mean")
+    if locomotion:
+        summary["velocity_error_max"] = float(max(r["velocity_error"] for r in rows))
+    return {"model": str(path), "env": card.training.env, "episodes": episodes,
+            "seed": seed, "randomization": randomize if simulated else None,
+            "ranges": ranges if randomize and simulated else None,
+            "physics": physics,
+            "command": command,
+            "trainable_parameters": card.network.trainable_parameters,
+            "env_steps": card.trained()[0], **summary}
+
+
+def _episodes(path: str, seeds: list[int], randomize: bool, command: list[float] | None,
+              ranges: str, physics: str) -> tuple[list[dict[str, float]], bool]:
+    """One row of figures per seeded episode, and whether the env is a velora_robot task."""
+    from velora_robot.runtime import load_policy
+
     policy = load_policy(path)
-    env = _env(policy.card, randomize, command, ranges, where=str(path), physics=physics)
+    env = _env(policy.card, randomize, command, ranges, where=path, physics=physics)
     task = getattr(env.unwrapped, "task", None)  # None for other gymnasium envs
     locomotion = hasattr(task, "velocity_command")
     dt = task.dt if task is not None else float(getattr(env.unwrapped, "dt", 1.0))
     rows: list[dict[str, float]] = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
+    for episode_seed in seeds:
+        obs, _ = env.reset(seed=episode_seed)
         policy.reset()
         total, steps, energy, tracking = 0.0, 0, 0.0, 0.0
         lin_err, yaw_err, extra, vel, cmd, turn, turn_cmd = [], [], [], [], [], [], []
@@ -153,19 +190,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
             row["tracking_error"] = float(np.mean(extra))
         rows.append(row)
     env.close()
-    keys = rows[0].keys()
-    summary = {f"{k}_mean": float(np.mean([r[k] for r in rows])) for k in keys}
-    summary["falls"] = int(sum(r["fell"] for r in rows))
-    summary.pop("fell_mean")
-    if locomotion:
-        summary["velocity_error_max"] = float(max(r["velocity_error"] for r in rows))
-    return {"model": str(path), "env": policy.card.training.env, "episodes": episodes,
-            "seed": seed, "randomization": randomize if task is not None else None,
-            "ranges": ranges if randomize and task is not None else None,
-            "physics": physics,
-            "command": command,
-            "trainable_parameters": policy.card.network.trainable_parameters,
-            "env_steps": policy.card.trained()[0], **summary}
+    return rows, task is not None
 
 
 # The walking criteria (issue 22's, for the G1): three fixed commands under the core
@@ -180,14 +205,14 @@ WALK_CONDITIONS = (("forward 0.5 m/s", [0.5, 0.0, 0.0], "core"),
 
 def walk_criteria(path: str | Path, *, episodes: int = 50, seed: int = 0,
                   max_velocity_error: float = 0.15, max_yaw_rate_error: float = 0.15,
-                  max_random_falls: int = 2, physics: str = "trained"
+                  max_random_falls: int = 2, physics: str = "trained", workers: int = 1
                   ) -> list[dict[str, Any]]:
     """Each of `WALK_CONDITIONS` evaluated, with whether it meets its criterion: for a fixed
     command no falls, a mean velocity error of at most `max_velocity_error` (m/s) and a
     yaw-rate error of at most `max_yaw_rate_error` (rad/s; per gait period where the walker
     has a gait clock, else per step); at most `max_random_falls` falls for the random
     commands. The command's axes are the robot's (vx, vy, yaw rate): a walker without one of
-    them is refused."""
+    them is refused. `workers`: processes per condition (`evaluate`)."""
     from velora_robot.runtime import load_policy
 
     card = load_policy(path).card
@@ -198,7 +223,7 @@ def walk_criteria(path: str | Path, *, episodes: int = 50, seed: int = 0,
     rows = []
     for name, command, ranges in WALK_CONDITIONS:
         result = evaluate(path, episodes=episodes, seed=seed, randomize=True, command=command,
-                          ranges=ranges, physics=physics)
+                          ranges=ranges, physics=physics, workers=workers)
         if command is None:
             passed = result["falls"] <= max_random_falls
             criterion = f"falls <= {max_random_falls}"
