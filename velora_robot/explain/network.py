@@ -188,30 +188,48 @@ class LiquidNet:
 
 
 class BlackBox:
-    """Any exported policy (an MLP, a linear controller) behind the network's walking
-    interface, for the behavioural measurements (`explain --baseline`): the runtime's own
-    runner acts; no neurons, no bypass, nothing to clamp or perturb."""
+    """Any exported policy that is not read as a liquid network (an MLP, a linear controller)
+    behind the network's step interface: the behavioural measurements (`explain --baseline`)
+    and distillation (`rl/teacher.py`) run it; no neurons, no bypass, nothing to clamp or
+    perturb. An ONNX file runs in onnxruntime on a whole batch with its recurrent state
+    carried in `v` (a file exported with a fixed batch of 1 row by row): the graph normalizes
+    its input and bounds its action itself. Another runner (TorchScript) acts one robot at a
+    time through the runtime, its state its own."""
 
-    n_neurons = 1
-
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, policy: Any = None) -> None:
+        """`policy`: the runtime runner of `path`, where the caller has it open already."""
         from velora_robot.runtime import load_policy
 
-        self.policy = load_policy(path)
-        self.n_joints = self.policy.act_dim
-        self.n_inputs = self.policy.obs_dim
+        self.policy = load_policy(path) if policy is None else policy
+        self.n_joints, self.n_inputs = self.policy.act_dim, self.policy.obs_dim
+        self.session = getattr(self.policy, "session", None)  # an ONNX file's
+        self.n_neurons = self.policy.state_size if self.session is not None else 1
+        self.batched = self.session is not None and isinstance(
+            self.session.get_inputs()[0].shape[0], str)
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
-        return obs  # the runner normalizes
+        return obs  # the graph or runner normalizes
 
     def reset(self) -> None:
-        """A new episode: the runner's recurrent state (if any) back to zero."""
+        """A new episode: the runner's own recurrent state (if any) back to zero."""
         self.policy.reset()
 
     def step(self, x: np.ndarray, v: np.ndarray, clamp: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        action = self.policy(x[0].astype(np.float32))[None].astype(np.float64)
-        return action, np.zeros_like(action), v
+        if self.session is None:
+            action = self.policy(x[0].astype(np.float32))[None].astype(np.float64)
+            return action, np.zeros_like(action), v
+        from velora_robot.runtime.card import OUTPUTS
+
+        x, v = x.astype(np.float32), v.astype(np.float32)
+        if self.batched:
+            action, state = self.session.run(OUTPUTS, {"obs": x, "state": v})
+        else:
+            rows = [self.session.run(OUTPUTS, {"obs": x[i:i + 1], "state": v[i:i + 1]})
+                    for i in range(len(x))]
+            action, state = (np.concatenate(parts) for parts in zip(*rows, strict=True))
+        return (action.astype(np.float64), np.zeros_like(action, np.float64),
+                state.astype(np.float64))
 
     def action(self, mean: np.ndarray) -> np.ndarray:
-        return mean
+        return mean  # the graph's output is already the action

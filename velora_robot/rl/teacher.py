@@ -6,26 +6,22 @@ an MLP's skill into a liquid network.
 
 A liquid teacher runs as numpy arrays read from its exported file (`explain.network.
 LiquidNet`, the same reader the explain tools use); any other exported ONNX policy (an MLP,
-a linear one) runs in onnxruntime. Either is batched over the envs, with its own state per
-env.
+a linear one) in onnxruntime (`explain.network.BlackBox`, which `explain --baseline` runs).
+Either is batched over the envs, with its own state per env.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from velora_robot.errors import ConfigError
-from velora_robot.explain.network import LiquidNet
-from velora_robot.runtime.card import OUTPUTS
-
-if TYPE_CHECKING:
-    from velora_robot.runtime.policy import OnnxPolicy
+from velora_robot.explain.network import BlackBox, LiquidNet
 
 
 class Teacher:
@@ -41,7 +37,7 @@ class Teacher:
                               "(liquid, MLP or linear) or a liquid kernel .npz; a TorchScript "
                               "file is code and is not loaded")
         try:
-            self.net: LiquidNet | _OnnxBatch = _load(path)
+            self.net: LiquidNet | BlackBox = _load(path)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         sizes = (self.net.n_inputs, self.net.n_joints)
@@ -82,7 +78,7 @@ class Teacher:
         return torch.from_numpy(action).float(), torch.from_numpy(v)
 
 
-def _load(path: Path) -> LiquidNet | _OnnxBatch:
+def _load(path: Path) -> LiquidNet | BlackBox:
     """The teacher's network: the liquid reader for a liquid policy (and for a kernel .npz
     or an ONNX file without a card, whose graph that reader checks itself), onnxruntime for
     any other kind its card names. The ONNX file is opened once."""
@@ -94,34 +90,6 @@ def _load(path: Path) -> LiquidNet | _OnnxBatch:
         except ConfigError:
             policy = None
         if policy is not None and policy.card.network.kind != "liquid":
-            return _OnnxBatch(policy)
+            return BlackBox(path, policy)
     return LiquidNet.load(path)
 
-
-class _OnnxBatch:
-    """Any exported ONNX policy run on a batch in onnxruntime, with the `LiquidNet` calls the
-    teacher makes: the graph normalizes its own input and bounds its own action. A file
-    exported with a fixed batch of 1 (before the batch became symbolic) runs row by row."""
-
-    def __init__(self, policy: OnnxPolicy) -> None:
-        self.session = policy.session
-        self.n_inputs, self.n_joints = policy.obs_dim, policy.act_dim
-        self.n_neurons = policy.state_size
-        self.batched = isinstance(self.session.get_inputs()[0].shape[0], str)
-
-    def normalize(self, obs: np.ndarray) -> np.ndarray:
-        return obs
-
-    def step(self, x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, v = x.astype(np.float32), v.astype(np.float32)
-        if self.batched:
-            action, state = self.session.run(OUTPUTS, {"obs": x, "state": v})
-        else:
-            rows = [self.session.run(OUTPUTS, {"obs": x[i:i + 1], "state": v[i:i + 1]})
-                    for i in range(len(x))]
-            action, state = (np.concatenate(parts) for parts in zip(*rows, strict=True))
-        return action.astype(np.float64), np.zeros_like(action, np.float64), \
-            state.astype(np.float64)
-
-    def action(self, mean: np.ndarray) -> np.ndarray:
-        return mean  # the graph's output is already the action
