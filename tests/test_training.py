@@ -867,8 +867,14 @@ def test_an_mlp_teacher_labels_a_batch_as_its_runner_acts_on_each_robot(name):
     starts = torch.tensor([True] * 5)
     action, state = teacher.act(obs, teacher.initial_state(5), starts)
     assert action.shape == (5, 12) and state.shape == (5, teacher.state_size)
-    for i in range(5):
-        runner = OnnxPolicy(path)
-        np.testing.assert_allclose(action[i].numpy(), runner(obs[i].astype(np.float32)),
-                                   atol=1e-6)
+    # the labels are the runner's actions inside what reaches the robot: [-1, 1], and the
+    # part of it whose joint targets (default + action_scale * action) the limits let through
+    spec = OnnxPolicy(path).card.robot
+    q0 = np.array([j.default_pos for j in spec.joints])
+    limits = np.array([j.pos_limit for j in spec.joints])
+    acted = np.stack([OnnxPolicy(path)(row.astype(np.float32)) for row in obs])
+    reached = np.clip(q0 + spec.action_scale * np.clip(acted, -1, 1), *limits.T)
+    np.testing.assert_allclose(q0 + spec.action_scale * action.numpy(), reached, atol=1e-5)
+    # the G1's ankle rolls reach their 0.26 rad limits at half the action range
+    assert (np.abs(action.numpy() - acted) > 0.1).any() == (name == "g1_walk_mlp")
     assert teacher.record["env_steps"] > 0

@@ -44,38 +44,58 @@ class Teacher:
         if sizes != (obs_dim, act_dim):
             raise ConfigError(f"{where}: {path} maps {sizes[0]} observations to {sizes[1]} "
                               f"actions; {env_id} has {obs_dim} and {act_dim}")
-        self.record = self._check_card(path, env_id, where)
+        self.record, card = self._check_card(path, env_id, where)
         self.state_size = self.net.n_neurons
+        self.low, self.high = _action_range(card, act_dim)
 
     @staticmethod
-    def _check_card(path: Path, env_id: str, where: str) -> dict[str, Any]:
+    def _check_card(path: Path, env_id: str, where: str) -> tuple[dict[str, Any], Any]:
         """What the student's card records of its teacher: the file and its training so
-        far (from the teacher's card, where it has one). Same-sized observations of another
-        env are another interface: refused when the card says which env it was trained on."""
+        far (from the teacher's card, where it has one); and that card. Same-sized
+        observations of another env are another interface: refused when the card says which
+        env it was trained on."""
         from velora_robot.runtime.card import card_path, load_card
 
         record: dict[str, Any] = {"policy": str(path),
                                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
         if not card_path(path).is_file():
-            return record
+            return record, None
         card = load_card(card_path(path))
         if card.training.env != env_id:
             raise ConfigError(f"{where}: {path} was trained on {card.training.env}, this "
                               f"recipe trains {env_id}")
         steps, wall = card.trained()
-        return {**record, "env_steps": steps, "wall_s": wall}
+        return {**record, "env_steps": steps, "wall_s": wall}, card
 
     def initial_state(self, n_envs: int) -> Tensor:
         """The state at an episode's start (zeros, as the exported runner resets)."""
         return torch.zeros(n_envs, self.state_size, dtype=torch.float64)
 
     def act(self, obs: np.ndarray, state: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
-        """The teacher's deterministic actions (N, A) for raw observations (N, F), and its
-        next state; envs starting an episode start from the initial state."""
+        """The teacher's deterministic actions (N, A) for raw observations (N, F), inside
+        the range that reaches the robot (`_action_range`), and its next state; envs
+        starting an episode start from the initial state."""
         v = np.where(starts.numpy()[:, None], 0.0, state.numpy())
         readout, bypass, v = self.net.step(self.net.normalize(obs), v)
-        action = self.net.action(readout + bypass)
+        action = np.clip(self.net.action(readout + bypass), self.low, self.high)
         return torch.from_numpy(action).float(), torch.from_numpy(v)
+
+
+def _action_range(card: Any, act_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The actions that still change what the robot is commanded: within [-1, 1], where the
+    env clips them, and for a robot within the part of that range whose joint targets
+    (default pose + action_scale * action) its position limits let through. Beyond it,
+    different actions are one command, and a student taught the difference learns nothing
+    that moves the robot: a G1 MLP teacher and its liquid student differed most (1.1 rms)
+    in a right ankle roll whose 0.26 rad limit an action of 0.52 already reaches."""
+    low, high = -np.ones(act_dim), np.ones(act_dim)
+    robot = None if card is None else card.robot
+    if robot is not None and len(robot.joints) == act_dim:
+        q0 = np.array([j.default_pos for j in robot.joints])
+        limits = np.array([j.pos_limit for j in robot.joints])
+        low = np.maximum(low, (limits[:, 0] - q0) / robot.action_scale)
+        high = np.minimum(high, (limits[:, 1] - q0) / robot.action_scale)
+    return low, high
 
 
 def _load(path: Path) -> LiquidNet | BlackBox:
