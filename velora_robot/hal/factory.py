@@ -51,6 +51,9 @@ class HardwareSection(Settings):
     interface: str = "lo"
     domain_id: int = Field(default=0, ge=0, le=232)
     release_mode: bool = True
+    # unitree: a state older than this is a lost link (damping); unitree_rl_gym's robot
+    # publishes at 500 Hz, so the default allows 25 missed states
+    link_timeout_s: float = Field(default=0.05, gt=0, le=1.0)
     options: dict[str, Any] = Field(default_factory=dict)  # a plug-in's keyword arguments
     fallback: Literal["none", "sim"] = "none"
     sim: SimSection = SimSection()
@@ -108,7 +111,8 @@ def _device(section: HardwareSection, spec: RobotSpec) -> Hardware:
         from velora_robot.hal.unitree import UnitreeHardware
 
         return UnitreeHardware(spec, interface=section.interface,
-                               domain_id=section.domain_id, release_mode=section.release_mode)
+                               domain_id=section.domain_id, release_mode=section.release_mode,
+                               timeout_s=section.link_timeout_s)
     if ":" in section.backend:
         return plugin(section, spec)
     if section.port is None:
