@@ -26,12 +26,13 @@ DOMAIN = 7  # one per test process (the SDK joins a single domain); not the laun
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _launch(tmp_path: Path, name: str, robot: str = "g1", **loop) -> Path:
+def _launch(tmp_path: Path, name: str, robot: str = "g1", hardware: dict | None = None,
+            **loop) -> Path:
     data = {"name": name, "robot": robot, "policy": str(ROOT / "models/g1_walk.onnx"),
             "command": {"vx": 0.5, "vy": 0.0, "yaw_rate": 0.0},
             "hardware": {"backend": "unitree", "interface": "lo", "domain_id": DOMAIN,
                          "sim": {"physics": {"solver": "PGS", "iterations": 10,
-                                             "frictionloss": False}}},
+                                             "frictionloss": False}}, **(hardware or {})},
             "loop": {"command_hz": 250, "policy_hz": 50, **loop},
             # Only the link's faults trip here: a loaded test machine may miss deadlines.
             "safety": {"ramp_s": 0.0, "max_missed_deadlines": 1000},
@@ -220,11 +221,8 @@ def test_hil_dds_runs_the_launch_over_dds_and_directly_and_compares(tmp_path):
     # A comparison, not a fault test (those keep the 50-ms link timeout): a clean-clone
     # CI run once ended this one in damping, on a 2-core machine that may stall the robot's
     # process for longer than 50 ms.
-    path = _launch(tmp_path, "hil")
-    data = json.loads(path.read_text())
-    data["hardware"]["link_timeout_s"] = 0.25
-    path.write_text(json.dumps(data))
-    report = dds_hil.run(path, duration_s=2.0)
+    report = dds_hil.run(_launch(tmp_path, "hil", hardware={"link_timeout_s": 0.25}),
+                         duration_s=2.0)
     assert report["dds"]["final_mode"] == "policy", report["dds"]
     assert report["direct"]["final_mode"] == "policy", report["direct"]
     assert report["dds"]["robot"]["commands"] > 400 and report["dds"]["link"]["sent"] > 400

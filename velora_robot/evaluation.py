@@ -28,6 +28,7 @@ ratio of trainable parameters.
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -108,19 +109,21 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
         raise ConfigError(f"ranges {ranges!r}: {', '.join(map(repr, first))} or {last!r}")
     if physics not in PHYSICS:
         raise ConfigError(f"physics {physics!r}: one of {', '.join(PHYSICS)}")
+    from velora_robot.envs import ENV_IDS
     from velora_robot.runtime import load_policy
 
-    card = load_policy(path).card  # a worker's error (a card that does not fit) is raised here
+    policy = load_policy(path)  # a bad file or card is said here, before any worker starts
+    card = policy.card
     seeds = list(range(seed, seed + episodes))
     blocks = [part.tolist() for part in np.array_split(seeds, min(workers, episodes))]
-    jobs = [(str(path), block, randomize, command, ranges, physics) for block in blocks]
-    if len(jobs) == 1:
-        done = [_episodes(*jobs[0])]
+    run = partial(_episodes, path=str(path), randomize=randomize, command=command,
+                  ranges=ranges, physics=physics)
+    if len(blocks) == 1:
+        rows = run(seeds, policy=policy)
     else:  # spawned: a forked child would inherit the parent's threads mid-state
-        with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
-            done = list(pool.map(_episodes, *zip(*jobs, strict=True)))
-    rows = [row for block_rows, _ in done for row in block_rows]
-    simulated = done[0][1]  # a velora_robot task (randomization applies), not another env
+        with ProcessPoolExecutor(len(blocks), mp_context=get_context("spawn")) as pool:
+            rows = [row for block in pool.map(run, blocks) for row in block]
+    simulated = card.training.env in ENV_IDS  # randomization applies (not another env)
     locomotion = "velocity_error" in rows[0]
     keys = rows[0].keys()
     summary = {f"{k}_mean": float(np.mean([r[k] for r in rows])) for k in keys}
@@ -137,12 +140,14 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
             "env_steps": card.trained()[0], **summary}
 
 
-def _episodes(path: str, seeds: list[int], randomize: bool, command: list[float] | None,
-              ranges: str, physics: str) -> tuple[list[dict[str, float]], bool]:
-    """One row of figures per seeded episode, and whether the env is a velora_robot task."""
+def _episodes(seeds: list[int], *, path: str, randomize: bool, command: list[float] | None,
+              ranges: str, physics: str, policy: Any = None) -> list[dict[str, float]]:
+    """One row of figures per seeded episode (`policy`: the runner of `path`, where this
+    process has it loaded already)."""
     from velora_robot.runtime import load_policy
 
-    policy = load_policy(path)
+    if policy is None:
+        policy = load_policy(path)
     env = _env(policy.card, randomize, command, ranges, where=path, physics=physics)
     task = getattr(env.unwrapped, "task", None)  # None for other gymnasium envs
     locomotion = hasattr(task, "velocity_command")
@@ -190,7 +195,7 @@ def _episodes(path: str, seeds: list[int], randomize: bool, command: list[float]
             row["tracking_error"] = float(np.mean(extra))
         rows.append(row)
     env.close()
-    return rows, task is not None
+    return rows
 
 
 # The walking criteria (issue 22's, for the G1): three fixed commands under the core

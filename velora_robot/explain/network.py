@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from velora_robot.errors import ConfigError
+from velora_robot.runtime.card import OUTPUTS
 
 
 @dataclass
@@ -219,8 +220,6 @@ class BlackBox:
         if self.session is None:
             action = self.policy(x[0].astype(np.float32))[None].astype(np.float64)
             return action, np.zeros_like(action), v
-        from velora_robot.runtime.card import OUTPUTS
-
         x, v = x.astype(np.float32), v.astype(np.float32)
         if self.batched:
             action, state = self.session.run(OUTPUTS, {"obs": x, "state": v})

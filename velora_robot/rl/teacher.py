@@ -22,6 +22,7 @@ from torch import Tensor
 
 from velora_robot.errors import ConfigError
 from velora_robot.explain.network import BlackBox, LiquidNet
+from velora_robot.robots.observation import RobotIO
 
 
 class Teacher:
@@ -90,11 +91,9 @@ def _action_range(card: Any, act_dim: int) -> tuple[np.ndarray, np.ndarray]:
     in a right ankle roll whose 0.26 rad limit an action of 0.52 already reaches."""
     low, high = -np.ones(act_dim), np.ones(act_dim)
     robot = None if card is None else card.robot
-    if robot is not None and len(robot.joints) == act_dim:
-        q0 = np.array([j.default_pos for j in robot.joints])
-        limits = np.array([j.pos_limit for j in robot.joints])
-        low = np.maximum(low, (limits[:, 0] - q0) / robot.action_scale)
-        high = np.minimum(high, (limits[:, 1] - q0) / robot.action_scale)
+    if robot is not None and robot.n_joints == act_dim:  # the env's own action mapping
+        io = RobotIO(robot)
+        low, high = ((io.targets(bound) - io.q0) / robot.action_scale for bound in (low, high))
     return low, high
 
 
