@@ -63,11 +63,54 @@ def test_crc_is_the_sdks_own_for_commands_and_states(name):
             m.dq, m.tau = rng.uniform(-20, 20, 2).tolist()
             s.q, s.dq, s.tau_est = rng.uniform(-2, 2, 3).tolist()
         state.imu_state.quaternion = rng.uniform(-1, 1, 4).tolist()
-        assert msgs.cmd_crc(cmd) == reference.Crc(cmd)
-        assert msgs.state_crc(state) == reference.Crc(state)
-    before = msgs.cmd_crc(cmd)
+        assert msgs.cmd.crc_of(cmd) == reference.Crc(cmd)
+        assert msgs.state.crc_of(state) == reference.Crc(state)
+    before = msgs.cmd.crc_of(cmd)
     cmd.motor_cmd[3].q += 1e-3
-    assert msgs.cmd_crc(cmd) != before
+    assert msgs.cmd.crc_of(cmd) != before
+
+
+def _fill(msg, rng) -> None:
+    """Random values in every field of an SDK message object (floats as float32 hold)."""
+    import dataclasses
+
+    for field in dataclasses.fields(msg):
+        value = getattr(msg, field.name)
+        if dataclasses.is_dataclass(value):
+            _fill(value, rng)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                if dataclasses.is_dataclass(v):
+                    _fill(v, rng)
+                else:
+                    value[i] = _random_like(v, rng)
+        else:
+            setattr(msg, field.name, _random_like(value, rng))
+
+
+def _random_like(value, rng):
+    if isinstance(value, float):
+        return float(np.float32(rng.uniform(-50, 50)))
+    return int(rng.integers(0, 100))  # fits every integer type the messages use
+
+
+@pytest.mark.parametrize("name", ["hg", "go"])
+@pytest.mark.parametrize("kind", ["cmd", "state"])
+def test_a_sample_packed_from_values_is_the_sdks_own_bytes_and_reads_back(name, kind):
+    msgs = U.family(name)
+    wire = getattr(msgs, kind)
+    msg = (msgs.new_cmd if kind == "cmd" else msgs.new_state)()
+    _fill(msg, np.random.default_rng(1))
+    msg.crc = wire.crc_of(msg)
+    sdk_bytes = msg.serialize()  # cyclonedds's own encoding of the SDK's message object
+    values = U._flat(msg)
+    sample = wire.seal(list(values))
+    assert bytes(sample).ljust(len(sdk_bytes), b"\0") == sdk_bytes
+    assert wire.open(sample) == tuple(values)  # and back, its CRC checked
+    assert wire.open(wire.seal(list(values), corrupt=True)) is None
+    assert wire.open(sdk_bytes[:-8]) is None  # a short sample is no message
+    read = type(msg).deserialize(bytes(sample))  # what an SDK reader makes of it
+    assert read.crc == msg.crc and U._flat(read) == values
 
 
 def test_no_robot_on_the_domain_is_a_clear_error_naming_interface_and_domain():
@@ -102,7 +145,10 @@ def test_commands_move_the_simulated_robot_and_states_come_back(tmp_path, robot,
     assert abs(moved.q[knee] - first.q[knee]) > 0.1  # the knee followed its target
     assert np.sign(moved.q[knee] - first.q[knee]) == np.sign(target[knee] - first.q[knee])
     assert moved.time_s > first.time_s
-    assert report["commands"] >= 90 and report["crc_errors"] == 0
+    # The robot keeps only the newest command (a queue of one, as Unitree's own
+    # subscribers): a loaded machine that starves its process drops some of the 100 and
+    # the damping and torque-off frames after them (CI once counted 73), never invents one.
+    assert 0 < report["commands"] <= hw.counters.sent and report["crc_errors"] == 0
     assert hw.torque_off == "off"
     # It booted in its own motion control, which configure released before any command.
     assert hw.released_mode == "ai" and report["mode_releases"] == 1
@@ -135,7 +181,8 @@ def _bend_knee(tmp_path: Path, motion_mode: str, release_mode: bool
 
 def test_a_robot_left_in_its_own_motion_control_ignores_low_level_commands(tmp_path):
     moved, hw, report = _bend_knee(tmp_path, "ai", release_mode=False)
-    assert moved < 1e-6 and report["commands"] == 0 and report["ignored_commands"] >= 90
+    assert moved < 1e-6 and report["commands"] == 0
+    assert 0 < report["ignored_commands"] <= hw.counters.sent  # some may be dropped
     assert hw.released_mode is None
 
 
@@ -225,7 +272,11 @@ def test_hil_dds_runs_the_launch_over_dds_and_directly_and_compares(tmp_path):
                          duration_s=2.0)
     assert report["dds"]["final_mode"] == "policy", report["dds"]
     assert report["direct"]["final_mode"] == "policy", report["direct"]
-    assert report["dds"]["robot"]["commands"] > 400 and report["dds"]["link"]["sent"] > 400
+    # Every cycle sent its command and the robot got most of them (it keeps the newest
+    # only). 500 cycles in 2 s at 250 Hz; with two busy loops on the 2 cores, 290-400.
+    dds = report["dds"]
+    assert dds["link"]["sent"] >= dds["cycles"] >= 200
+    assert dds["robot"]["commands"] >= 0.5 * dds["link"]["sent"], dds["robot"]
     # Same start, same policy: the joints move the same way early. Measured over 0.2 s
     # (cosine between the two paths' joint displacements; root mean square of their
     # difference against the 0.195 rad the joints move, which a robot ignoring the commands

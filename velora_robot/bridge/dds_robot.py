@@ -69,16 +69,31 @@ class DdsRobot:
         self.late_steps, self.max_lag_s = 0, 0.0
         self.motion = MotionSwitcherService(motion_mode)
         self._stop = False
+        # The messages as flat values: where each command field is read from and each
+        # measured value goes (joint motors, then the held ones for the state's q and dq).
+        self.msgs = U.family(spec.unitree.message)  # type: ignore[union-attr]
+        cmd, state = self.msgs.cmd.index, self.msgs.state.index
+        self._cmd_at = {k: [cmd[f"motor_cmd.{m}.{k}"] for m in self.joint_motor]
+                        for k in ("mode", "q", "kp", "kd")}
+        motors = (*self.joint_motor, *self.held_motor)
+        self._state_at = {"tick": [state["tick"]],
+                          **{k: [state[f"imu_state.{k}.{i}"] for i in range(n)]
+                             for k, n in (("quaternion", 4), ("gyroscope", 3))},
+                          "q": [state[f"motor_state.{m}.q"] for m in motors],
+                          "dq": [state[f"motor_state.{m}.dq"] for m in motors],
+                          "tau_est": [state[f"motor_state.{m}.tau_est"]
+                                      for m in self.joint_motor]}
 
-    def _on_cmd(self, msg: Any) -> None:
-        if self.msgs.cmd_crc(msg) != msg.crc:
+    def _on_cmd(self, sample: bytes) -> None:
+        values = self.msgs.cmd.open(sample)
+        if values is None:
             self.crc_errors += 1
             return
         if self.motion.mode:  # its own motion control owns the motors
             self.ignored += 1
             return
         self.commands += 1
-        self._latest = (time.monotonic(), msg)
+        self._latest = (time.monotonic(), values)
         if self._first_command is None:
             self._first_command = self._latest[0]
 
@@ -89,38 +104,36 @@ class DdsRobot:
         assert latest is not None
         if now - latest[0] > self.watchdog_s:
             return self.sim.io.q0, 0 * self.kp, self.kd
-        motors = latest[1].motor_cmd
-        rows = [motors[int(k)] for k in self.joint_motor]
-        on = np.array([m.mode == 1 for m in rows])
-        q = np.array([m.q for m in rows])
-        return q, np.array([m.kp for m in rows]) * on, np.array([m.kd for m in rows]) * on
+        values = latest[1]
+        mode, q, kp, kd = (np.array([values[i] for i in self._cmd_at[k]], float)
+                           for k in ("mode", "q", "kp", "kd"))
+        on = mode == 1
+        return q, kp * on, kd * on
 
-    def _state(self, msg: Any, tick_ms: int, corrupt: bool) -> None:
-        d, index = self.sim.data, self.sim.index
+    def _state(self, values: list[Any], tick_ms: int, corrupt: bool) -> bytes:
+        """This step's `rt/lowstate` sample, from the blank message's `values`."""
+        d = self.sim.data
         m = self.sim.measure()
-        msg.tick = tick_ms
-        b = index.base_qpos
-        imu = msg.imu_state
-        imu.quaternion = [float(v) for v in d.qpos[b + 3:b + 7]] if b is not None \
-            else [1.0, 0.0, 0.0, 0.0]
-        imu.gyroscope = [float(v) for v in m.state.gyro]
-        for k, q, dq, tau in zip(self.joint_motor, m.state.q, m.state.dq, m.tau, strict=True):
-            s = msg.motor_state[int(k)]
-            s.q, s.dq, s.tau_est = float(q), float(dq), float(tau)
-        for k, a, v in zip(self.held_motor, self.held_qpos, self.held_dof, strict=True):
-            s = msg.motor_state[int(k)]
-            s.q, s.dq = float(d.qpos[a]), float(d.qvel[v])
-        msg.crc = self.msgs.state_crc(msg) ^ (0xFFFFFFFF if corrupt else 0)
+        b = self.sim.index.base_qpos
+        measured = {"tick": [tick_ms],
+                    "quaternion": d.qpos[b + 3:b + 7] if b is not None else [1, 0, 0, 0],
+                    "gyroscope": m.state.gyro,
+                    "q": np.concatenate([m.state.q, d.qpos[self.held_qpos]]),
+                    "dq": np.concatenate([m.state.dq, d.qvel[self.held_dof]]),
+                    "tau_est": m.tau}
+        for key, at in self._state_at.items():
+            for i, v in zip(at, np.asarray(measured[key]).tolist(), strict=True):
+                values[i] = v
+        return self.msgs.state.seal(values, corrupt)
 
     def run(self, duration_s: float | None = None, status: Path | None = None) -> None:
         """Serve until `duration_s` passes or SIGTERM/SIGINT; then write the base's travel
         and the counters to `status` (JSON) when given."""
         sdk = U.sdk()
-        self.msgs = U.family(self.spec.unitree.message)  # type: ignore[union-attr]
         U.open_domain(self.domain_id, self.interface)
-        pub = sdk.Publisher(U.LOWSTATE, self.msgs.LowState)
+        pub = sdk.Publisher(U.LOWSTATE, self.msgs.state.Sample)
         pub.Init()
-        sub = sdk.Subscriber(U.LOWCMD, self.msgs.LowCmd)
+        sub = sdk.Subscriber(U.LOWCMD, self.msgs.cmd.Sample)
         sub.Init(self._on_cmd, U.QUEUE)
         self.motion.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -128,7 +141,7 @@ class DdsRobot:
         print(f"{READY} {self.spec.name} on DDS domain {self.domain_id}, interface "
               f"{self.interface} (Ctrl-C stops)", flush=True)
         dt = self.spec.physics_dt
-        msg = self.msgs.new_state()
+        values = self.msgs.state.values()
         start = time.monotonic()
         try:
             while not self._stop:
@@ -147,8 +160,8 @@ class DdsRobot:
                     self.sim.set_gains(kp, kd)
                     self.sim.step(q, 1)
                 self.steps += 1
-                self._state(msg, round(self.sim.data.time * 1e3), faulty)  # "corrupt" only
-                pub.Write(msg)
+                pub.Write(self._state(values, round(self.sim.data.time * 1e3),
+                                      faulty))  # "corrupt" only
                 wait = start + self.steps * dt - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)

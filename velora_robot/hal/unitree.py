@@ -70,22 +70,39 @@ class UnitreeHardware(Hardware):
         self._mode_machine = 0
         self.msgs = U.family(spec.unitree.message)
         self._pub = self._sub = None
+        # The messages as flat values: where each motor's command goes (joint motors, then
+        # the held ones) and where the state's values are read from.
+        cmd, state = self.msgs.cmd.index, self.msgs.state.index
+        self._blank_cmd = self.msgs.cmd.values()
+        motors = (*self.joint_motor, *self.held_motor)
+        self._cmd_at = {k: [cmd[f"motor_cmd.{m}.{k}"] for m in motors]
+                        for k in ("mode", "q", "dq", "tau", "kp", "kd")}
+        self._head_at = [cmd[k] for k in ("mode_pr", "mode_machine")] \
+            if self.msgs.name == "hg" else []
+        self._state_at = {k: np.array([state[f"motor_state.{m}.{k}"]
+                                       for m in self.joint_motor])
+                          for k in ("q", "dq", "tau_est")}
+        self._state_at |= {k: np.array([state[f"imu_state.{k}.{i}"] for i in range(n)])
+                           for k, n in (("quaternion", 4), ("gyroscope", 3))}
+        self._tick_at = state["tick"]
+        self._mode_machine_at = state.get("mode_machine")
 
     # ------------------------------------------------------------ the link
-    def _on_state(self, msg: object) -> None:
+    def _on_state(self, sample: bytes) -> None:
         """DDS reader thread: keep the newest state whose CRC checks."""
-        if self.msgs.state_crc(msg) != msg.crc:  # type: ignore[attr-defined]
+        values = self.msgs.state.open(sample)
+        if values is None:
             self.counters.crc_errors += 1
             return
         self.counters.received += 1
-        self._latest = (time.monotonic(), msg)
+        self._latest = (time.monotonic(), values)
 
     def _on_configure(self) -> None:
         sdk = U.sdk()
         U.open_domain(self.domain_id, self.interface)
-        self._pub = sdk.Publisher(U.LOWCMD, self.msgs.LowCmd)
+        self._pub = sdk.Publisher(U.LOWCMD, self.msgs.cmd.Sample)
         self._pub.Init()
-        self._sub = sdk.Subscriber(U.LOWSTATE, self.msgs.LowState)
+        self._sub = sdk.Subscriber(U.LOWSTATE, self.msgs.state.Sample)
         self._sub.Init(self._on_state, U.QUEUE)
         deadline = time.monotonic() + self.connect_s
         while self._latest is None and time.monotonic() < deadline:
@@ -97,7 +114,8 @@ class UnitreeHardware(Hardware):
                 f"no Unitree robot answered on network interface {self.interface!r}, DDS "
                 f"domain {self.domain_id}: no valid {U.LOWSTATE} in {self.connect_s:g} s"
                 f"{bad}. Is the robot on, and the interface the one its cable is on?")
-        self._mode_machine = int(getattr(self._latest[1], "mode_machine", 0))
+        if self._mode_machine_at is not None:  # the robot's model, echoed in commands
+            self._mode_machine = int(self._latest[1][self._mode_machine_at])
         if self.release_mode:
             self.released_mode = self._release_motion_control()
 
@@ -162,20 +180,23 @@ class UnitreeHardware(Hardware):
     # ------------------------------------------------------------ commands
     def _publish(self, q: np.ndarray, kp: np.ndarray, kd: np.ndarray, *,
                  mode: int = ENABLE, tau: np.ndarray | None = None) -> None:
-        msg = self.msgs.new_cmd()
-        if self.msgs.name == "hg":  # pitch/roll ankle mode, and the robot's own mode echoed
-            msg.mode_pr, msg.mode_machine = 0, self._mode_machine
+        values = self._blank_cmd.copy()
+        if self._head_at:  # hg: pitch/roll ankle mode, and the robot's own mode echoed
+            values[self._head_at[0]], values[self._head_at[1]] = 0, self._mode_machine
         damping = not kp.any()
         held_kp = 0.0 * self.held_kp if damping else self.held_kp
-        rows = ((self.joint_motor, q, kp, kd, tau if tau is not None else 0 * q),
-                (self.held_motor, self.held_q, held_kp, self.held_kd, 0 * self.held_q))
-        for motors, qs, kps, kds, taus in rows:
-            for k, qk, kpk, kdk, tk in zip(motors, qs, kps, kds, taus, strict=True):
-                m = msg.motor_cmd[int(k)]
-                m.mode, m.q, m.dq, m.tau = mode, float(qk), 0.0, float(tk)
-                m.kp, m.kd = float(kpk), float(kdk)
-        msg.crc = self.msgs.cmd_crc(msg)
-        self._pub.Write(msg)  # type: ignore[union-attr]
+        n = len(self.joint_motor)
+        columns = {"mode": np.full(n + len(self.held_motor), mode),
+                   "q": np.concatenate([q, self.held_q]),
+                   "dq": np.zeros(n + len(self.held_motor)),
+                   "tau": np.concatenate([tau if tau is not None else 0 * q,
+                                          0 * self.held_q]),
+                   "kp": np.concatenate([kp, held_kp]),
+                   "kd": np.concatenate([kd, self.held_kd])}
+        for name, column in columns.items():
+            for i, v in zip(self._cmd_at[name], column.tolist(), strict=True):
+                values[i] = v
+        self._pub.Write(self.msgs.cmd.seal(values))  # type: ignore[union-attr]
         self.counters.sent += 1
 
     def _damp(self) -> None:
@@ -210,13 +231,12 @@ class UnitreeHardware(Hardware):
                 f"{self.timeout_s * 1e3:.0f} ms; {self.counters.crc_errors} dropped for a "
                 "bad CRC): robot stopped, stalled or unreachable; damping sent")
         self.state_age_s.append(age)
-        msg = self._latest[1]  # type: ignore[index]
-        motors = msg.motor_state  # type: ignore[attr-defined]
-        rows = [motors[int(k)] for k in self.joint_motor]
-        imu = msg.imu_state  # type: ignore[attr-defined]
-        gravity = to_base_frame(np.array(imu.quaternion, float), np.array([0.0, 0.0, -1.0]))
-        return HardwareState(q=np.array([m.q for m in rows], float),
-                             dq=np.array([m.dq for m in rows], float),
-                             tau=np.array([m.tau_est for m in rows], float),
-                             gyro=np.array(imu.gyroscope, float), gravity=gravity,
-                             time_s=msg.tick * 1e-3)  # type: ignore[attr-defined]
+        values = np.array(self._latest[1])  # type: ignore[index]
+        at = self._state_at
+        gravity = to_base_frame(values[at["quaternion"]].astype(float),
+                                np.array([0.0, 0.0, -1.0]))
+        return HardwareState(q=values[at["q"]].astype(float),
+                             dq=values[at["dq"]].astype(float),
+                             tau=values[at["tau_est"]].astype(float),
+                             gyro=values[at["gyroscope"]].astype(float), gravity=gravity,
+                             time_s=int(values[self._tick_at]) * 1e-3)
