@@ -62,7 +62,7 @@ class DdsRobot:
         self.held_dof = self.sim.index.held_dof[which]
         self.kp = np.array([j.kp for j in spec.joints])
         self.kd = np.array([j.kd for j in spec.joints])
-        self._latest: tuple[float, Any] | None = None
+        self._latest: tuple[float, tuple] | None = None  # (arrival, the command's values)
         self.commands = self.crc_errors = self.ignored = self.steps = 0
         # Steps begun more than a physics step behind real time (a loaded machine), and the
         # worst lag: what parts the simulated robot from the direct path, not DDS.

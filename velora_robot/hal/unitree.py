@@ -66,7 +66,7 @@ class UnitreeHardware(Hardware):
         self.damping_kd = np.array([j.kd for j in spec.joints]) * damping_kd_scale
         self.counters = DdsCounters()
         self.state_age_s: deque[float] = deque(maxlen=100_000)  # per read: the state's age
-        self._latest: tuple[float, object] | None = None  # (arrival, LowState)
+        self._latest: tuple[float, tuple] | None = None  # (arrival, the state's values)
         self._mode_machine = 0
         self.msgs = U.family(spec.unitree.message)
         self._pub = self._sub = None
