@@ -120,10 +120,7 @@ def test_load_policy_picks_the_runner_by_file_type(trained):
 def test_the_lean_onnx_graph_equals_the_pytorch_policy_for_a_spot_sized_controller(
         neurons_per_dof, squash, tmp_path):
     import onnx
-    import onnxruntime as ort
 
-    from velora_robot.export.deploy import DeployPolicy
-    from velora_robot.export.exporter import _export_liquid_onnx
     from velora_robot.rl.agent import Agent
     from velora_robot.rl.recipe import PolicySection
 
@@ -134,19 +131,54 @@ def test_the_lean_onnx_graph_equals_the_pytorch_policy_for_a_spot_sized_controll
     agent.obs_norm.update(torch.as_tensor(rng.normal(1.0, 3.0, size=(500, 47)),
                                           dtype=torch.float32))
     path = tmp_path / "spot.onnx"
+    _assert_onnx_equals_pytorch(agent, path, rng, steps=300)
+    assert len(onnx.load(str(path)).graph.node) <= 80  # the torch exporter's graph had 126
+
+
+def _assert_onnx_equals_pytorch(agent, path, rng, steps: int) -> None:
+    """Export `agent`'s liquid actor to `path`; over `steps` random observations its ONNX
+    Runtime actions and states equal the PyTorch deploy policy's."""
+    import onnxruntime as ort
+
+    from velora_robot.export.deploy import DeployPolicy
+    from velora_robot.export.exporter import _export_liquid_onnx
+
     _export_liquid_onnx(agent, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     reference = DeployPolicy(agent).eval()
     n = agent.actor.cell.n_neurons
     state, ref_state = np.zeros((1, n), np.float32), torch.zeros(1, n)
-    for _ in range(300):
+    for _ in range(steps):
         obs = rng.normal(1.0, 3.0, size=(1, 47)).astype(np.float32)
         action, state = session.run(None, {"obs": obs, "state": state})
         with torch.no_grad():
             ref_action, ref_state = reference(torch.from_numpy(obs), ref_state)
         np.testing.assert_allclose(action, ref_action.numpy(), atol=1e-5, rtol=0)
         np.testing.assert_allclose(state, ref_state.numpy(), atol=1e-5, rtol=0)
-    assert len(onnx.load(str(path)).graph.node) <= 80  # the torch exporter's graph had 126
+
+
+def test_a_recipe_sets_how_dense_the_wiring_is_and_a_denser_one_exports_exactly(tmp_path):
+    from velora_robot.liquid import NCPWiring
+    from velora_robot.rl.agent import Agent
+    from velora_robot.rl.recipe import PolicySection
+
+    torch.manual_seed(0)
+    sparse = Agent(PolicySection(kind="liquid", n_neurons=100), 47, 12, 0, critic=False)
+    agent = Agent(PolicySection(kind="liquid", n_neurons=100, sensory_fanout=24,
+                                inter_fanout=18, cross_joint_fanout=8),
+                  47, 12, 0, critic=False).eval()
+    w0, w = sparse.actor.cell.wiring, agent.actor.cell.wiring
+    assert (w.sensory_fanout, w.inter_fanout, w.cross_joint_fanout) == (24, 18, 8)
+    assert w.n_synapses > 2 * w0.n_synapses
+    assert w.n_sensory_synapses > 4 * w0.n_sensory_synapses
+    assert w.n_neurons == w0.n_neurons and (w.neurons("motor") == w0.neurons("motor")).all()
+    again = NCPWiring.from_dict(w.to_dict())  # what a model card rebuilds
+    assert (again.synapses == w.synapses).all()
+    assert (again.sensory_synapses == w.sensory_synapses).all()
+    rng = np.random.default_rng(1)
+    agent.obs_norm.update(torch.as_tensor(rng.normal(1.0, 3.0, size=(500, 47)),
+                                          dtype=torch.float32))
+    _assert_onnx_equals_pytorch(agent, tmp_path / "dense.onnx", rng, steps=50)
 
 
 def test_the_card_says_how_much_of_the_action_the_neurons_carry(trained, tmp_path):

@@ -27,7 +27,8 @@ from velora_robot.config import parse
 from velora_robot.errors import ConfigError
 
 # Keyword arguments that configure the policy section (the rest configure the algorithm).
-_POLICY_FIELDS = ("n_neurons", "neurons_per_dof", "wiring_seed", "residual", "ode_unfolds",
+_POLICY_FIELDS = ("n_neurons", "neurons_per_dof", "wiring_seed", "sensory_fanout",
+                  "inter_fanout", "cross_joint_fanout", "residual", "ode_unfolds",
                   "compiled", "init_log_std", "hidden", "critic_hidden",
                   "privileged_critic")
 

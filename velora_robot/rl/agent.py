@@ -27,7 +27,9 @@ class Agent(nn.Module):
                 obs_dim, act_dim, n_neurons=policy.n_neurons,
                 neurons_per_dof=policy.neurons_per_dof, wiring_seed=policy.wiring_seed,
                 residual=policy.residual, ode_unfolds=policy.ode_unfolds,
-                compiled=policy.compiled, init_log_std=policy.init_log_std)
+                compiled=policy.compiled, init_log_std=policy.init_log_std,
+                sensory_fanout=policy.sensory_fanout, inter_fanout=policy.inter_fanout,
+                cross_joint_fanout=policy.cross_joint_fanout)
         else:
             hidden = [] if policy.kind == "linear" else policy.hidden
             self.actor = MLPActor(obs_dim, act_dim, hidden=hidden,

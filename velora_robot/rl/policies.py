@@ -21,11 +21,13 @@ class LiquidActor(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, *, n_neurons: int | None = None,
                  neurons_per_dof: int = 1, wiring_seed: int = 0, residual: bool = True,
-                 ode_unfolds: int = 6, compiled: bool = False, init_log_std: float = -0.5
+                 ode_unfolds: int = 6, compiled: bool = False, init_log_std: float = -0.5,
+                 sensory_fanout: int = 4, inter_fanout: int = 4, cross_joint_fanout: int = 1
                  ) -> None:
         super().__init__()
         wiring = NCPWiring(n_dof=act_dim, neurons_per_dof=neurons_per_dof, seed=wiring_seed,
-                           n_neurons=n_neurons)
+                           n_neurons=n_neurons, sensory_fanout=sensory_fanout,
+                           inter_fanout=inter_fanout, cross_joint_fanout=cross_joint_fanout)
         self.cell = LTCCell(wiring, obs_dim, ode_unfolds=ode_unfolds, residual=residual,
                             compiled=compiled)
         self.log_std = nn.Parameter(torch.full((act_dim,), init_log_std))

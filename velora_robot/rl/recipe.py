@@ -96,6 +96,12 @@ class PolicySection(_Section):
     n_neurons: int | None = Field(default=None, ge=2)
     neurons_per_dof: Literal[1, 2] = 1
     wiring_seed: int = Field(default=0, ge=0)
+    # How dense the NCP is (liquid/wiring.py): targets per input among the inter neurons,
+    # per inter neuron among the command neurons, and per command neuron among other
+    # joints' command neurons.
+    sensory_fanout: int = Field(default=4, ge=1)
+    inter_fanout: int = Field(default=4, ge=1)
+    cross_joint_fanout: int = Field(default=1, ge=0)
     residual: bool = True
     ode_unfolds: int = Field(default=6, ge=1)
     compiled: bool = False
