@@ -878,3 +878,23 @@ def test_an_mlp_teacher_labels_a_batch_as_its_runner_acts_on_each_robot(name):
     # the G1's ankle rolls reach their 0.26 rad limits at half the action range
     assert (np.abs(action.numpy() - acted) > 0.1).any() == (name == "g1_walk_mlp")
     assert teacher.record["env_steps"] > 0
+
+
+def test_bench_imitation_fits_actors_to_a_teacher_on_the_teachers_own_states(tmp_path):
+    from velora_robot.bench import imitation
+    from velora_robot.liquid import NCPWiring
+
+    r = recipe(tmp_path, "imitation", policy={"n_neurons": 8},
+               algorithm={"teacher": "models/joint_track.onnx", "teacher_until": 1000,
+                          "action_std": 0.1})
+    data = imitation.collect(r, segments=1)
+    assert data["obs"].shape[:2] == (128, 48) and data["labels"].shape == (128, 48, 1)
+    assert data["starts"][:, 0].all()  # every robot's first step starts an episode
+    assert np.abs(data["labels"]).max() <= 1.0 and data["labels"].std() > 0.05
+    wiring = NCPWiring(n_dof=1, neurons_per_dof=1, n_neurons=8)
+    cases = imitation._candidates(r.policy, wiring.n_inter, wiring.n_command)
+    assert cases["liquid, every synapse"]["sensory_fanout"] == wiring.n_inter
+    for name in ("linear", "liquid, NCP 4/4/1"):
+        result = imitation.fit(cases[name], data, epochs=20, held_out=16)
+        assert result["held_out"] < 0.7 * result["untrained"], (name, result)
+    assert "synapses" in result and result["parameters"] > 0

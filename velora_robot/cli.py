@@ -14,7 +14,7 @@ from pathlib import Path
 from velora_robot.config import check_writable, parse
 
 BENCHMARKS = ("ltc", "env", "solve", "walk", "throughput", "scale", "policy", "loop",
-              "bridge", "dynamixel", "dds")
+              "bridge", "dynamixel", "dds", "imitation")
 
 
 class UserError(Exception):
@@ -48,9 +48,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     check_writable(args.json, "--json")
     bench = importlib.import_module(f"velora_robot.bench.{args.name}")
     if args.recipe is not None:
-        if args.name != "walk":
-            raise UserError(f"--recipe is for `bench walk` (the recipe it trains), not "
-                            f"`bench {args.name}`")
+        if args.name not in ("walk", "imitation"):
+            raise UserError(f"--recipe is for `bench walk` (the recipe it trains) and `bench "
+                            f"imitation` (the teacher it imitates), not `bench {args.name}`")
         result = bench.run(quick=args.quick, recipe=args.recipe)
     else:
         result = bench.run(quick=args.quick)
@@ -560,7 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
     bench.add_argument("--json", type=Path, default=None, help="write the result here")
     bench.add_argument("--recipe", type=Path, default=None,
-                       help="bench walk: train this recipe instead of the fast one")
+                       help="bench walk: train this recipe instead of the fast one; "
+                            "bench imitation: the distillation recipe (env and teacher)")
     bench.set_defaults(func=cmd_bench)
     return parser
 
