@@ -72,17 +72,14 @@ class DdsRobot:
         # The messages as flat values: where each command field is read from and each
         # measured value goes (joint motors, then the held ones for the state's q and dq).
         self.msgs = U.family(spec.unitree.message)  # type: ignore[union-attr]
-        cmd, state = self.msgs.cmd.index, self.msgs.state.index
-        self._cmd_at = {k: [cmd[f"motor_cmd.{m}.{k}"] for m in self.joint_motor]
-                        for k in ("mode", "q", "kp", "kd")}
+        cmd, state = self.msgs.cmd, self.msgs.state
+        self._cmd_at = {k: cmd.motors(k, self.joint_motor) for k in ("mode", "q", "kp", "kd")}
         motors = (*self.joint_motor, *self.held_motor)
-        self._state_at = {"tick": [state["tick"]],
-                          **{k: [state[f"imu_state.{k}.{i}"] for i in range(n)]
-                             for k, n in (("quaternion", 4), ("gyroscope", 3))},
-                          "q": [state[f"motor_state.{m}.q"] for m in motors],
-                          "dq": [state[f"motor_state.{m}.dq"] for m in motors],
-                          "tau_est": [state[f"motor_state.{m}.tau_est"]
-                                      for m in self.joint_motor]}
+        self._state_at = {"tick": [state.index["tick"]],
+                          "quaternion": state.array("imu_state.quaternion"),
+                          "gyroscope": state.array("imu_state.gyroscope"),
+                          "q": state.motors("q", motors), "dq": state.motors("dq", motors),
+                          "tau_est": state.motors("tau_est", self.joint_motor)}
 
     def _on_cmd(self, sample: bytes) -> None:
         values = self.msgs.cmd.open(sample)

@@ -246,6 +246,15 @@ class Wire:
         self.cdr = struct.Struct(_cdr_format(layout.format))
         self.index = {p: i for i, p in enumerate(_paths(blank()))}
         self.Sample = _sample_type(data_type)
+        self._motors = "motor_cmd" if "motor_cmd.0.q" in self.index else "motor_state"
+
+    def array(self, name: str) -> list[int]:
+        """Where an array field's values are ('imu_state.quaternion')."""
+        return [i for p, i in self.index.items() if p.rpartition(".")[0] == name]
+
+    def motors(self, field: str, slots: Any) -> list[int]:
+        """Where `field` ('q', 'kp', ...) of each of these motor slots is."""
+        return [self.index[f"{self._motors}.{int(k)}.{field}"] for k in slots]
 
     def values(self) -> list[Any]:
         """A blank message's values (the family's header set), to fill by `index`."""

@@ -72,20 +72,18 @@ class UnitreeHardware(Hardware):
         self._pub = self._sub = None
         # The messages as flat values: where each motor's command goes (joint motors, then
         # the held ones) and where the state's values are read from.
-        cmd, state = self.msgs.cmd.index, self.msgs.state.index
-        self._blank_cmd = self.msgs.cmd.values()
+        cmd, state = self.msgs.cmd, self.msgs.state
+        self._blank_cmd = cmd.values()
         motors = (*self.joint_motor, *self.held_motor)
-        self._cmd_at = {k: [cmd[f"motor_cmd.{m}.{k}"] for m in motors]
-                        for k in ("mode", "q", "dq", "tau", "kp", "kd")}
-        self._head_at = [cmd[k] for k in ("mode_pr", "mode_machine")] \
+        self._cmd_at = {k: cmd.motors(k, motors) for k in ("mode", "q", "dq", "tau", "kp", "kd")}
+        self._head_at = [cmd.index[k] for k in ("mode_pr", "mode_machine")] \
             if self.msgs.name == "hg" else []
-        self._state_at = {k: np.array([state[f"motor_state.{m}.{k}"]
-                                       for m in self.joint_motor])
+        self._state_at = {k: np.array(state.motors(k, self.joint_motor))
                           for k in ("q", "dq", "tau_est")}
-        self._state_at |= {k: np.array([state[f"imu_state.{k}.{i}"] for i in range(n)])
-                           for k, n in (("quaternion", 4), ("gyroscope", 3))}
-        self._tick_at = state["tick"]
-        self._mode_machine_at = state.get("mode_machine")
+        self._state_at |= {k: np.array(state.array(f"imu_state.{k}"))
+                           for k in ("quaternion", "gyroscope")}
+        self._tick_at = state.index["tick"]
+        self._mode_machine_at = state.index.get("mode_machine")
 
     # ------------------------------------------------------------ the link
     def _on_state(self, sample: bytes) -> None:
