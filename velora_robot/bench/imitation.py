@@ -103,7 +103,8 @@ def fit(section: dict[str, Any], data: dict[str, Any], epochs: int, held_out: in
     agent = Agent(PolicySection(**section), obs.shape[-1], labels.shape[-1], 0, critic=False)
     agent.obs_norm.update(obs.reshape(-1, obs.shape[-1]))
     x = agent.obs_norm(obs)
-    train, test = slice(0, len(x) - held_out), slice(len(x) - held_out, None)
+    n_train = len(x) - held_out
+    train, test = slice(0, n_train), slice(n_train, None)
 
     def loss(rows: slice | torch.Tensor) -> torch.Tensor:
         mean, _ = agent.actor(x[rows], None, resets=starts[rows])
@@ -116,7 +117,7 @@ def fit(section: dict[str, Any], data: dict[str, Any], epochs: int, held_out: in
     before = score(test)
     optimizer = torch.optim.Adam(agent.actor.parameters(), lr=3e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
-    n_train, start = len(x) - held_out, time.perf_counter()
+    start = time.perf_counter()
     for _ in range(epochs):
         order = torch.randperm(n_train)
         for i in range(0, n_train, BATCH):
@@ -134,8 +135,7 @@ def fit(section: dict[str, Any], data: dict[str, Any], epochs: int, held_out: in
     return result
 
 
-def run(quick: bool = False, recipe: str | Path | None = None,
-        only: list[str] | None = None) -> dict[str, Any]:
+def run(quick: bool = False, recipe: str | Path | None = None) -> dict[str, Any]:
     import torch
 
     from velora_robot.errors import ConfigError
@@ -157,8 +157,7 @@ def run(quick: bool = False, recipe: str | Path | None = None,
     held_out = max(1, math.ceil(len(data["obs"]) / 20))
     cases = {}
     for name, section in _candidates(rec.policy, wiring.n_inter, wiring.n_command).items():
-        if only is None or name in only:
-            cases[name] = {"policy": section, **fit(section, data, epochs, held_out)}
+        cases[name] = {"policy": section, **fit(section, data, epochs, held_out)}
     return {"recipe": str(recipe or RECIPE), "teacher": rec.algorithm.teacher,
             "sequences": len(data["obs"]), "steps_per_sequence": STEPS,
             "held_out_sequences": held_out, "epochs": epochs, "collect_s": collect_s,

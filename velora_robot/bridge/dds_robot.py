@@ -119,8 +119,7 @@ class DdsRobot:
                     "dq": np.concatenate([m.state.dq, d.qvel[self.held_dof]]),
                     "tau_est": m.tau}
         for key, at in self._state_at.items():
-            for i, v in zip(at, np.asarray(measured[key]).tolist(), strict=True):
-                values[i] = v
+            self.msgs.state.fill(values, at, measured[key])
         return self.msgs.state.seal(values, corrupt)
 
     def run(self, duration_s: float | None = None, status: Path | None = None) -> None:

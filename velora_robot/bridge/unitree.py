@@ -75,8 +75,8 @@ def sdk() -> types.SimpleNamespace:
 
 @cache
 def family(name: str) -> types.SimpleNamespace:
-    """Message family `name` ("hg" or "go"): its LowCmd and LowState types, constructors
-    of blank ones with the family's header set, and each as a `Wire` (`cmd`, `state`)."""
+    """Message family `name` ("hg" or "go"): constructors of blank LowCmd and LowState
+    messages with the family's header set, and each message as a `Wire` (`cmd`, `state`)."""
     sdk()
     from unitree_sdk2py.idl import default
 
@@ -84,8 +84,7 @@ def family(name: str) -> types.SimpleNamespace:
         from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowCmd_, LowState_
 
         return types.SimpleNamespace(
-            name=name, LowCmd=LowCmd_, LowState=LowState_,
-            new_cmd=default.unitree_hg_msg_dds__LowCmd_,
+            name=name, new_cmd=default.unitree_hg_msg_dds__LowCmd_,
             new_state=default.unitree_hg_msg_dds__LowState_,
             cmd=Wire(LowCmd_, _LAYOUT[name][0], default.unitree_hg_msg_dds__LowCmd_),
             state=Wire(LowState_, _LAYOUT[name][1], default.unitree_hg_msg_dds__LowState_))
@@ -100,7 +99,7 @@ def family(name: str) -> types.SimpleNamespace:
             return msg
 
         return types.SimpleNamespace(
-            name=name, LowCmd=LowCmd_, LowState=LowState_, new_cmd=new_cmd,
+            name=name, new_cmd=new_cmd,
             new_state=default.unitree_go_msg_dds__LowState_,
             cmd=Wire(LowCmd_, _LAYOUT[name][0], new_cmd),
             state=Wire(LowState_, _LAYOUT[name][1], default.unitree_go_msg_dds__LowState_))
@@ -160,39 +159,23 @@ def crc32_words(packed: bytes) -> int:
     return zeros ^ int(np.bitwise_xor.reduce(tables[positions, order]))
 
 
-def _flat(msg: Any) -> list[Any]:
+def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
     """A message's values in wire order (its fields as declared, nested structs and arrays
-    in place): the order the C layout and CDR pack them in, the CRC last."""
-    out: list[Any] = []
-    for field in dataclasses.fields(msg):
-        _flatten(getattr(msg, field.name), out)
-    return out
-
-
-def _flatten(value: Any, out: list[Any]) -> None:
+    in place: the order the C layout and CDR pack them in, the CRC last), each with its
+    name: ('tick', 123), ('motor_state.3.q', 0.1), ('imu_state.quaternion.0', 1.0)."""
     if dataclasses.is_dataclass(value):
-        for field in dataclasses.fields(value):
-            _flatten(getattr(value, field.name), out)
+        items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
     elif isinstance(value, (list, bytes)):  # a uint8 array read back comes as bytes
-        for v in value:
-            _flatten(v, out)
+        items = list(enumerate(value))
     else:
-        out.append(value)
+        return [(path, value)]
+    return [leaf for name, v in items for leaf in _leaves(v, f"{path}.{name}" if path
+                                                          else str(name))]
 
 
-def _paths(msg: Any, prefix: str = "") -> list[str]:
-    """The name of each value `_flat(msg)` gives, in its order: 'tick',
-    'motor_state.3.q', 'imu_state.quaternion.0'."""
-    out: list[str] = []
-    items = [(f.name, getattr(msg, f.name)) for f in dataclasses.fields(msg)] \
-        if dataclasses.is_dataclass(msg) else list(enumerate(msg))
-    for name, value in items:
-        path = f"{prefix}{name}"
-        if dataclasses.is_dataclass(value) or isinstance(value, (list, bytes)):
-            out += _paths(value, path + ".")
-        else:
-            out.append(path)
-    return out
+def _flat(msg: Any) -> list[Any]:
+    """A message's values in wire order (`_leaves`)."""
+    return [v for _, v in _leaves(msg)]
 
 
 _ENCAPSULATION = b"\x00\x01\x00\x00"  # XCDR1, little-endian: the SDK's DDS samples
@@ -244,7 +227,7 @@ class Wire:
     def __init__(self, data_type: Any, layout: struct.Struct, blank: Any) -> None:
         self.layout, self._blank = layout, blank
         self.cdr = struct.Struct(_cdr_format(layout.format))
-        self.index = {p: i for i, p in enumerate(_paths(blank()))}
+        self.index = {p: i for i, (p, _) in enumerate(_leaves(blank()))}
         self.Sample = _sample_type(data_type)
         self._motors = "motor_cmd" if "motor_cmd.0.q" in self.index else "motor_state"
 
@@ -255,6 +238,12 @@ class Wire:
     def motors(self, field: str, slots: Any) -> list[int]:
         """Where `field` ('q', 'kp', ...) of each of these motor slots is."""
         return [self.index[f"{self._motors}.{int(k)}.{field}"] for k in slots]
+
+    @staticmethod
+    def fill(values: list[Any], positions: list[int], column: Any) -> None:
+        """Put `column` (numbers, or an array) at `positions` of a message's `values`."""
+        for i, v in zip(positions, np.asarray(column).tolist(), strict=True):
+            values[i] = v
 
     def values(self) -> list[Any]:
         """A blank message's values (the family's header set), to fill by `index`."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 
 import numpy as np
 
@@ -70,18 +71,25 @@ class UnitreeHardware(Hardware):
         self._mode_machine = 0
         self.msgs = U.family(spec.unitree.message)
         self._pub = self._sub = None
-        # The messages as flat values: where each motor's command goes (joint motors, then
-        # the held ones) and where the state's values are read from.
+        # The messages as flat values. A blank command with what never changes in place
+        # (every motor used: no velocity target; the held joints' pose and damping), and
+        # where each call's values go; getters of the state's values.
         cmd, state = self.msgs.cmd, self.msgs.state
-        self._blank_cmd = cmd.values()
         motors = (*self.joint_motor, *self.held_motor)
-        self._cmd_at = {k: cmd.motors(k, motors) for k in ("mode", "q", "dq", "tau", "kp", "kd")}
-        self._head_at = [cmd.index[k] for k in ("mode_pr", "mode_machine")] \
-            if self.msgs.name == "hg" else []
-        self._state_at = {k: np.array(state.motors(k, self.joint_motor))
-                          for k in ("q", "dq", "tau_est")}
-        self._state_at |= {k: np.array(state.array(f"imu_state.{k}"))
-                           for k in ("quaternion", "gyroscope")}
+        self._blank_cmd = cmd.values()
+        for field, slots, column in (("dq", motors, np.zeros(len(motors))),
+                                     ("tau", self.held_motor, 0 * self.held_q),
+                                     ("q", self.held_motor, self.held_q),
+                                     ("kd", self.held_motor, self.held_kd)):
+            cmd.fill(self._blank_cmd, cmd.motors(field, slots), column)
+        self._mode_at = cmd.motors("mode", motors)
+        self._joint_at = {k: cmd.motors(k, self.joint_motor) for k in ("q", "kp", "kd", "tau")}
+        self._held_kp_at = cmd.motors("kp", self.held_motor)
+        self._head_at = [cmd.index[k] for k in ("mode_pr", "mode_machine") if k in cmd.index]
+        self._get = {k: itemgetter(*state.motors(k, self.joint_motor))
+                     for k in ("q", "dq", "tau_est")}
+        self._get |= {k: itemgetter(*state.array(f"imu_state.{k}"))
+                      for k in ("quaternion", "gyroscope")}
         self._tick_at = state.index["tick"]
         self._mode_machine_at = state.index.get("mode_machine")
 
@@ -178,22 +186,14 @@ class UnitreeHardware(Hardware):
     # ------------------------------------------------------------ commands
     def _publish(self, q: np.ndarray, kp: np.ndarray, kd: np.ndarray, *,
                  mode: int = ENABLE, tau: np.ndarray | None = None) -> None:
-        values = self._blank_cmd.copy()
+        values, fill = self._blank_cmd.copy(), self.msgs.cmd.fill
         if self._head_at:  # hg: pitch/roll ankle mode, and the robot's own mode echoed
             values[self._head_at[0]], values[self._head_at[1]] = 0, self._mode_machine
-        damping = not kp.any()
-        held_kp = 0.0 * self.held_kp if damping else self.held_kp
-        n = len(self.joint_motor)
-        columns = {"mode": np.full(n + len(self.held_motor), mode),
-                   "q": np.concatenate([q, self.held_q]),
-                   "dq": np.zeros(n + len(self.held_motor)),
-                   "tau": np.concatenate([tau if tau is not None else 0 * q,
-                                          0 * self.held_q]),
-                   "kp": np.concatenate([kp, held_kp]),
-                   "kd": np.concatenate([kd, self.held_kd])}
-        for name, column in columns.items():
-            for i, v in zip(self._cmd_at[name], column.tolist(), strict=True):
-                values[i] = v
+        fill(values, self._mode_at, [mode] * len(self._mode_at))
+        for k, column in (("q", q), ("kp", kp), ("kd", kd),
+                          ("tau", tau if tau is not None else 0 * q)):
+            fill(values, self._joint_at[k], column)
+        fill(values, self._held_kp_at, 0.0 * self.held_kp if not kp.any() else self.held_kp)
         self._pub.Write(self.msgs.cmd.seal(values))  # type: ignore[union-attr]
         self.counters.sent += 1
 
@@ -229,12 +229,9 @@ class UnitreeHardware(Hardware):
                 f"{self.timeout_s * 1e3:.0f} ms; {self.counters.crc_errors} dropped for a "
                 "bad CRC): robot stopped, stalled or unreachable; damping sent")
         self.state_age_s.append(age)
-        values = np.array(self._latest[1])  # type: ignore[index]
-        at = self._state_at
-        gravity = to_base_frame(values[at["quaternion"]].astype(float),
-                                np.array([0.0, 0.0, -1.0]))
-        return HardwareState(q=values[at["q"]].astype(float),
-                             dq=values[at["dq"]].astype(float),
-                             tau=values[at["tau_est"]].astype(float),
-                             gyro=values[at["gyroscope"]].astype(float), gravity=gravity,
-                             time_s=int(values[self._tick_at]) * 1e-3)
+        values = self._latest[1]  # type: ignore[index]
+        get = {k: np.array(g(values), float) for k, g in self._get.items()}
+        gravity = to_base_frame(get["quaternion"], np.array([0.0, 0.0, -1.0]))
+        return HardwareState(q=get["q"], dq=get["dq"], tau=get["tau_est"],
+                             gyro=get["gyroscope"], gravity=gravity,
+                             time_s=values[self._tick_at] * 1e-3)
