@@ -107,6 +107,21 @@ def test_gini_is_zero_for_equal_legs_and_grows_as_one_leg_takes_over():
     assert 0 < gini(np.array([4.0, 5.0, 5.0, 6.0])) < 0.1
 
 
+def test_the_wiring_figure_of_a_dense_network_keeps_each_neurons_strongest_inputs():
+    from velora_robot.explain.report import _strongest_into_each
+
+    rng = np.random.default_rng(0)
+    synapses = [{"from": i, "to": to, "strength": float(rng.random()), "polarity": 1}
+                for to in range(5) for i in range(20)]
+    kept = _strongest_into_each(synapses, 6)
+    assert len(kept) == 5 * 6
+    for to in range(5):
+        into = sorted((s["strength"] for s in synapses if s["to"] == to), reverse=True)
+        assert sorted((s["strength"] for s in kept if s["to"] == to), reverse=True) == into[:6]
+    sparse = synapses[:3]  # a sparse network's figure draws every synapse
+    assert _strongest_into_each(sparse, 6) == sparse
+
+
 def test_a_controller_beside_itself_measures_the_same(tmp_path):
     """--baseline runs the other policy through its own runner on the same walks: the
     shipped rig beside itself gives the same behaviour, condition by condition."""

@@ -238,6 +238,20 @@ def _baseline(path: Path, card: Any, seconds: float, episodes: int) -> dict[str,
             "fairness": fairness(box, card, seconds=min(seconds, 10.0))}
 
 
+# A densely wired network (the G1's every synapse: 5,576) draws as a thicket; drawing each
+# neuron's strongest few inputs keeps the figure a picture of what drives what.
+_DRAWN_PER_NEURON = 6
+
+
+def _strongest_into_each(synapses: list[dict], keep: int) -> list[dict]:
+    """The `keep` strongest of each target neuron's incoming synapses."""
+    into: dict[int, list[dict]] = {}
+    for s in synapses:
+        into.setdefault(s["to"], []).append(s)
+    return [s for group in into.values()
+            for s in sorted(group, key=lambda s: -s["strength"])[:keep]]
+
+
 def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> list[Path]:
     import matplotlib
 
@@ -283,9 +297,13 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     pos = neuron_positions(wired)
     inputs = report["structure"]["inputs"]
     fig, ax = plt.subplots(figsize=(12, max(7.0, 0.2 * len(inputs) + 2)))
+    drawn = total = 0
     for key, source in (("sensory_synapses", "input"), ("synapses", "neuron")):
         syn = report["structure"][key]
         top = max(s["strength"] for s in syn) if syn else 1.0
+        total += len(syn)
+        syn = _strongest_into_each(syn, _DRAWN_PER_NEURON)
+        drawn += len(syn)
         for s in syn:
             a = (pos["input"][inputs.index(s["from"])] if source == "input"
                  else pos["neuron"][s["from"]])
@@ -307,7 +325,9 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     ax.set_yticks([])
     ax.set_xlim(-0.9, 3.5)
     ax.set_title("wiring with learned strengths (line width: synaptic weight, within each "
-                 "layer; green excitatory, red inhibitory)")
+                 "layer; green excitatory, red inhibitory)"
+                 + ("" if drawn == total else f"\neach neuron's {_DRAWN_PER_NEURON} strongest "
+                    f"incoming synapses: {drawn:,} of {total:,}"))
     ax.legend(loc="upper right", ncol=3, fontsize=8, bbox_to_anchor=(1.0, -0.03))
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
@@ -485,7 +505,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 CAPTIONS = {
     "wiring.png": "The network as trained: inputs by name on the left, then inter, command "
                   "and motor neurons (motor by joint); each synapse's line width is its "
-                  "learned weight, its colour its polarity.",
+                  "learned weight, its colour its polarity (a densely wired network: each "
+                  "neuron's strongest incoming synapses).",
     "activity.png": "Every neuron's potential over the first 4 s of the nominal walk: the "
                     "motor neurons (what moves each joint) on top, command and inter neurons "
                     "below.",
