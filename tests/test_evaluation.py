@@ -9,7 +9,7 @@ import pytest
 
 from velora_robot.cli import main
 from velora_robot.errors import ConfigError
-from velora_robot.evaluation import compare, evaluate, per_period_error, table
+from velora_robot.evaluation import compare, evaluate, fall_shove, per_period_error, table
 from velora_robot.export import export
 
 from .helpers import tiny_joint_track_run
@@ -192,6 +192,7 @@ def test_spot_locomotion_metrics_are_reported(tmp_path):
         assert key in r
     assert r["velocity_error_mean"] > 0 and r["energy_j_mean"] > 0
     assert "tracking_error_mean" not in r  # a walker's tracking error is its velocity error
+    assert (r["falls_after_shove"], r["fall_shoves_mps"]) == (0, [])  # nothing shoved it
     assert "tracking error" not in table([r])
     # Averaging over each gait period can only remove the within-step part of the error.
     assert 0 <= r["velocity_error_gait_mean"] <= r["velocity_error_mean"] + 1e-9
@@ -244,3 +245,35 @@ def test_physics_runs_the_policy_on_other_contacts_than_it_trained_with(tmp_path
         assert (task.batch.model.opt.cone, task.config.variant) == (cone, variant)
     with pytest.raises(ConfigError, match="physics 'soft'"):
         evaluate(spot, episodes=1, physics="soft")
+
+
+def test_a_fall_soon_after_a_shove_is_put_down_to_the_shove():
+    from velora_robot.envs import G1WalkTask
+
+    # The G1 holding its default pose, shoved at (2.5, 3) m/s every 0.5 s, goes down.
+    rand = {"enabled": True, "push_velocity": (2.5, 3.0), "push_interval_s": 0.5}
+    task = G1WalkTask(1, randomization=rand)
+    task.reset(0, seed=0)
+    assert task.shove_step[0] == -1
+    for _ in range(150):
+        _, terminated, _, _ = task.step(np.zeros((1, task.spec.n_joints)))
+        if terminated[0]:
+            break
+    assert terminated[0], "a 4 m/s shove should topple a standing G1"
+    step = int(task.steps[0])
+    assert 0 < task.shove_step[0] <= step and 2.5 * 2 ** 0.5 <= task.shove_mps[0] <= 4.25
+    speed = fall_shove(True, step, int(task.shove_step[0]), float(task.shove_mps[0]),
+                       task.dt)
+    assert speed == task.shove_mps[0]
+    task.reset(0)
+    assert task.shove_step[0] == -1  # a new episode has not been shoved
+    # Only a fall within SHOVE_FALL_S of the shove is the shove's.
+    assert fall_shove(False, 100, 90, 1.2, 0.02) == 0.0
+    assert fall_shove(True, 100, 90, 1.2, 0.02) == 1.2
+    assert fall_shove(True, 400, 90, 1.2, 0.02) == 0.0
+    assert fall_shove(True, 100, -1, 0.0, 0.02) == 0.0
+    line = table([{"model": "g1.onnx", "env": "G1", "episodes": 50, "randomization": True,
+                   "ranges": "core", "command": None, "return_mean": 1.0,
+                   "length_s_mean": 19.0, "falls": 3, "falls_after_shove": 2,
+                   "fall_shoves_mps": [0.94, 1.29]}])
+    assert "falls 3 (2 within 3 s of a shove, 0.94-1.29 m/s)" in line

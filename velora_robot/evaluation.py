@@ -8,7 +8,8 @@ payload, CoM shift, actuator scaling and sensor noise nominal); `ranges="trained
 ranges in its model card instead.
 
 Reported per setting: return, episode length, falls (episodes that ended before the time
-limit), and for locomotion the velocity tracking error (|command - base velocity| in the
+limit; those within `SHOVE_FALL_S` of a randomization shove are counted apart, with the
+shove's speed), and for locomotion the velocity tracking error (|command - base velocity| in the
 base frame, from simulator truth; yaw rate separately), forward speed and energy
 (sum of |tau * dq| dt); for JointTrack its tracking error. For a walker with a gait clock
 also the velocity error per gait period (`velocity_error_gait`: |mean command - mean base
@@ -129,6 +130,11 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
     summary = {f"{k}_mean": float(np.mean([r[k] for r in rows])) for k in keys}
     summary["falls"] = int(sum(r["fell"] for r in rows))
     summary.pop("fell_mean")
+    if "fall_shove_mps" in rows[0]:  # which falls a shove explains, and how hard it was
+        summary.pop("fall_shove_mps_mean")
+        shoves = sorted(r["fall_shove_mps"] for r in rows if r["fall_shove_mps"] > 0)
+        summary["falls_after_shove"] = len(shoves)
+        summary["fall_shoves_mps"] = [round(v, 3) for v in shoves]
     if locomotion:
         summary["velocity_error_max"] = float(max(r["velocity_error"] for r in rows))
     return {"model": str(path), "env": card.training.env, "episodes": episodes,
@@ -179,6 +185,9 @@ def _episodes(seeds: list[int], *, path: str, randomize: bool, command: list[flo
             elif "tracking_error" in info:  # (a walker's is the velocity error above)
                 extra.append(info["tracking_error"])
         row = {"return": total, "length_s": steps * dt, "fell": float(terminated)}
+        if task is not None and hasattr(task, "shove_step"):
+            row["fall_shove_mps"] = fall_shove(bool(terminated), steps, int(task.shove_step[0]),
+                                               float(task.shove_mps[0]), dt)
         if "reward_terms" in info:
             row["tracking_reward"] = tracking
         if locomotion:
@@ -196,6 +205,19 @@ def _episodes(seeds: list[int], *, path: str, randomize: bool, command: list[flo
         rows.append(row)
     env.close()
     return rows
+
+
+# A fall this soon after a shove is the shove's: a walker pushed at 1 m/s that does not
+# recover goes down within 1-2 s (the G1's falls under the core randomization: 0.9-2.0 s).
+SHOVE_FALL_S = 3.0
+
+
+def fall_shove(fell: bool, steps: int, shove_step: int, shove_mps: float, dt: float) -> float:
+    """The speed (m/s) of the shove an episode's fall came within `SHOVE_FALL_S` of; 0 when
+    it did not fall, was never shoved, or fell later."""
+    if not fell or shove_step < 0 or (steps - shove_step) * dt > SHOVE_FALL_S:
+        return 0.0
+    return shove_mps
 
 
 # The walking criteria (issue 22's, for the G1): three fixed commands under the core
@@ -255,11 +277,20 @@ def criteria_table(rows: list[dict[str, Any]]) -> str:
         yaw_gait = (f" (per gait period {r['yaw_rate_error_gait_mean']:.3f})"
                     if "yaw_rate_error_gait_mean" in r else "")
         lines.append(f"  {'PASS' if row['passed'] else 'FAIL'}  {row['condition']:<17} "
-                     f"randomization {r['ranges']}: falls {r['falls']}, velocity error "
+                     f"randomization {r['ranges']}: falls {r['falls']}{shoved(r)}, velocity error "
                      f"{r['velocity_error_mean']:.3f} m/s{gait}, yaw rate error "
                      f"{r['yaw_rate_error_mean']:.3f} rad/s{yaw_gait}, forward speed "
                      f"{r['forward_speed_mean']:.3f} m/s  [{row['criterion']}]")
     return "\n".join(lines)
+
+
+def shoved(result: dict[str, Any]) -> str:
+    """How many of a result's falls came right after a shove, and how hard those were."""
+    shoves = result.get("fall_shoves_mps")
+    if not shoves:
+        return ""
+    return (f" ({len(shoves)} within {SHOVE_FALL_S:g} s of a shove, "
+            f"{min(shoves):.2f}-{max(shoves):.2f} m/s)")
 
 
 def per_period_error(velocity: np.ndarray, command: np.ndarray, period: int) -> float:
@@ -310,7 +341,7 @@ def table(results: list[dict[str, Any]]) -> str:
                    else "")
                 + (f", command {r['command']}" if r["command"] else ""))
         body = [f"return {r['return_mean']:.2f}", f"length {r['length_s_mean']:.1f} s",
-                f"falls {r['falls']}"]
+                f"falls {r['falls']}{shoved(r)}"]
         if "velocity_error_mean" in r:
             body += [f"velocity error {r['velocity_error_mean']:.3f} m/s (worst episode "
                      f"{r['velocity_error_max']:.3f}"

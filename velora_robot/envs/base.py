@@ -108,6 +108,10 @@ class VecTask:
         self.last_action = np.zeros((n, self.spec.n_joints))
         self.last_target = np.tile(self.io.q0, (n, 1))
         self.steps = np.zeros(n, dtype=int)
+        # Each robot's last shove (randomization pushes): its step in the episode (-1: none
+        # yet) and its speed (m/s), so an evaluation can tell a shove's falls from others.
+        self.shove_step = np.full(n, -1)
+        self.shove_mps = np.zeros(n)
         self._physics = np.tile([1.0, 0.0, 1.0, 1.0, 0.0, 0.0], (n, 1))  # privileged, per episode
         self._measured: Measurement | None = None
 
@@ -151,6 +155,7 @@ class VecTask:
                                 draw.kp_scale, draw.latency_steps * self.spec.physics_dt,
                                 draw.sensor_latency_steps * self.spec.physics_dt]
         self.steps[i] = 0
+        self.shove_step[i] = -1
         self.last_action[i] = 0.0
         self._measured = None
         self._reset_task(i)
@@ -173,7 +178,9 @@ class VecTask:
         rand = self.randomization
         if rand.enabled:
             for i in np.nonzero(self.steps % self._push_steps == 0)[0]:
-                self.batch.push(i, self.rngs[i].uniform(*rand.push_velocity, size=2))
+                shove = self.rngs[i].uniform(*rand.push_velocity, size=2)
+                self.batch.push(i, shove)
+                self.shove_step[i], self.shove_mps[i] = self.steps[i], np.linalg.norm(shove)
         m = self._measured = self.batch.measure()
         terms = {k: self.weights[k] * v * self.dt
                  for k, v in self._reward_terms(m, actions).items()}
