@@ -292,4 +292,9 @@ def test_hil_dds_runs_the_launch_over_dds_and_directly_and_compares(tmp_path):
     assert moved > 0.1
     assert cosine > 0.8 and rms < 0.75 * moved, (cosine, rms, moved, report["dds"]["robot"])
     assert report["direct_delayed"]["latency_s"] == pytest.approx(0.004)
-    assert "distance ratio" in dds_hil.table(report)
+    # How far each walked while commanded, start to end and along the path: the DDS robot
+    # measures its own from the first command to the last (not its slump after).
+    for run in (report["dds"], report["direct"], report["direct_delayed"]):
+        assert 0 <= run["distance_m"] <= run["path_m"] + 1e-9 < 1.0, run
+    assert dds["robot"]["commanded_path_m"] == dds["path_m"]
+    assert "distance ratio" in dds_hil.table(report) and "m of path" in dds_hil.table(report)

@@ -275,3 +275,37 @@ def test_a_robot_named_by_its_spec_file_is_read_relative_to_the_launch_file(poli
     (folder / "robot.yaml").write_text("name: [broken")
     with pytest.raises(ConfigError, match=r"robot\.yaml"):
         deploy(path, status=False)
+
+
+def test_a_walk_reports_how_far_the_base_went_start_to_end_and_along_its_path(tmp_path,
+                                                                            capsys):
+    data = yaml.safe_load((ROOT / "launch/g1_sim.yaml").read_text())
+    data.update(policy=str(ROOT / "models/g1_walk.onnx"), telemetry={"path": None},
+                estop={"keys": False, "file": str(tmp_path / "estop"), "signal": None})
+    (tmp_path / "g1.yaml").write_text(yaml.safe_dump(data))
+    summary = deploy(tmp_path / "g1.yaml", duration_s=3.0)
+    assert summary["final_mode"] == "policy", summary
+    # The shipped G1 asked for 0.5 m/s for 3 s; its pelvis sways, which the path's
+    # one-second samples average out, so the path is at least the displacement and not
+    # much more (it walks nearly straight).
+    assert summary["distance_m"] > 0.2
+    assert summary["distance_m"] - 1e-9 <= summary["path_m"] <= 1.3 * summary["distance_m"]
+    assert f"along a path of {summary['path_m']:.2f} m" in capsys.readouterr().out
+
+
+def test_the_base_path_averages_out_sway_and_counts_a_curve_in_full():
+    from velora_robot.simulation.path import BasePath
+
+    straight, arc = BasePath(1.0), BasePath(1.0)
+    for k in range(1001):  # 10 s at 100 Hz
+        t = k / 100
+        # 0.5 m/s forward with 3 cm of sideways sway at 1.25 Hz (two steps in 0.8 s)
+        straight.add(t, 0.5 * t, 0.03 * np.sin(2 * np.pi * 1.25 * t))
+        # a quarter circle of radius 4 m walked in the same 10 s
+        angle = np.pi / 2 * t / 10
+        arc.add(t, 4 * np.sin(angle), 4 * (1 - np.cos(angle)))
+    assert straight.length_m == pytest.approx(5.0, abs=0.01)  # sway gone (sampled each 1 s)
+    assert arc.length_m == pytest.approx(2 * np.pi, rel=0.002)  # the arc, 6.28 m
+    assert np.hypot(4, 4) < 0.91 * arc.length_m  # where start to end says 5.66 m
+    with pytest.raises(ValueError, match="interval_s"):
+        BasePath(0.0)

@@ -22,6 +22,7 @@ loaded machine's slow start does not move it into the controller's configuration
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
@@ -34,6 +35,7 @@ from velora_robot.bridge import unitree as U
 from velora_robot.bridge.motion_switcher import BOOT_MODE, MotionSwitcherService
 from velora_robot.errors import ConfigError
 from velora_robot.robots.spec import RobotSpec
+from velora_robot.simulation.path import BasePath
 from velora_robot.simulation.physics import Physics
 
 READY = "serving simulated"  # the line a parent process waits for
@@ -67,6 +69,10 @@ class DdsRobot:
         # Steps begun more than a physics step behind real time (a loaded machine), and the
         # worst lag: what parts the simulated robot from the direct path, not DDS.
         self.late_steps, self.max_lag_s = 0, 0.0
+        # Where the base went while commands came (not the slump once they stop): its path
+        # and its first and latest positions then, as the direct path measures a run.
+        self.path = BasePath()
+        self.walked: list[tuple[float, float]] = []
         self.motion = MotionSwitcherService(motion_mode)
         self._stop = False
         # The messages as flat values: where each command field is read from and each
@@ -94,18 +100,29 @@ class DdsRobot:
         if self._first_command is None:
             self._first_command = self._latest[0]
 
-    def _servo(self, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _servo(self, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """This step's targets and gains: the newest command's, damping once commands
-        stop."""
+        stop; and whether commands still come."""
         latest = self._latest
         assert latest is not None
         if now - latest[0] > self.watchdog_s:
-            return self.sim.io.q0, 0 * self.kp, self.kd
+            return self.sim.io.q0, 0 * self.kp, self.kd, False
         values = latest[1]
         mode, q, kp, kd = (np.array([values[i] for i in self._cmd_at[k]], float)
                            for k in ("mode", "q", "kp", "kd"))
         on = mode == 1
-        return q, kp * on, kd * on
+        return q, kp * on, kd * on, True
+
+    def _track(self) -> None:
+        """Note where the base is (a commanded step)."""
+        b = self.sim.index.base_qpos
+        if b is None:
+            return
+        x, y = (float(v) for v in self.sim.data.qpos[b:b + 2])
+        self.path.add(float(self.sim.data.time), x, y)
+        if not self.walked:
+            self.walked = [(x, y), (x, y)]
+        self.walked[1] = (x, y)
 
     def _state(self, values: list[Any], tick_ms: int, corrupt: bool) -> bytes:
         """This step's `rt/lowstate` sample, from the blank message's `values`."""
@@ -152,9 +169,11 @@ class DdsRobot:
                     time.sleep(0.01)  # silent until stopped
                     continue
                 if self._latest is not None:  # held still until the first command
-                    q, kp, kd = self._servo(now)
+                    q, kp, kd, commanded = self._servo(now)
                     self.sim.set_gains(kp, kd)
                     self.sim.step(q, 1)
+                    if commanded:
+                        self._track()
                 self.steps += 1
                 pub.Write(self._state(values, round(self.sim.data.time * 1e3),
                                       faulty))  # "corrupt" only
@@ -173,7 +192,10 @@ class DdsRobot:
     def report(self, wall_s: float) -> dict[str, float]:
         """Where the base went and what the robot received."""
         m = self.sim.measure()
+        (x0, y0), (x1, y1) = self.walked or [(math.nan, math.nan)] * 2
         return {"base_x": float(m.base_pos[0]), "base_y": float(m.base_pos[1]),
+                "commanded_distance_m": math.hypot(x1 - x0, y1 - y0),
+                "commanded_path_m": self.path.length_m,
                 "sim_s": float(self.sim.data.time), "wall_s": wall_s, "steps": self.steps,
                 "commands": self.commands, "crc_errors": self.crc_errors,
                 "ignored_commands": self.ignored, "mode_releases": self.motion.releases,

@@ -56,7 +56,8 @@ class MujocoHardware(Hardware):
             self.sim.close()
 
     def status(self) -> dict[str, float]:
-        """Base position (world), velocity (base frame) and yaw rate from the simulator."""
+        """Base position (world), velocity (base frame), yaw rate and the simulated time
+        from the simulator."""
         if self.sim is None:
             return {}
         if self.sim.index.base_qpos is None:  # a fixed-base robot
@@ -64,7 +65,7 @@ class MujocoHardware(Hardware):
         m = self.sim.measure()
         return {"base_x": float(m.base_pos[0]), "base_y": float(m.base_pos[1]),
                 "base_vx": float(m.base_lin_vel[0]), "base_vy": float(m.base_lin_vel[1]),
-                "yaw_rate": float(m.state.gyro[2])}
+                "yaw_rate": float(m.state.gyro[2]), "sim_s": float(self.sim.data.time)}
 
     def _read(self) -> HardwareState:
         m = self.sim.measure()

@@ -4,9 +4,9 @@ SDK2's topics on the launch file's interface, loopback by default) is started; t
 file runs against it through `UnitreeHardware`; then the same launch runs on the direct
 `MujocoHardware` (at the policy rate: the simulated hardware steps whole physics steps per
 command), and once more with the delays DDS adds (as whole physics steps). Reported: the
-distance each walked, their joint trajectories over simulated time,
-and the age of the state the controller read (what DDS and the robot's publishing rate
-add).
+distance each walked while commanded (start to end, and along its path: `BasePath`),
+their joint trajectories over simulated time, and the age of the state the controller read
+(what DDS and the robot's publishing rate add).
 """
 
 from __future__ import annotations
@@ -185,22 +185,29 @@ def run(launch: str | Path, duration_s: float = 10.0) -> dict[str, Any]:
         norm = float(np.linalg.norm(a) * np.linalg.norm(b))
         return float(a @ b) / norm if norm > 0 else float("nan")
 
-    distance_dds = float(np.hypot(robot["base_x"], robot["base_y"]))
+    # Both while commanded: the direct run's from its first cycle to its last, the DDS
+    # robot's from the first command to the last before its watchdog (not the slump after).
+    distance_dds, path_dds = robot["commanded_distance_m"], robot["commanded_path_m"]
     distance_direct = direct.get("distance_m", float("nan"))
+    path_direct = direct.get("path_m", float("nan"))
     return {
         "launch": str(launch), "duration_s": duration_s,
         "dds": {"final_mode": over_dds["final_mode"], "fault": over_dds["fault"],
-                "distance_m": distance_dds, "robot": robot,
+                "distance_m": distance_dds, "path_m": path_dds, "robot": robot,
                 "cycles": over_dds["cycles"], "lateness_us": over_dds["lateness_us"],
                 "overruns": over_dds["overruns"], "link": over_dds.get("link", {})},
         "direct": {"final_mode": direct["final_mode"], "fault": direct["fault"],
-                   "distance_m": distance_direct},
+                   "distance_m": distance_direct, "path_m": path_direct},
         "direct_delayed": {"latency_s": dt, "sensor_latency_s": sensing,
                            "final_mode": delayed["final_mode"],
-                           "distance_m": delayed.get("distance_m", float("nan"))},
+                           "distance_m": delayed.get("distance_m", float("nan")),
+                           "path_m": delayed.get("path_m", float("nan"))},
         "distance_ratio": distance_dds / distance_direct if distance_direct else float("nan"),
         "distance_ratio_delayed": distance_dds / delayed["distance_m"]
         if delayed.get("distance_m") else float("nan"),
+        "path_ratio": path_dds / path_direct if path_direct else float("nan"),
+        "path_ratio_delayed": path_dds / delayed["path_m"]
+        if delayed.get("path_m") else float("nan"),
         "q_max_diff_rad": {f"{w:g}s": within(w, diff, "max") for w in (0.2, 1.0, 5.0)},
         # Root mean square over joints and states: the DDS path against the direct one, and
         # the direct one against its start (what a robot that ignored the commands scores).
@@ -210,19 +217,24 @@ def run(launch: str | Path, duration_s: float = 10.0) -> dict[str, Any]:
     }
 
 
+def _walked(run: dict[str, Any]) -> str:
+    return f"{run['distance_m']:.2f} m ({run['path_m']:.2f} m of path)"
+
+
 def table(report: dict[str, Any]) -> str:
     d, r, dl = report["dds"], report["direct"], report["direct_delayed"]
     q = report["q_max_diff_rad"]
-    lines = [f"hil --dds: {report['launch']}, {report['duration_s']:g} s",
-             f"  over DDS:  walked {d['distance_m']:.2f} m, final mode {d['final_mode']}, "
+    lines = [f"hil --dds: {report['launch']}, {report['duration_s']:g} s (walked: start to "
+             "end, and along the path)",
+             f"  over DDS:  walked {_walked(d)}, final mode {d['final_mode']}, "
              f"robot got {d['robot']['commands']} commands ({d['robot']['crc_errors']} bad "
              "CRC)",
-             f"  direct:    walked {r['distance_m']:.2f} m, final mode {r['final_mode']}",
+             f"  direct:    walked {_walked(r)}, final mode {r['final_mode']}",
              f"  direct with DDS's delays as physics steps (command {dl['latency_s'] * 1e3:g} "
-             f"ms, state {dl['sensor_latency_s'] * 1e3:g} ms): walked "
-             f"{dl['distance_m']:.2f} m",
-             f"  distance ratio DDS / direct: {report['distance_ratio']:.3f}; DDS / direct "
-             f"with its delays: {report['distance_ratio_delayed']:.3f}",
+             f"ms, state {dl['sensor_latency_s'] * 1e3:g} ms): walked {_walked(dl)}",
+             f"  distance ratio DDS / direct: {report['distance_ratio']:.3f} (path "
+             f"{report['path_ratio']:.3f}); DDS / direct with its delays: "
+             f"{report['distance_ratio_delayed']:.3f} (path {report['path_ratio_delayed']:.3f})",
              f"  joint trajectories, worst difference: {q['0.2s']:.4f} rad in 0.2 s, "
              f"{q['1s']:.4f} in 1 s, {q['5s']:.4f} in 5 s"]
     rms, moved = report["q_rms_diff_rad"], report["q_rms_moved_rad"]

@@ -26,6 +26,7 @@ from velora_robot.runtime.loop import ControlLoop, realtime_setup
 from velora_robot.runtime.policy import load_policy
 from velora_robot.runtime.safety import Safety, SafetyConfig
 from velora_robot.runtime.telemetry import Telemetry
+from velora_robot.simulation.path import BasePath
 
 
 def _rates(launch: Launch, spec: RobotSpec, where: str) -> tuple[float, int]:
@@ -104,7 +105,8 @@ class StatusLine:
 class VelocityTracker:
     """Mean velocity-command error of a simulated legged robot, sampled every `every`
     cycles from the simulator's truth (`Hardware.status()`): |(vx, vy) command - base
-    velocity| and |yaw-rate command - yaw rate|."""
+    velocity| and |yaw-rate command - yaw rate|; and the length of the base's path
+    (`BasePath`)."""
 
     def __init__(self, hw: Any, names: tuple[str, ...], command: np.ndarray,
                  every: int) -> None:
@@ -114,6 +116,8 @@ class VelocityTracker:
         self.cmd = np.array([full["vx"], full["vy"], full["yaw_rate"]])
         self.lin: list[float] = []
         self.yaw: list[float] = []
+        self.path = BasePath()
+        self.sample_path(hw.status())  # from where the run starts
 
     def __call__(self, cycle: Any) -> None:
         self.count += 1
@@ -125,12 +129,19 @@ class VelocityTracker:
                                        np.array(s["yaw_rate"]))
             self.lin.append(float(lin))
             self.yaw.append(float(yaw))
+        self.sample_path(s)
+
+    def sample_path(self, status: dict[str, float]) -> None:
+        """Add the base's position in a `Hardware.status()` to its path."""
+        if "sim_s" in status:
+            self.path.add(status["sim_s"], status["base_x"], status["base_y"])
 
     def summary(self) -> dict[str, float]:
         if not self.lin:
             return {}
         return {"velocity_error_m_s": float(np.mean(self.lin)),
-                "yaw_rate_error_rad_s": float(np.mean(self.yaw))}
+                "yaw_rate_error_rad_s": float(np.mean(self.yaw)),
+                "path_m": self.path.length_m}
 
 
 def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | None = None,
@@ -225,6 +236,7 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         "fault_detail": safety.detail, "torque_off": hw.torque_off,
         "fall_check": safety.fall_check, "trust_warnings": warnings, **stats.summary()}
     if tracker is not None:
+        tracker.sample_path(hw.last_status)  # to where it ended, as the distance
         summary.update(tracker.summary())
     if hasattr(hw, "link_report"):  # a networked backend's counters
         summary["link"] = hw.link_report()
@@ -258,7 +270,8 @@ def format_summary(s: dict[str, Any]) -> str:
     for warning in s.get("trust_warnings", []):
         lines.append(f"  WARNING, outside what the policy was verified in: {warning}")
     if "distance_m" in s:
-        lines.append(f"  base moved {s['distance_m']:.2f} m")
+        lines.append(f"  base moved {s['distance_m']:.2f} m"
+                     + (f" (along a path of {s['path_m']:.2f} m)" if "path_m" in s else ""))
     if "velocity_error_m_s" in s:
         lines.append(f"  velocity command error {s['velocity_error_m_s']:.3f} m/s, yaw rate "
                      f"error {s['yaw_rate_error_rad_s']:.3f} rad/s (simulator truth)")
