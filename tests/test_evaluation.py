@@ -277,3 +277,8 @@ def test_a_fall_soon_after_a_shove_is_put_down_to_the_shove():
                    "length_s_mean": 19.0, "falls": 3, "falls_after_shove": 2,
                    "fall_shoves_mps": [0.94, 1.29]}])
     assert "falls 3 (2 within 3 s of a shove, 0.94-1.29 m/s)" in line
+    one = table([{"model": "g1.onnx", "env": "G1", "episodes": 50, "randomization": True,
+                  "ranges": "core", "command": None, "return_mean": 1.0,
+                  "length_s_mean": 19.0, "falls": 1, "falls_after_shove": 1,
+                  "fall_shoves_mps": [1.29]}])
+    assert "falls 1 (1 within 3 s of a shove, 1.29 m/s)" in one

@@ -289,8 +289,8 @@ def shoved(result: dict[str, Any]) -> str:
     shoves = result.get("fall_shoves_mps")
     if not shoves:
         return ""
-    return (f" ({len(shoves)} within {SHOVE_FALL_S:g} s of a shove, "
-            f"{min(shoves):.2f}-{max(shoves):.2f} m/s)")
+    speeds = f"{min(shoves):.2f}" + (f"-{max(shoves):.2f}" if len(shoves) > 1 else "")
+    return f" ({len(shoves)} within {SHOVE_FALL_S:g} s of a shove, {speeds} m/s)"
 
 
 def per_period_error(velocity: np.ndarray, command: np.ndarray, period: int) -> float:
