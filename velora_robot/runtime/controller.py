@@ -12,6 +12,7 @@ import numpy as np
 from velora_robot.hal.base import Hardware, HardwareError, HardwareState, JointCommand
 from velora_robot.robots.interface import PolicyInterface
 from velora_robot.robots.observation import RobotIO
+from velora_robot.runtime.heading import YAW_RATE, HeadingHold
 from velora_robot.runtime.safety import Fault, Mode, Safety
 
 
@@ -32,16 +33,21 @@ class Controller:
 
     The policy runs every `policy_every` cycles (the command rate may be a multiple of the
     policy rate); in between, its last targets are sent again. Without `safety` the
-    targets go straight to the hardware (used to prove sim-to-sim equality).
+    targets go straight to the hardware (used to prove sim-to-sim equality). With a
+    `heading_hold` the policy sees the yaw-rate command corrected toward the heading the
+    commands asked for (`policy_command`); `command` stays what the user asked.
     """
 
     def __init__(self, hardware: Hardware, policy: Callable[[np.ndarray], np.ndarray],
                  interface: PolicyInterface, command: np.ndarray | None = None, *,
-                 safety: Safety | None = None, policy_every: int = 1) -> None:
+                 safety: Safety | None = None, policy_every: int = 1,
+                 heading_hold: HeadingHold | None = None) -> None:
         self.hardware, self.policy, self.safety = hardware, policy, safety
+        self.heading_hold = heading_hold
         self.io = RobotIO(hardware.spec, interface)
         self.command = np.zeros(len(interface.commands)) if command is None \
             else np.asarray(command, float)
+        self.policy_command = self.command
         self.policy_every = policy_every
         self.last_action = np.zeros(hardware.spec.n_joints)
         self._targets: np.ndarray | None = None
@@ -75,9 +81,15 @@ class Controller:
             if hasattr(self.policy, "reset"):
                 self.policy.reset()  # and its episode starts with a fresh state
             self._policy_steps = 0
+            if self.heading_hold is not None:
+                self.heading_hold.reset()
         self._policy_running = active
+        if active and self.heading_hold is not None:
+            self.heading_hold.update(self.command[YAW_RATE], state.gyro, state.gravity)
         if active and (self._count % self.policy_every == 0 or self._targets is None):
-            obs = self.io.observation(state.robot_state(), self.last_action, self.command,
+            self.policy_command = self.command if self.heading_hold is None \
+                else self.heading_hold.command(self.command)
+            obs = self.io.observation(state.robot_state(), self.last_action, self.policy_command,
                                       self._policy_steps * self._policy_dt)
             self._policy_steps += 1
             action = np.asarray(self.policy(obs), float)

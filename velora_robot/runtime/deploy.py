@@ -21,6 +21,7 @@ from velora_robot.robots.spec import RobotSpec
 from velora_robot.runtime.card import check_card, trust_warnings
 from velora_robot.runtime.controller import Controller
 from velora_robot.runtime.estop import EStop
+from velora_robot.runtime.heading import HeadingHold
 from velora_robot.runtime.launch import Launch, load_launch
 from velora_robot.runtime.loop import ControlLoop, realtime_setup
 from velora_robot.runtime.policy import load_policy
@@ -171,6 +172,10 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     command = np.array([launch.command.get(name, 0.0) for name in interface.commands])
+    if launch.heading_hold is not None and interface.commands != ("vx", "vy", "yaw_rate"):
+        raise ConfigError(f"{where}: field 'heading_hold': the policy's commands are "
+                          f"{list(interface.commands)}; holding a heading needs vx, vy and "
+                          "yaw_rate")
     safety = Safety(spec, SafetyConfig(**launch.safety.model_dump()), dt_s=1.0 / command_hz)
     notes = realtime_setup(launch.loop.cpu) if launch.loop.sched_fifo else []
     hw, fallback = open_hardware(launch.hardware, spec, 1.0 / command_hz, where)
@@ -181,6 +186,10 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
             raise ConfigError(f"{where}: field 'hardware.backend': {launch.hardware.backend} "
                               f"has no IMU, but the policy observes {', '.join(imu_terms)}")
         safety.fall_check = False
+        if launch.heading_hold is not None:
+            hw.shutdown()
+            raise ConfigError(f"{where}: field 'heading_hold': {launch.hardware.backend} has "
+                              "no IMU to measure the heading with; remove heading_hold")
         notes.append(f"fall check: OFF ({launch.hardware.backend} has no IMU; nothing "
                      "measures the base)")
     if fallback:
@@ -194,13 +203,19 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
                               truth=hw.status if truth else None, truth_keys=truth)
     estop = EStop(keys=launch.estop.keys, file=launch.estop.file,
                   signal_name=launch.estop.signal)
+    hold = launch.heading_hold
     controller = Controller(hw, policy, interface, command, safety=safety,
-                            policy_every=policy_every)
+                            policy_every=policy_every,
+                            heading_hold=None if hold is None else
+                            HeadingHold(hold.kp_per_s, hold.max_rad_s, 1.0 / command_hz))
     loop = ControlLoop(controller, command_hz, telemetry=telemetry, estop=estop)
     backend = "SIMULATED (fallback)" if fallback else launch.hardware.backend
     print(f"{launch.name}: {spec.name}, {Path(launch.policy).name} "
           f"({policy.card.network.neurons or '-'} neurons), hardware {backend}, "
           f"command {command_hz:g} Hz, policy {spec.control_hz:g} Hz", file=out)
+    if hold is not None:
+        notes.append(f"heading hold: yaw rate += {hold.kp_per_s:g}/s x heading error, at most "
+                     f"{hold.max_rad_s:g} rad/s")
     for note in notes:
         print(f"  {note}", file=out)
     simulated = launch.hardware.sim.randomization if launch.hardware.backend == "mujoco" or \
@@ -238,6 +253,8 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
     if tracker is not None:
         tracker.sample_path(hw.last_status)  # to where it ended, as the distance
         summary.update(tracker.summary())
+    if controller.heading_hold is not None:
+        summary["heading_error_rad"] = controller.heading_hold.error_rad
     if hasattr(hw, "link_report"):  # a networked backend's counters
         summary["link"] = hw.link_report()
     end_status = hw.last_status
@@ -272,6 +289,9 @@ def format_summary(s: dict[str, Any]) -> str:
     if "distance_m" in s:
         lines.append(f"  base moved {s['distance_m']:.2f} m"
                      + (f" (along a path of {s['path_m']:.2f} m)" if "path_m" in s else ""))
+    if "heading_error_rad" in s:
+        lines.append(f"  heading held: {s['heading_error_rad']:+.3f} rad from the commanded "
+                     "heading at the end (IMU)")
     if "velocity_error_m_s" in s:
         lines.append(f"  velocity command error {s['velocity_error_m_s']:.3f} m/s, yaw rate "
                      f"error {s['yaw_rate_error_rad_s']:.3f} rad/s (simulator truth)")

@@ -1,8 +1,9 @@
 """Deploy launch files, what they may say: the robot, the exported policy, the hardware
-(with an optional simulated fallback), the rates, the velocity command, safety thresholds,
-the e-stop inputs and the telemetry file. `load_launch` validates one (unknown fields are
-refused, naming the file and field); `runtime/deploy.py` runs it. Relative policy paths
-are taken from the launch file's folder; output paths from the current directory.
+(with an optional simulated fallback), the rates, the velocity command and whether to hold
+its heading, safety thresholds, the e-stop inputs and the telemetry file. `load_launch`
+validates one (unknown fields are refused, naming the file and field); `runtime/deploy.py`
+runs it. Relative policy paths are taken from the launch file's folder; output paths from
+the current directory.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ class TelemetrySection(_Section):
         return path
 
 
+class HeadingHoldSection(_Section):
+    """Keep the heading the yaw-rate command asks for (see `HeadingHold`): the yaw-rate
+    command the policy sees gains kp_per_s x the heading error, at most max_rad_s."""
+
+    kp_per_s: float = Field(default=1.0, gt=0, le=20)
+    max_rad_s: float = Field(default=0.5, gt=0, le=5)
+
+
 class Launch(_Section):
     """A deploy launch file."""
 
@@ -87,6 +96,7 @@ class Launch(_Section):
     robot: str  # a built-in robot's name, or a robot spec file (robot.yaml)
     policy: str
     command: dict[str, float] = Field(default_factory=dict)
+    heading_hold: HeadingHoldSection | None = None  # off unless given
     hardware: HardwareSection = HardwareSection()
     loop: LoopSection = LoopSection()
     safety: SafetySection = SafetySection()
