@@ -140,3 +140,11 @@ def test_a_controller_beside_itself_measures_the_same(tmp_path):
             assert theirs[row["condition"]]["error_mean"] == pytest.approx(
                 row["error_mean"], rel=0.1), row["condition"]
     assert "Beside joint_track" in (tmp_path / "index.html").read_text()
+
+
+def test_a_neuron_share_above_one_says_the_bypass_pulls_against_the_neurons():
+    from velora_robot.explain.report import bypass_share
+
+    assert bypass_share(0.9) == "the linear bypass 10%"
+    assert bypass_share(1.0) == "the linear bypass 0%"
+    assert bypass_share(1.09) == "the linear bypass -9% (it pulls against the neurons)"

@@ -388,7 +388,7 @@ def _figures(out: Path, report: dict[str, Any], w: Walk, wiring: NCPWiring) -> l
     ax.set_xticks(range(len(joints)), joints, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("neuron share of the action")
     ax.set_title(f"how much of each joint's action the motor neurons carry\n(overall "
-                 f"{share['overall']:.0%}; the rest is the linear bypass)")
+                 f"{share['overall']:.0%}; {bypass_share(share['overall'])})")
     paths.append(_save(fig, out / "neuron_share.png"))
 
     # Attribution: sensor x joint map.
@@ -453,6 +453,14 @@ def _save(fig: Any, path: Path, tight: bool = True) -> Path:
     return path
 
 
+def bypass_share(neuron_share: float) -> str:
+    """The linear bypass's share of the action, said so that a share above 100 % for the
+    neurons (the bypass covarying against them) reads right."""
+    rest = 1.0 - neuron_share
+    return f"the linear bypass {rest:.0%}" + (" (it pulls against the neurons)" if rest < -0.005
+                                              else "")
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """The one-screen summary an operator reads first."""
     n, share, abl = report["network"], report["neuron_share"], report["ablation"]
@@ -461,7 +469,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
              f"{n['synapses']} + {n['sensory_synapses']} sensory synapses, {n['inputs']} "
              "inputs",
              f"the neurons carry {share['overall']:.0%} of the action over the nominal walk; "
-             f"the linear bypass {1 - share['overall']:.0%}",
+             f"{bypass_share(share['overall'])}",
              f"nominal walk: {walk_['seconds']:.0f} s, " + ("fell" if walk_["fell"] else
                                                            "no fall")
              + (f", mean error {walk_['error_mean']:.3f}" if walk_["error_mean"] is not None
