@@ -282,3 +282,34 @@ def test_a_fall_soon_after_a_shove_is_put_down_to_the_shove():
                   "length_s_mean": 19.0, "falls": 1, "falls_after_shove": 1,
                   "fall_shoves_mps": [1.29]}])
     assert "falls 1 (1 within 3 s of a shove, 1.29 m/s)" in one
+
+
+def test_the_action_change_per_step_is_the_chatter_a_motor_feels(policy):
+    from velora_robot.evaluation import _episodes
+    from velora_robot.runtime import load_policy
+
+    runner = load_policy(policy)
+
+    class Alternating:  # +0.5, -0.5, ...: every step's action moves by 1.0
+        card = runner.card
+
+        def __init__(self, value):
+            self.value, self.sign = value, 1.0
+
+        def reset(self):
+            self.sign = 1.0
+
+        def __call__(self, obs):
+            self.sign = -self.sign
+            return np.full(runner.card.io.act_dim, self.sign * self.value)
+
+    common = {"path": str(policy), "randomize": False, "command": None, "ranges": "standard",
+              "physics": "trained"}
+    assert _episodes([0], policy=Alternating(0.5), **common)[0]["action_change"] == \
+        pytest.approx(1.0)
+    # What reaches the joints is clipped to [-1, 1]: +-3 moves by 2, not 6.
+    assert _episodes([0], policy=Alternating(3.0), **common)[0]["action_change"] == \
+        pytest.approx(2.0)
+    result = evaluate(policy, episodes=1, randomize=False)
+    assert 0.0 < result["action_change_mean"] < 2.0
+    assert f"action change {result['action_change_mean']:.3f} per step" in table([result])

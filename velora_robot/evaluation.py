@@ -9,17 +9,18 @@ ranges in its model card instead.
 
 Reported per setting: return, episode length, falls (episodes that ended before the time
 limit; those within `SHOVE_FALL_S` of a randomization shove are counted apart, with the
-shove's speed), and for locomotion the velocity tracking error (|command - base velocity| in the
-base frame, from simulator truth; yaw rate separately), forward speed and energy
-(sum of |tau * dq| dt); for JointTrack its tracking error. For a walker with a gait clock
-also the velocity error per gait period (`velocity_error_gait`: |mean command - mean base
-velocity| over each whole period, averaged) and the yaw rate's (`yaw_rate_error_gait`): a
-biped's pelvis sways sideways, surges and twists with every step, which the per-step errors
-count even when the robot keeps its pace and heading (a G1 walking straight shows a
-per-step yaw-rate error near 0.5 rad/s). The
-tracking reward is the episode's sum of the env's weighted `tracking*` reward terms (what
-training maximizes for following the command; an early fall forfeits the rest). The policy
-runs through the same runtime runner as on the robot.
+shove's speed), the action's change per step (mean over joints of |a_t - a_t-1| of the
+clipped action: the chatter a motor feels), and for locomotion the velocity tracking error
+(|command - base velocity| in the base frame, from simulator truth; yaw rate separately),
+forward speed and energy (sum of |tau * dq| dt); for JointTrack its tracking error. For a
+walker with a gait clock also the velocity error per gait period (`velocity_error_gait`:
+|mean command - mean base velocity| over each whole period, averaged) and the yaw rate's
+(`yaw_rate_error_gait`): a biped's pelvis sways sideways, surges and twists with every
+step, which the per-step errors count even when the robot keeps its pace and heading (a G1
+walking straight shows a per-step yaw-rate error near 0.5 rad/s). The tracking reward is
+the episode's sum of the env's weighted `tracking*` reward terms (what training maximizes
+for following the command; an early fall forfeits the rest). The policy runs through the
+same runtime runner as on the robot.
 
 `compare(results, baseline)` sets a policy against a baseline evaluated on the same seeds
 (issue 7's liquid-vs-MLP figure): tracking reward as a fraction of the baseline's, and the
@@ -162,11 +163,19 @@ def _episodes(seeds: list[int], *, path: str, randomize: bool, command: list[flo
     for episode_seed in seeds:
         obs, _ = env.reset(seed=episode_seed)
         policy.reset()
-        total, steps, energy, tracking = 0.0, 0, 0.0, 0.0
+        total, steps, energy, tracking, change = 0.0, 0, 0.0, 0.0, 0.0
         lin_err, yaw_err, extra, vel, cmd, turn, turn_cmd = [], [], [], [], [], [], []
         terminated = truncated = False
+        last = None
         while not (terminated or truncated):
-            obs, reward, terminated, truncated, info = env.step(policy(obs.astype(np.float32)))
+            action = np.asarray(policy(obs.astype(np.float32)), float)
+            obs, reward, terminated, truncated, info = env.step(action)
+            # What reaches the joints is the clipped action: its step-to-step change is the
+            # chatter a motor feels (x the action scale, in rad of target per step).
+            action = np.clip(action, -1.0, 1.0)
+            if last is not None:
+                change += float(np.mean(np.abs(action - last)))
+            last = action
             total += reward
             steps += 1
             tracking += sum(v for k, v in info.get("reward_terms", {}).items()
@@ -184,7 +193,8 @@ def _episodes(seeds: list[int], *, path: str, randomize: bool, command: list[flo
                 energy += float(np.sum(np.abs(m.tau[0] * m.state.dq[0]))) * dt
             elif "tracking_error" in info:  # (a walker's is the velocity error above)
                 extra.append(info["tracking_error"])
-        row = {"return": total, "length_s": steps * dt, "fell": float(terminated)}
+        row = {"return": total, "length_s": steps * dt, "fell": float(terminated),
+               "action_change": change / max(steps - 1, 1)}
         if task is not None and hasattr(task, "shove_step"):
             row["fall_shove_mps"] = fall_shove(bool(terminated), steps, int(task.shove_step[0]),
                                                float(task.shove_mps[0]), dt)
@@ -342,6 +352,8 @@ def table(results: list[dict[str, Any]]) -> str:
                 + (f", command {r['command']}" if r["command"] else ""))
         body = [f"return {r['return_mean']:.2f}", f"length {r['length_s_mean']:.1f} s",
                 f"falls {r['falls']}{shoved(r)}"]
+        if "action_change_mean" in r:
+            body.append(f"action change {r['action_change_mean']:.3f} per step")
         if "velocity_error_mean" in r:
             body += [f"velocity error {r['velocity_error_mean']:.3f} m/s (worst episode "
                      f"{r['velocity_error_max']:.3f}"
