@@ -121,6 +121,34 @@ def test_no_robot_on_the_domain_is_a_clear_error_naming_interface_and_domain():
     hw.shutdown()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has stopped; only its parent's reaping is left
+
+
+def test_a_robot_whose_runner_died_stops_instead_of_serving_the_domain(tmp_path):
+    """A runner that crashes (a segfault in a test, a killed `hil --dds`) leaves its robot
+    orphaned; it stops within a second instead of answering the next controller."""
+    import subprocess
+    import sys
+    import time
+
+    launch = _launch(tmp_path, "orphan")
+    runner = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from velora_robot.hil import dds; "
+         "p = dds.start_robot(sys.argv[1], sys.argv[2]); print(p.pid, flush=True); "
+         "os._exit(0)", str(launch), str(tmp_path / "robot.json")],
+        capture_output=True, text=True, timeout=120, check=True)
+    robot = int(runner.stdout.split()[-1])
+    deadline = time.monotonic() + 5.0
+    while _alive(robot) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(robot), "the orphaned DDS robot is still serving its domain"
+
+
 @pytest.mark.parametrize("robot, knee", [("g1", 3), ("go2", 2)])
 def test_commands_move_the_simulated_robot_and_states_come_back(tmp_path, robot, knee):
     spec = get_spec(robot)

@@ -203,7 +203,8 @@ def test_velora_robot_run_prints_a_status_line_and_a_summary(policy, tmp_path):
 
 
 def test_run_takes_another_policy_than_the_launch_files(policy, tmp_path):
-    path = write_launch(tmp_path, tmp_path / "missing.onnx", loop={"duration_s": 0.2})
+    # 0.5 s: past the 0.2-s ramp even when a loaded machine skips periods
+    path = write_launch(tmp_path, tmp_path / "missing.onnx", loop={"duration_s": 0.5})
     with pytest.raises(ConfigError, match="no policy file at"):
         deploy(path)
     summary = deploy(path, policy=policy)  # `velora-robot run LAUNCH --policy FILE`

@@ -290,7 +290,7 @@ def cmd_dds_robot(args: argparse.Namespace) -> None:
                      variant=hw.sim.variant, physics=hw.sim.physics, seed=hw.sim.seed,
                      fault=args.fault, fault_after_s=args.fault_after,
                      motion_mode=args.motion_mode)
-    robot.run(args.duration, args.status)
+    robot.run(args.duration, args.status, parent_pid=args.parent_pid)
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
@@ -531,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     dds.add_argument("--motion-mode", default="ai",  # bridge.motion_switcher.BOOT_MODE
                      help="the motion-control mode it boots in, which a controller must "
                           "release before its commands count ('' = booted in debug mode)")
+    dds.add_argument("--parent-pid", type=int, default=None,
+                     help="stop when the process of this pid is no longer its parent (a "
+                          "runner that started it and crashed)")
     dds.set_defaults(func=cmd_dds_robot)
     hil = sub.add_parser("hil", help="hardware-in-the-loop check of a bridge board, or of "
                          "the deploy path over DDS (--dds)")

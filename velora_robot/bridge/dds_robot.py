@@ -139,9 +139,12 @@ class DdsRobot:
             self.msgs.state.fill(values, at, measured[key])
         return self.msgs.state.seal(values, corrupt)
 
-    def run(self, duration_s: float | None = None, status: Path | None = None) -> None:
-        """Serve until `duration_s` passes or SIGTERM/SIGINT; then write the base's travel
-        and the counters to `status` (JSON) when given."""
+    def run(self, duration_s: float | None = None, status: Path | None = None,
+            parent_pid: int | None = None) -> None:
+        """Serve until `duration_s` passes, SIGTERM/SIGINT, or (given `parent_pid`) the
+        process that started it is gone; then write the base's travel and the counters to
+        `status` (JSON) when given. A robot whose runner crashed must not go on publishing
+        on the domain, where the next controller would take it for its own."""
         sdk = U.sdk()
         U.open_domain(self.domain_id, self.interface)
         pub = sdk.Publisher(U.LOWSTATE, self.msgs.state.Sample)
@@ -155,12 +158,16 @@ class DdsRobot:
               f"{self.interface} (Ctrl-C stops)", flush=True)
         dt = self.spec.physics_dt
         values = self.msgs.state.values()
-        start = time.monotonic()
+        start = next_check = time.monotonic()
         try:
             while not self._stop:
                 now = time.monotonic()
                 if duration_s is not None and now - start > duration_s:
                     break
+                if parent_pid is not None and now >= next_check:  # twice a second
+                    if os.getppid() != parent_pid:  # orphaned: its runner is gone
+                        break
+                    next_check = now + 0.5
                 faulty = self._first_command is not None and self.fault is not None and \
                     now - self._first_command > self.fault_after_s
                 if faulty and self.fault == "die":

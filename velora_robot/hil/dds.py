@@ -39,7 +39,8 @@ def start_robot(launch: str | Path, status: Path, *, duration_s: float | None = 
     `motion_mode` ("" = debug mode); `fault` ("corrupt", "stall", "die") `fault_after_s`
     after its first command (`DdsRobot`)."""
     cmd = [sys.executable, "-m", "velora_robot.cli", "dds-robot", str(launch),
-           "--status", str(status), "--motion-mode", motion_mode]
+           "--status", str(status), "--motion-mode", motion_mode,
+           "--parent-pid", str(os.getpid())]  # it stops if this process dies
     if duration_s is not None:
         cmd += ["--duration", str(duration_s)]
     if fault is not None:
