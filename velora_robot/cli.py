@@ -125,10 +125,11 @@ def _record_policy(path: Path, env_id: str, gif: Path, command: list[float]) -> 
 
     import velora_robot.envs  # noqa: F401  (registers the ids)
     from velora_robot.envs.video import record
+    from velora_robot.robots.interface import VELOCITY_COMMANDS
     from velora_robot.runtime import load_policy
 
     policy = load_policy(path)
-    ranges = dict(zip(("vx", "vy", "yaw_rate"), ((v, v) for v in command), strict=True))
+    ranges = dict(zip(VELOCITY_COMMANDS, ((v, v) for v in command), strict=True))
     def progress(done: int, total: int) -> None:
         if sys.stdout.isatty():
             print(f"\rvideo: rendering frame {done}/{total}", end="", flush=True)

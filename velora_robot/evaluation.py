@@ -39,6 +39,7 @@ import numpy as np
 
 from velora_robot.config import merge
 from velora_robot.errors import ConfigError
+from velora_robot.robots.interface import VELOCITY_COMMANDS
 from velora_robot.runtime.card import check_card
 from velora_robot.simulation.physics import CHEAP
 from velora_robot.simulation.randomization import CORE_NOMINAL
@@ -253,7 +254,7 @@ def walk_criteria(path: str | Path, *, episodes: int = 50, seed: int = 0,
     from velora_robot.runtime import load_policy
 
     card = load_policy(path).card
-    if card.interface.commands != ("vx", "vy", "yaw_rate"):
+    if card.interface.commands != VELOCITY_COMMANDS:
         raise ConfigError(f"{path}: trained on {card.training.env}, whose commands are "
                           f"{list(card.interface.commands)}: the walking criteria command "
                           "vx, vy and yaw_rate")

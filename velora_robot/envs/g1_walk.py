@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from velora_robot.envs.base import RobotEnv
 from velora_robot.envs.locomotion import LocomotionTask, walking_interface
+from velora_robot.robots.interface import VELOCITY_COMMANDS
 
 
 class G1WalkTask(LocomotionTask):
@@ -16,7 +17,7 @@ class G1WalkTask(LocomotionTask):
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "robot": "g1",
         # unitree_rl_gym's 47-value observation: the same terms and a 0.8 s gait period.
-        "interface": walking_interface(("vx", "vy", "yaw_rate"), gait_hz=1.25),
+        "interface": walking_interface(VELOCITY_COMMANDS, gait_hz=1.25),
         "episode_s": 20.0,
         "command_ranges": {"vx": (-0.5, 1.0), "vy": (-0.5, 0.5), "yaw_rate": (-1.0, 1.0)},
         "command_resample_s": 4.0,

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from velora_robot.envs.base import RobotEnv
 from velora_robot.envs.locomotion import LocomotionTask, walking_interface
+from velora_robot.robots.interface import VELOCITY_COMMANDS
 
 
 class SpotWalkTask(LocomotionTask):
@@ -15,7 +16,7 @@ class SpotWalkTask(LocomotionTask):
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "robot": "spot",
         # Spot trots to a 2 Hz clock.
-        "interface": walking_interface(("vx", "vy", "yaw_rate"), gait_hz=2.0),
+        "interface": walking_interface(VELOCITY_COMMANDS, gait_hz=2.0),
         "episode_s": 20.0,
         "command_ranges": {"vx": (-1.0, 1.0), "vy": (-0.5, 0.5), "yaw_rate": (-1.0, 1.0)},
         "command_resample_s": 4.0,

@@ -27,6 +27,11 @@ def check_command(values: dict[str, float], commands: tuple[str, ...], where: st
 
 
 
+# A walker's velocity command, in this order (what `velocity_errors`, the heading hold and the
+# walking criteria index).
+VELOCITY_COMMANDS = ("vx", "vy", "yaw_rate")
+
+
 def velocity_errors(command: np.ndarray, lin_vel_xy: np.ndarray, yaw_rate: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Tracking errors of a velocity command (..., 3: vx, vy, yaw rate) against the base's

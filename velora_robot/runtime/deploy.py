@@ -15,7 +15,7 @@ import numpy as np
 from velora_robot.config import check_writable
 from velora_robot.errors import ConfigError
 from velora_robot.hal.factory import open_hardware
-from velora_robot.robots.interface import check_command, velocity_errors
+from velora_robot.robots.interface import VELOCITY_COMMANDS, check_command, velocity_errors
 from velora_robot.robots.sources import get_spec
 from velora_robot.robots.spec import RobotSpec
 from velora_robot.runtime.card import check_card, trust_warnings
@@ -111,10 +111,10 @@ class VelocityTracker:
 
     def __init__(self, hw: Any, names: tuple[str, ...], command: np.ndarray,
                  every: int) -> None:
-        full = dict.fromkeys(("vx", "vy", "yaw_rate"), 0.0)
+        full = dict.fromkeys(VELOCITY_COMMANDS, 0.0)
         full.update(zip(names, command, strict=True))
         self.hw, self.every, self.count = hw, every, 0
-        self.cmd = np.array([full["vx"], full["vy"], full["yaw_rate"]])
+        self.cmd = np.array(list(full.values()))
         self.lin: list[float] = []
         self.yaw: list[float] = []
         self.path = BasePath()
@@ -172,7 +172,7 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     command = np.array([launch.command.get(name, 0.0) for name in interface.commands])
-    if launch.heading_hold is not None and interface.commands != ("vx", "vy", "yaw_rate"):
+    if launch.heading_hold is not None and interface.commands != VELOCITY_COMMANDS:
         raise ConfigError(f"{where}: field 'heading_hold': the policy's commands are "
                           f"{list(interface.commands)}; holding a heading needs vx, vy and "
                           "yaw_rate")

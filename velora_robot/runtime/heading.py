@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-YAW_RATE = 2  # the yaw-rate entry of a (vx, vy, yaw_rate) command
+from velora_robot.robots.interface import VELOCITY_COMMANDS
+
+YAW_RATE = VELOCITY_COMMANDS.index("yaw_rate")
 
 
 def world_yaw_rate(gyro: np.ndarray, gravity: np.ndarray) -> float:
     """The base's turn rate about the world's vertical, rad/s, from the IMU's angular
-    velocity and gravity's direction, both in the base frame."""
-    up = -np.asarray(gravity, float)
-    return float(np.dot(gyro, up) / max(float(np.linalg.norm(up)), 1e-9))
+    velocity and gravity's unit direction (`RobotState.gravity`), both in the base frame."""
+    return -float(np.dot(gyro, gravity))
 
 
 class HeadingHold:
