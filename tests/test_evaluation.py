@@ -276,12 +276,30 @@ def test_a_fall_soon_after_a_shove_is_put_down_to_the_shove():
                    "ranges": "core", "command": None, "return_mean": 1.0,
                    "length_s_mean": 19.0, "falls": 3, "falls_after_shove": 2,
                    "fall_shoves_mps": [0.94, 1.29]}])
-    assert "falls 3 (2 within 3 s of a shove, 0.94-1.29 m/s)" in line
+    assert "falls 3 (2 within 3 s of a shove, 0.94-1.29 m/s)" in line  # seeds not known
     one = table([{"model": "g1.onnx", "env": "G1", "episodes": 50, "randomization": True,
                   "ranges": "core", "command": None, "return_mean": 1.0,
                   "length_s_mean": 19.0, "falls": 1, "falls_after_shove": 1,
                   "fall_shoves_mps": [1.29]}])
     assert "falls 1 (1 within 3 s of a shove, 1.29 m/s)" in one
+
+
+def test_an_evaluation_names_the_seeds_that_fell_so_one_can_be_replayed(policy, monkeypatch):
+    import velora_robot.evaluation as evaluation
+
+    def every_third_falls(seeds, **_):
+        return [{"return": 1.0, "length_s": 1.0, "fell": float(s % 3 == 0),
+                 "action_change": 0.0} for s in seeds]
+
+    monkeypatch.setattr(evaluation, "_episodes", every_third_falls)
+    r = evaluate(policy, episodes=7, seed=10)
+    assert (r["falls"], r["fall_seeds"]) == (2, [12, 15])
+    assert "falls 2 (seeds 12, 15)" in table([r])
+    many = evaluate(policy, episodes=30, seed=0)
+    assert many["fall_seeds"] == list(range(0, 30, 3))
+    assert "falls 10 (seeds 0, 3, 6, 9, 12, 15, 18, 21, ...)" in table([many])
+    shoved = {**r, "fall_shoves_mps": [1.1], "falls_after_shove": 1}
+    assert "falls 2 (seeds 12, 15; 1 within 3 s of a shove, 1.1" in table([shoved])
 
 
 def test_the_action_change_per_step_is_the_chatter_a_motor_feels(policy):

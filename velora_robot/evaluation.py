@@ -131,6 +131,8 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
     keys = rows[0].keys()
     summary = {f"{k}_mean": float(np.mean([r[k] for r in rows])) for k in keys}
     summary["falls"] = int(sum(r["fell"] for r in rows))
+    # The seeds that fell (rows come back in seed order): `--seed S --episodes 1` replays one.
+    summary["fall_seeds"] = [s for s, r in zip(seeds, rows, strict=True) if r["fell"]]
     summary.pop("fell_mean")
     if "fall_shove_mps" in rows[0]:  # which falls a shove explains, and how hard it was
         summary.pop("fall_shove_mps_mean")
@@ -288,20 +290,30 @@ def criteria_table(rows: list[dict[str, Any]]) -> str:
         yaw_gait = (f" (per gait period {r['yaw_rate_error_gait_mean']:.3f})"
                     if "yaw_rate_error_gait_mean" in r else "")
         lines.append(f"  {'PASS' if row['passed'] else 'FAIL'}  {row['condition']:<17} "
-                     f"randomization {r['ranges']}: falls {r['falls']}{shoved(r)}, velocity error "
-                     f"{r['velocity_error_mean']:.3f} m/s{gait}, yaw rate error "
+                     f"randomization {r['ranges']}: falls {r['falls']}{fall_note(r)}, "
+                     f"velocity error {r['velocity_error_mean']:.3f} m/s{gait}, yaw rate error "
                      f"{r['yaw_rate_error_mean']:.3f} rad/s{yaw_gait}, forward speed "
                      f"{r['forward_speed_mean']:.3f} m/s  [{row['criterion']}]")
     return "\n".join(lines)
 
 
-def shoved(result: dict[str, Any]) -> str:
-    """How many of a result's falls came right after a shove, and how hard those were."""
-    shoves = result.get("fall_shoves_mps")
-    if not shoves:
-        return ""
-    speeds = f"{min(shoves):.2f}" + (f"-{max(shoves):.2f}" if len(shoves) > 1 else "")
-    return f" ({len(shoves)} within {SHOVE_FALL_S:g} s of a shove, {speeds} m/s)"
+# Seeds listed after a fall count, at most this many (the JSON has them all).
+SEEDS_SHOWN = 8
+
+
+def fall_note(result: dict[str, Any]) -> str:
+    """Which seeds fell, how many of the falls came right after a shove, and how hard those
+    shoves were ("" when nothing fell)."""
+    seeds, shoves = result.get("fall_seeds"), result.get("fall_shoves_mps")
+    parts = []
+    if seeds:
+        more = ", ..." if len(seeds) > SEEDS_SHOWN else ""
+        parts.append(f"seed{'s' if len(seeds) > 1 else ''} "
+                     + ", ".join(map(str, seeds[:SEEDS_SHOWN])) + more)
+    if shoves:
+        speeds = f"{min(shoves):.2f}" + (f"-{max(shoves):.2f}" if len(shoves) > 1 else "")
+        parts.append(f"{len(shoves)} within {SHOVE_FALL_S:g} s of a shove, {speeds} m/s")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def per_period_error(velocity: np.ndarray, command: np.ndarray, period: int) -> float:
@@ -352,7 +364,7 @@ def table(results: list[dict[str, Any]]) -> str:
                    else "")
                 + (f", command {r['command']}" if r["command"] else ""))
         body = [f"return {r['return_mean']:.2f}", f"length {r['length_s_mean']:.1f} s",
-                f"falls {r['falls']}{shoved(r)}"]
+                f"falls {r['falls']}{fall_note(r)}"]
         if "action_change_mean" in r:
             body.append(f"action change {r['action_change_mean']:.3f} per step")
         if "velocity_error_mean" in r:
