@@ -147,6 +147,12 @@ CASES = {
     "train: command ranges on JointTrack": (lambda f: ["train", str(_recipe(
         f, {"env.kwargs": {"command_ranges": {"target_pos": [0, 1]}}}))],
         "field 'command_ranges': JointTrackTask makes its own commands"),
+    "train: zeroed commands on JointTrack": (lambda f: ["train", str(_recipe(
+        f, {"env.kwargs": {"command_zero_prob": 0.5}}))],
+        "field 'command_zero_prob': JointTrackTask makes its own commands"),
+    "train: zero probability above 1": (lambda f: ["train", str(_recipe(
+        f, {"env": {"id": "velora_robot/SpotWalk-v0",
+                    "kwargs": {"command_zero_prob": 1.5}}}))], "command_zero_prob"),
     "train: absurd command range": (lambda f: ["train", str(_recipe(
         f, {"env": {"id": "velora_robot/SpotWalk-v0",
                     "kwargs": {"command_ranges": {"vx": [0, 1e308]}}}}))],

@@ -127,6 +127,23 @@ def test_tracking_sigma_sets_the_width_of_the_velocity_tracking_term(sigma):
     assert term == pytest.approx(np.exp(-error2 / sigma), rel=1e-3)
 
 
+def test_zeroed_commands_ask_for_one_axis_or_none_as_a_joystick_does():
+    from velora_robot.envs import G1WalkTask
+
+    ranges = {"vx": (0.2, 1.0), "vy": (0.2, 0.5), "yaw_rate": (0.2, 1.0)}
+    plain, zeroed = (G1WalkTask(400, command_ranges=ranges, command_zero_prob=p)
+                     for p in (0.0, 0.5))
+    for task in (plain, zeroed):
+        for i in range(task.n):
+            task.reset(i, seed=i)
+    assert np.all(plain.command != 0)  # uniform draws never ask for one axis alone
+    zero = zeroed.command == 0
+    assert 0.4 < zero.mean() < 0.6  # each component on its own, with the probability
+    single = (zero.sum(axis=1) == 2).mean()  # one axis moving: 3 x 0.5^3 of draws
+    assert 0.28 < single < 0.47
+    assert np.all(zeroed.command[~zero] >= 0.2)  # the rest drawn from the ranges
+
+
 def test_error_terms_charge_the_tracking_errors_per_m_s_and_per_rad_s():
     # Off by default (every shipped recipe's reward is unchanged); weighted, each is its
     # weight times |command - velocity| (the norm over vx, vy) or |yaw-rate command - gyro z|.

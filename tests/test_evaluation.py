@@ -230,6 +230,18 @@ def test_eval_works_for_other_gymnasium_envs_too(tmp_path):
     assert "velocity_error_mean" not in r and r["randomization"] is None
 
 
+def test_random_commands_are_the_tasks_uniform_draws_whatever_the_model_zeroed():
+    # A model trained with a share of zeroed (one-axis, standing) commands is measured on the
+    # same random commands as one trained without: standing still is easier than walking.
+    from velora_robot.evaluation import _env
+    from velora_robot.runtime import load_policy
+
+    spot = Path(__file__).resolve().parents[1] / "models" / "spot_walk.onnx"
+    card = load_policy(spot).card
+    card.training.env_kwargs = {**card.training.env_kwargs, "command_zero_prob": 0.5}
+    assert _env(card, True, None).unwrapped.task.config.command_zero_prob == 0.0
+
+
 def test_physics_runs_the_policy_on_other_contacts_than_it_trained_with(tmp_path):
     # A policy trained on cheap contacts is measured on the MJCF's own ones, and on the full
     # model where every geom collides (full fidelity).

@@ -2,7 +2,8 @@
 model card) in the environment it was trained in, over seeded episodes, with and without
 domain randomization. Randomization "on" draws the standard ranges (`Randomization()`'s
 defaults: friction 0.4-1.0, mass +-10 %, latency 0-20 ms, sensor noise, pushes, ...)
-whatever ranges the model was trained with, so curriculum stages are measured alike;
+whatever ranges the model was trained with, so curriculum stages are measured alike (and
+random commands are the task's uniform draws, whatever share it trained with zeroed);
 `ranges="core"` keeps only friction, mass, latency and pushes (the parts issue 7 names;
 payload, CoM shift, actuator scaling and sensor noise nominal); `ranges="trained"` uses the
 ranges in its model card instead.
@@ -64,6 +65,8 @@ def _env(card: Any, randomize: bool, command: list[float] | None, ranges: str = 
     env_id = card.training.env
     kwargs = dict(card.training.env_kwargs)
     if env_id in ENV_IDS:  # other gymnasium envs have no randomization setting
+        # The task's own uniform command draws, whatever share the model trained with zeroed.
+        kwargs.pop("command_zero_prob", None)
         base = {"standard": {}, "core": CORE_NOMINAL,
                 "trained": kwargs.get("randomization") or {}}[ranges]
         kwargs["randomization"] = merge(merge(base, overrides or {}), {"enabled": randomize})

@@ -42,6 +42,10 @@ class EnvConfig(Settings):
     episode_s: float = Field(default=20.0, gt=0)
     command_ranges: dict[str, Range] = Field(default_factory=dict)
     command_resample_s: float = Field(default=4.0, gt=0)
+    # Each drawn command component is set to zero with this probability, on its own: a
+    # joystick is mostly pushed along one axis, or let go (MuJoCo Playground draws 10 % zero
+    # commands), and uniform draws over three axes almost never ask for that.
+    command_zero_prob: float = Field(default=0.0, ge=0, le=1)
     reward_weights: dict[str, float] = Field(default_factory=dict)
     # legged_gym's and MuJoCo Playground's guard: a step's reward is clipped at zero, so
     # ending an episode early never pays (without it, penalties teach the robot to fall).
@@ -124,9 +128,10 @@ class VecTask:
         if unknown:
             raise ConfigError(f"{where}: field 'reward_weights': unknown term(s) {unknown}; "
                               f"terms are {sorted(cls.REWARDS)}")
-        if config.command_ranges and not cls.RANGED_COMMANDS:
-            raise ConfigError(f"{where}: field 'command_ranges': {cls.__name__} makes its own "
-                              "commands (a reference trajectory); they cannot be set")
+        for field in ("command_ranges", "command_zero_prob"):
+            if getattr(config, field) and not cls.RANGED_COMMANDS:
+                raise ConfigError(f"{where}: field '{field}': {cls.__name__} makes its own "
+                                  "commands (a reference trajectory); they cannot be set")
         return config
 
     @classmethod
@@ -264,10 +269,12 @@ class VecTask:
 
     def _update_command(self, ids: np.ndarray) -> None:
         """Draw new commands for robots `ids` from the configured ranges."""
-        ranges = self.config.command_ranges
+        ranges, zero_prob = self.config.command_ranges, self.config.command_zero_prob
         for i in ids:
             self.command[i] = [self.rngs[i].uniform(*ranges.get(name, (0.0, 0.0)))
                                for name in self.interface.commands]
+            if zero_prob > 0:  # (without it the generator's stream is the same as before)
+                self.command[i][self.rngs[i].random(len(self.command[i])) < zero_prob] = 0.0
 
     def _advance_command(self) -> None:
         """Move time-varying commands forward one control step (constant by default)."""
