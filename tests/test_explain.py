@@ -143,8 +143,15 @@ def test_a_controller_beside_itself_measures_the_same(tmp_path):
 
 
 def test_a_neuron_share_above_one_says_the_bypass_pulls_against_the_neurons():
-    from velora_robot.explain.report import bypass_share
+    from velora_robot.runtime.card import NeuronShare, bypass_share
 
     assert bypass_share(0.9) == "the linear bypass 10%"
     assert bypass_share(1.0) == "the linear bypass 0%"
     assert bypass_share(1.09) == "the linear bypass -9% (it pulls against the neurons)"
+    # Only an actor without a bypass reads out exactly its neurons; above 1.0 there is one.
+    said = {x: NeuronShare(overall=x, per_joint=[x], seconds=1.0).sentence()
+            for x in (1.0, 1.14, 0.94)}
+    assert said[1.0] == "every action is its motor neurons' read-out (no linear bypass)"
+    assert said[1.14] == ("its motor neurons carry 114% of the action over a nominal walk, "
+                          "the linear bypass -14% (it pulls against the neurons)")
+    assert said[0.94].endswith("the linear bypass 6%")

@@ -110,12 +110,8 @@ def _describe_controller(path: Path) -> None:
           f"synapses, {net.trainable_parameters} trainable parameters; trained {steps:,} env "
           f"steps in {wall / 3600:.2f} h{stages}")
     if net.neuron_share is not None:  # honest controllers: say how much the neurons do
-        share = net.neuron_share.overall
-        split = "every action is its motor neurons' read-out (no linear bypass)" \
-            if share >= 0.9995 else (
-                f"its motor neurons carry {share:.0%} of the action over a nominal walk, the "
-                f"linear bypass from observation to action {1 - share:.0%}")
-        print(f"{split} (`velora-robot explain {path}` measures the rest)")
+        print(f"{net.neuron_share.sentence()} (`velora-robot explain {path}` measures the "
+              "rest)")
     print()
 
 

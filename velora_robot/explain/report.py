@@ -29,6 +29,7 @@ from velora_robot.explain.network import BlackBox, LiquidNet
 from velora_robot.explain.robustness import envelope, fairness, robustness
 from velora_robot.explain.walk import Walk, neuron_share, nominal_env, walk
 from velora_robot.liquid.wiring import NCPWiring
+from velora_robot.runtime.card import bypass_share
 
 PHASE_BINS = 20
 
@@ -451,14 +452,6 @@ def _save(fig: Any, path: Path, tight: bool = True) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def bypass_share(neuron_share: float) -> str:
-    """The linear bypass's share of the action, said so that a share above 100 % for the
-    neurons (the bypass covarying against them) reads right."""
-    rest = 1.0 - neuron_share
-    return f"the linear bypass {rest:.0%}" + (" (it pulls against the neurons)" if rest < -0.005
-                                              else "")
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:

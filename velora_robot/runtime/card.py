@@ -88,6 +88,23 @@ class NeuronShare(Settings):
     per_joint: list[float]
     seconds: float = Field(gt=0)
 
+    def sentence(self) -> str:
+        """What the share says of where the action comes from, in words. Only an actor
+        without a bypass has exactly 1.0; one whose bypass pulls against its neurons has
+        more."""
+        if abs(self.overall - 1.0) < 5e-4:
+            return "every action is its motor neurons' read-out (no linear bypass)"
+        return (f"its motor neurons carry {self.overall:.0%} of the action over a nominal "
+                f"walk, {bypass_share(self.overall)}")
+
+
+def bypass_share(neuron_share: float) -> str:
+    """The linear bypass's share of the action, said so that a share above 100 % for the
+    neurons (the bypass covarying against them) reads right."""
+    rest = 1.0 - neuron_share
+    return f"the linear bypass {rest:.0%}" + (" (it pulls against the neurons)" if rest < -0.005
+                                              else "")
+
 
 class Network(Settings):
     """What the actor is: its kind and size (and, for a liquid one, its wiring)."""
