@@ -114,7 +114,7 @@ class VelocityTracker:
         full = dict.fromkeys(VELOCITY_COMMANDS, 0.0)
         full.update(zip(names, command, strict=True))
         self.hw, self.every, self.count = hw, every, 0
-        self.cmd = np.array(list(full.values()))
+        self.cmd = np.array([full[k] for k in VELOCITY_COMMANDS])  # only those, in order
         self.lin: list[float] = []
         self.yaw: list[float] = []
         self.path = BasePath()
