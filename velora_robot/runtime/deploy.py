@@ -109,12 +109,9 @@ class VelocityTracker:
     velocity| and |yaw-rate command - yaw rate|; and the length of the base's path
     (`BasePath`)."""
 
-    def __init__(self, hw: Any, names: tuple[str, ...], command: np.ndarray,
-                 every: int) -> None:
-        full = dict.fromkeys(VELOCITY_COMMANDS, 0.0)
-        full.update(zip(names, command, strict=True))
+    def __init__(self, hw: Any, command: dict[str, float], every: int) -> None:
         self.hw, self.every, self.count = hw, every, 0
-        self.cmd = np.array([full[k] for k in VELOCITY_COMMANDS])  # only those, in order
+        self.cmd = np.array([command.get(k, 0.0) for k in VELOCITY_COMMANDS])  # in order
         self.lin: list[float] = []
         self.yaw: list[float] = []
         self.path = BasePath()
@@ -220,14 +217,14 @@ def deploy(path: str | Path, *, duration_s: float | None = None, status: bool | 
         print(f"  {note}", file=out)
     simulated = launch.hardware.sim.randomization if launch.hardware.backend == "mujoco" or \
         fallback else None
-    warnings = trust_warnings(policy.card, dict(zip(interface.commands, command.tolist(),
-                                                    strict=True)), simulated)
+    given = dict(zip(interface.commands, command.tolist(), strict=True))
+    warnings = trust_warnings(policy.card, given, simulated)
     for warning in warnings:
         print(f"  WARNING, outside what this policy was verified in: {warning}", file=out)
     show = launch.status if status is None else status
     line = StatusLine(loop, launch, extra="SIM FALLBACK" if fallback else "") if show else None
-    tracker = VelocityTracker(hw, interface.commands, command, policy_every) \
-        if "vx" in interface.commands and "base_vx" in hw.status() else None
+    tracker = VelocityTracker(hw, given, policy_every) \
+        if "vx" in given and "base_vx" in hw.status() else None
 
     def on_cycle(cycle: Any) -> None:
         if line is not None:
