@@ -456,15 +456,19 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(func=cmd_convert_checkpoint)
     ev = sub.add_parser("eval", help="evaluate an exported policy in its training env")
     ev.add_argument("model", type=Path, help="policy file (.onnx, .pt or .npz) with its card")
-    ev.add_argument("--episodes", type=int, default=50)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--episodes", type=int, default=50,
+                    help="episodes per condition (default: %(default)s)")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="seed of the first episode; episode i uses seed + i, the same for "
+                         "every condition and for --baseline (default: %(default)s)")
     ev.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="processes that share the episodes (default: one per core); the "
                          "figures do not depend on it")
     ev.add_argument("--command", default=None,
                     help="fixed command, e.g. 0.5,0,0 (default: the env's random commands)")
     ev.add_argument("--randomization", choices=("on", "off", "both", "core", "trained"),
-                    default="both", help="on: the standard ranges, whatever the model was "
+                    default="both", help="both (default): with the standard ranges, then "
+                    "without randomization; on: the standard ranges, whatever the model was "
                     "trained with; core: friction, mass, latency and pushes only (sensor "
                     "noise, payload, CoM shift, actuator scaling nominal); trained: the "
                     "ranges in its model card")
@@ -481,14 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "within --max-velocity-error, yaw rate within --max-yaw-rate-error "
                          "per gait period), random commands under the standard "
                          "one (at most --max-random-falls falls); fails unless all pass")
-    ev.add_argument("--max-velocity-error", type=float, default=0.15, help="m/s (--criteria)")
+    ev.add_argument("--max-velocity-error", type=float, default=0.15,
+                    help="m/s (--criteria; default: %(default)s)")
     ev.add_argument("--max-yaw-rate-error", type=float, default=0.15,
                     help="rad/s, per gait period where the walker has a gait clock "
-                         "(--criteria)")
-    ev.add_argument("--max-random-falls", type=int, default=2, help="(--criteria)")
+                         "(--criteria; default: %(default)s)")
+    ev.add_argument("--max-random-falls", type=int, default=2,
+                    help="of --episodes (--criteria; default: %(default)s)")
     ev.add_argument("--min-reward-ratio", type=float, default=0.9,
                     help="(--criteria with --baseline) the tracking reward under the random "
-                         "commands as a fraction of the baseline's")
+                         "commands as a fraction of the baseline's (default: %(default)s)")
     ev.add_argument("--json", type=Path, default=None, help="write the results here")
     ev.set_defaults(func=cmd_eval)
     ex = sub.add_parser("explain", help="measure an exported liquid controller: structure, "
@@ -556,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: the first three)")
     plot.set_defaults(func=cmd_plot)
     bench = sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCHMARKS))
-    bench.add_argument("name", help="benchmark name")
+    bench.add_argument("name", help="one of: " + ", ".join(BENCHMARKS))
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
     bench.add_argument("--json", type=Path, default=None, help="write the result here")
     bench.add_argument("--recipe", type=Path, default=None,
