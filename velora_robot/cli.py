@@ -445,7 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("checkpoint", type=Path, help="runs/<name>/checkpoint.pt")
     exp.add_argument("--format", choices=("onnx", "torchscript", "kernel"), default="onnx",
                      help="kernel: the liquid network's arrays for the runtime's C kernel")
-    exp.add_argument("--out", type=Path, default=None, help="policy file to write")
+    exp.add_argument("--out", type=Path, default=None,
+                     help="policy file to write (default: beside the checkpoint, named after "
+                          "its recipe: <name>.onnx, .pt or .npz)")
     exp.set_defaults(func=cmd_export)
     conv = sub.add_parser("convert-checkpoint",
                           help="rewrite a checkpoint of an earlier version in the code-free "
@@ -502,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("model", type=Path, help="liquid policy file (.onnx or .npz) with its card")
     ex.add_argument("--out", type=Path, default=None,
                     help="report folder (default: out/explain/<model name>)")
-    ex.add_argument("--seconds", type=float, default=20.0, help="length of the nominal walk")
+    ex.add_argument("--seconds", type=float, default=20.0,
+                    help="length of the nominal walk (default: %(default)s)")
     ex.add_argument("--baseline", type=Path, default=None,
                     help="another policy of the same env (e.g. the MLP): its behaviour "
                          "measured the same way, side by side")
@@ -545,18 +548,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run against the firmware emulator on a pseudo-terminal")
     hil.add_argument("--sim-plant", action="store_true",
                      help="with --emulate: the emulator's motors are the simulated robot's joints")
-    hil.add_argument("--robot", default="spot", help="robot spec giving joints and limits")
-    hil.add_argument("--baud", type=int, default=1_000_000)
-    hil.add_argument("--report", type=Path, default=Path("out/hil/report.json"))
+    hil.add_argument("--robot", default="spot",
+                     help="robot spec giving joints and limits (default: %(default)s)")
+    hil.add_argument("--baud", type=int, default=1_000_000,
+                     help="UART rate of the board, bit/s (default: %(default)s)")
+    hil.add_argument("--report", type=Path, default=Path("out/hil/report.json"),
+                     help="JSON report to write (default: %(default)s)")
     hil.add_argument("--dds", type=Path, nargs="?", const=Path("launch/g1_dds.yaml"),
                      default=None, metavar="LAUNCH",
                      help="run LAUNCH (default launch/g1_dds.yaml) over DDS against the "
                           "simulated robot and compare with the direct simulated path")
-    hil.add_argument("--duration", type=float, default=10.0, help="with --dds: seconds")
+    hil.add_argument("--duration", type=float, default=10.0,
+                     help="with --dds: seconds (default: %(default)s)")
     hil.set_defaults(func=cmd_hil)
     plot = sub.add_parser("plot", help="plot a telemetry file to PNG")
-    plot.add_argument("telemetry", type=Path)
-    plot.add_argument("--out", type=Path, default=None)
+    plot.add_argument("telemetry", type=Path, help="telemetry file written by run or demo")
+    plot.add_argument("--out", type=Path, default=None,
+                      help="PNG to write (default: beside the telemetry file)")
     plot.add_argument("--joints", default=None,
                       help="joints to plot: all, or names or numbers separated by commas "
                            "(default: the first three)")
