@@ -314,6 +314,28 @@ def test_an_evaluation_names_the_seeds_that_fell_so_one_can_be_replayed(policy, 
     assert "falls 2 (seeds 12, 15; 1 within 3 s of a shove, 1.1" in table([shoved])
 
 
+def test_an_evaluation_says_how_far_its_episodes_pin_the_fall_rate_down(policy, monkeypatch):
+    import velora_robot.evaluation as evaluation
+    from velora_robot.evaluation import wilson_interval
+
+    # Textbook Wilson 95 % intervals: none in 50 still allows 7 %; 2 of 7 is 8-64 %.
+    assert wilson_interval(0, 50) == (0.0, pytest.approx(0.0714, abs=1e-4))
+    assert wilson_interval(2, 7) == (pytest.approx(0.0822, abs=1e-4),
+                                     pytest.approx(0.6411, abs=1e-4))
+    assert wilson_interval(50, 50)[1] == 1.0
+
+    def every_third_falls(seeds, **_):
+        return [{"return": 1.0, "length_s": 1.0, "fell": float(s % 3 == 0),
+                 "action_change": 0.0} for s in seeds]
+
+    monkeypatch.setattr(evaluation, "_episodes", every_third_falls)
+    r = evaluate(policy, episodes=7, seed=10)
+    assert r["fall_rate_ci95"] == pytest.approx([0.0822, 0.6411], abs=1e-4)
+    assert "falls 2 (seeds 12, 15), fall rate 8-64 % (95 %)" in table([r])
+    old = {k: v for k, v in r.items() if k != "fall_rate_ci95"}  # a result written earlier
+    assert "fall rate" not in table([old])
+
+
 def test_the_action_change_per_step_is_the_chatter_a_motor_feels(policy):
     from velora_robot.evaluation import _episodes
     from velora_robot.runtime import load_policy

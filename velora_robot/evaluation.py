@@ -10,7 +10,8 @@ ranges in its model card instead.
 
 Reported per setting: return, episode length, falls (episodes that ended before the time
 limit; those within `SHOVE_FALL_S` of a randomization shove are counted apart, with the
-shove's speed), the action's change per step (mean over joints of |a_t - a_t-1| of the
+shove's speed; the fall rate's 95 % Wilson interval, since a few falls more or fewer in 50
+episodes is within chance), the action's change per step (mean over joints of |a_t - a_t-1| of the
 clipped action: the chatter a motor feels), and for locomotion the velocity tracking error
 (|command - base velocity| in the base frame, from simulator truth; yaw rate separately),
 forward speed and energy (sum of |tau * dq| dt); for JointTrack its tracking error. For a
@@ -136,6 +137,7 @@ def evaluate(path: str | Path, *, episodes: int = 50, seed: int = 0, randomize: 
     summary["falls"] = int(sum(r["fell"] for r in rows))
     # The seeds that fell (rows come back in seed order): `--seed S --episodes 1` replays one.
     summary["fall_seeds"] = [s for s, r in zip(seeds, rows, strict=True) if r["fell"]]
+    summary["fall_rate_ci95"] = list(wilson_interval(summary["falls"], episodes))
     summary.pop("fell_mean")
     if "fall_shove_mps" in rows[0]:  # which falls a shove explains, and how hard it was
         summary.pop("fall_shove_mps_mean")
@@ -292,8 +294,9 @@ def criteria_table(rows: list[dict[str, Any]]) -> str:
                 if "velocity_error_gait_mean" in r else "")
         yaw_gait = (f" (per gait period {r['yaw_rate_error_gait_mean']:.3f})"
                     if "yaw_rate_error_gait_mean" in r else "")
+        falls = f"{r['falls']}{fall_note(r)}{fall_rate(r)}"
         lines.append(f"  {'PASS' if row['passed'] else 'FAIL'}  {row['condition']:<17} "
-                     f"randomization {r['ranges']}: falls {r['falls']}{fall_note(r)}, "
+                     f"randomization {r['ranges']}: falls {falls}, "
                      f"velocity error {r['velocity_error_mean']:.3f} m/s{gait}, yaw rate error "
                      f"{r['yaw_rate_error_mean']:.3f} rad/s{yaw_gait}, forward speed "
                      f"{r['forward_speed_mean']:.3f} m/s  [{row['criterion']}]")
@@ -302,6 +305,24 @@ def criteria_table(rows: list[dict[str, Any]]) -> str:
 
 # Seeds listed after a fall count, at most this many (the JSON has them all).
 SEEDS_SHOWN = 8
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % at z 1.96) of a rate seen k times in n episodes: how
+    far 50 seeded episodes pin a fall rate down (0 of 50: 0-7 %; 2 of 50: 1-13 %)."""
+    p, z2 = k / n, z * z
+    center = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, float(center - half)), min(1.0, float(center + half))
+
+
+def fall_rate(result: dict[str, Any]) -> str:
+    """The fall rate's 95 % interval, as a phrase to follow the fall count ("" in results
+    written before it was reported)."""
+    if "fall_rate_ci95" not in result:
+        return ""
+    lo, hi = result["fall_rate_ci95"]
+    return f", fall rate {100 * lo:.0f}-{100 * hi:.0f} % (95 %)"
 
 
 def fall_note(result: dict[str, Any]) -> str:
@@ -367,7 +388,7 @@ def table(results: list[dict[str, Any]]) -> str:
                    else "")
                 + (f", command {r['command']}" if r["command"] else ""))
         body = [f"return {r['return_mean']:.2f}", f"length {r['length_s_mean']:.1f} s",
-                f"falls {r['falls']}{fall_note(r)}"]
+                f"falls {r['falls']}{fall_note(r)}{fall_rate(r)}"]
         if "action_change_mean" in r:
             body.append(f"action change {r['action_change_mean']:.3f} per step")
         if "velocity_error_mean" in r:
