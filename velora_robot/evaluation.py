@@ -11,18 +11,18 @@ ranges in its model card instead.
 Reported per setting: return, episode length, falls (episodes that ended before the time
 limit; those within `SHOVE_FALL_S` of a randomization shove are counted apart, with the
 shove's speed; the fall rate's 95 % Wilson interval, since a few falls more or fewer in 50
-episodes is within chance), the action's change per step (mean over joints of |a_t - a_t-1| of the
-clipped action: the chatter a motor feels), and for locomotion the velocity tracking error
-(|command - base velocity| in the base frame, from simulator truth; yaw rate separately),
-forward speed and energy (sum of |tau * dq| dt); for JointTrack its tracking error. For a
-walker with a gait clock also the velocity error per gait period (`velocity_error_gait`:
-|mean command - mean base velocity| over each whole period, averaged) and the yaw rate's
-(`yaw_rate_error_gait`): a biped's pelvis sways sideways, surges and twists with every
-step, which the per-step errors count even when the robot keeps its pace and heading (a G1
-walking straight shows a per-step yaw-rate error near 0.5 rad/s). The tracking reward is
-the episode's sum of the env's weighted `tracking*` reward terms (what training maximizes
-for following the command; an early fall forfeits the rest). The policy runs through the
-same runtime runner as on the robot.
+episodes is within chance), the action's change per step (mean over joints of |a_t - a_t-1|
+of the clipped action: the chatter a motor feels), and for locomotion the velocity tracking
+error (|command - base velocity| in the base frame, from simulator truth; yaw rate
+separately), forward speed and energy (sum of |tau * dq| dt); for JointTrack its tracking
+error. For a walker with a gait clock also the velocity error per gait period
+(`velocity_error_gait`: |mean command - mean base velocity| over each whole period,
+averaged) and the yaw rate's (`yaw_rate_error_gait`): a biped's pelvis sways sideways,
+surges and twists with every step, which the per-step errors count even when the robot keeps
+its pace and heading (a G1 walking straight shows a per-step yaw-rate error near 0.5 rad/s).
+The tracking reward is the episode's sum of the env's weighted `tracking*` reward terms
+(what training maximizes for following the command; an early fall forfeits the rest). The
+policy runs through the same runtime runner as on the robot.
 
 `compare(results, baseline)` sets a policy against a baseline evaluated on the same seeds
 (issue 7's liquid-vs-MLP figure): tracking reward as a fraction of the baseline's, and the
