@@ -569,8 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="joints to plot: all, or names or numbers separated by commas "
                            "(default: the first three)")
     plot.set_defaults(func=cmd_plot)
-    bench = sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCHMARKS))
-    bench.add_argument("name", help="one of: " + ", ".join(BENCHMARKS))
+    names = ", ".join(BENCHMARKS)
+    bench = sub.add_parser("bench", help=f"run a benchmark: {names}")
+    bench.add_argument("name", help=f"one of: {names}")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
     bench.add_argument("--json", type=Path, default=None, help="write the result here")
     bench.add_argument("--recipe", type=Path, default=None,

@@ -294,9 +294,8 @@ def criteria_table(rows: list[dict[str, Any]]) -> str:
                 if "velocity_error_gait_mean" in r else "")
         yaw_gait = (f" (per gait period {r['yaw_rate_error_gait_mean']:.3f})"
                     if "yaw_rate_error_gait_mean" in r else "")
-        falls = f"{r['falls']}{fall_note(r)}{fall_rate(r)}"
         lines.append(f"  {'PASS' if row['passed'] else 'FAIL'}  {row['condition']:<17} "
-                     f"randomization {r['ranges']}: falls {falls}, "
+                     f"randomization {r['ranges']}: falls {falls_phrase(r)}, "
                      f"velocity error {r['velocity_error_mean']:.3f} m/s{gait}, yaw rate error "
                      f"{r['yaw_rate_error_mean']:.3f} rad/s{yaw_gait}, forward speed "
                      f"{r['forward_speed_mean']:.3f} m/s  [{row['criterion']}]")
@@ -316,18 +315,10 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, float(center - half)), min(1.0, float(center + half))
 
 
-def fall_rate(result: dict[str, Any]) -> str:
-    """The fall rate's 95 % interval, as a phrase to follow the fall count ("" in results
+def falls_phrase(result: dict[str, Any]) -> str:
+    """The fall count with which seeds fell, how many of the falls came right after a shove
+    and how hard those shoves were, and the fall rate's 95 % interval (absent from results
     written before it was reported)."""
-    if "fall_rate_ci95" not in result:
-        return ""
-    lo, hi = result["fall_rate_ci95"]
-    return f", fall rate {100 * lo:.0f}-{100 * hi:.0f} % (95 %)"
-
-
-def fall_note(result: dict[str, Any]) -> str:
-    """Which seeds fell, how many of the falls came right after a shove, and how hard those
-    shoves were ("" when nothing fell)."""
     seeds, shoves = result.get("fall_seeds"), result.get("fall_shoves_mps")
     parts = []
     if seeds:
@@ -337,7 +328,11 @@ def fall_note(result: dict[str, Any]) -> str:
     if shoves:
         speeds = f"{min(shoves):.2f}" + (f"-{max(shoves):.2f}" if len(shoves) > 1 else "")
         parts.append(f"{len(shoves)} within {SHOVE_FALL_S:g} s of a shove, {speeds} m/s")
-    return f" ({'; '.join(parts)})" if parts else ""
+    phrase = f"{result['falls']}" + (f" ({'; '.join(parts)})" if parts else "")
+    if "fall_rate_ci95" in result:
+        lo, hi = result["fall_rate_ci95"]
+        phrase += f", fall rate {100 * lo:.0f}-{100 * hi:.0f} % (95 %)"
+    return phrase
 
 
 def per_period_error(velocity: np.ndarray, command: np.ndarray, period: int) -> float:
@@ -388,7 +383,7 @@ def table(results: list[dict[str, Any]]) -> str:
                    else "")
                 + (f", command {r['command']}" if r["command"] else ""))
         body = [f"return {r['return_mean']:.2f}", f"length {r['length_s_mean']:.1f} s",
-                f"falls {r['falls']}{fall_note(r)}{fall_rate(r)}"]
+                f"falls {falls_phrase(r)}"]
         if "action_change_mean" in r:
             body.append(f"action change {r['action_change_mean']:.3f} per step")
         if "velocity_error_mean" in r:
